@@ -1,0 +1,34 @@
+# `make run` and `make test` each create .venv themselves on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/incident-bot sandbox $(ARGS)
+
+lint: install
+	$(BIN)/ruff check bot handlers migrations tests bench
+	$(BIN)/ruff format --check bot handlers migrations tests bench
+	$(BIN)/mypy bot handlers
+
+test: install
+	bash scripts/ensure-chromium.sh || true
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""The `incident-bot` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from bot import __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
+
+    settings = get_settings()
+    missing = settings.missing_for_serve()
+    if args.socket_mode and not settings.secret("slack_app_token"):
+        missing.append("SLACK_APP_TOKEN")
+    if missing:
+        print(f"incident-bot serve: set {' and '.join(missing)} (see README, Configuration)", file=sys.stderr)
+        return 2
+    if args.socket_mode:
+        from bot.socket_mode import run_socket_mode
+
+        asyncio.run(run_socket_mode(settings))
+        return 0
+    import uvicorn
+
+    uvicorn.run("bot.main:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
+    from bot.logging import configure_logging
+    from bot.worker import run_worker
+
+    settings = get_settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
+    from bot.migrate import downgrade, upgrade
+
+    url = get_settings().database_url
+    if args.downgrade:
+        downgrade(url, args.downgrade)
+    else:
+        upgrade(url, args.revision)
+    print(f"database at {args.downgrade or args.revision}")
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"incident-bot {__version__}")
+    return 0
+
+
+def _delegate(module: str, func: str) -> Callable[[argparse.Namespace], int]:
+    """Subcommands whose options live with their feature: `incident-bot check --json` -> check_main([...])."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            print(f"incident-bot: this build has no {module}", file=sys.stderr)
+            return 2
+        return int(getattr(mod, func)(list(args.rest)))
+
+    return run
+
+
+DELEGATED = {
+    "sandbox": ("bot.sandbox.run", "sandbox_main", "the whole product on one machine (no Slack account)"),
+    "check": ("bot.health.report", "check_main", "health-check the Factory and the pizza service"),
+    "factory-sim": ("bot.sandbox.factory_sim", "sim_main", "serve the simulated Factory and service"),
+    "chaos": ("bot.sandbox.factory_sim", "chaos_main", "switch the simulated Factory's chaos mode"),
+    "pir": ("bot.pir.cli", "pir_main", "print an incident's post-incident review (Markdown)"),
+    "stats": ("bot.pir.cli", "stats_main", "incident metrics: MTTD, MTTA, MTTR, escalation rate"),
+    "backup": ("bot.dr.backup", "backup_main", "back up the bot's database"),
+    "restore": ("bot.dr.backup", "restore_main", "restore a backup"),
+    "drill": ("bot.dr.drill", "drill_main", "run a disaster-recovery drill"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="incident-bot", description="ChatOps incident bot for JWT Pizza")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="serve the Slack app (HTTP, or Socket Mode)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--socket-mode", action="store_true", help="connect out to Slack (needs SLACK_APP_TOKEN)")
+    s.set_defaults(fn=_serve)
+    sub.add_parser("worker", help="run timers: escalations, reminders, monitor").set_defaults(fn=_worker)
+    m = sub.add_parser("migrate", help="apply database migrations (Alembic)")
+    m.add_argument("--revision", default="head")
+    m.add_argument("--downgrade", metavar="REV", help="roll back to REV instead")
+    m.set_defaults(fn=_migrate)
+    sub.add_parser("version").set_defaults(fn=_version)
+    for name, (module, func, help_) in DELEGATED.items():
+        d = sub.add_parser(name, help=help_, add_help=False)
+        d.add_argument("rest", nargs=argparse.REMAINDER)
+        d.set_defaults(fn=_delegate(module, func))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

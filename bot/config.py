@@ -1,0 +1,67 @@
+"""One Settings class, read from the environment (and `.env`). Everything configurable lives here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONTENT_DIR = Path(__file__).resolve().parent.parent / "playbook_content"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # Socket Mode only
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite+aiosqlite:///./incident-bot.db"
+    public_url: str = "http://127.0.0.1:8000"
+    factory_url: str = "https://pizza-factory.cs329.click"
+    factory_api_key: SecretStr | None = None
+    pizza_service_url: str = "https://pizza-service.cs329.click"
+    oncall_file: Path = CONTENT_DIR / "oncall.example.yaml"
+    escalation_file: Path = CONTENT_DIR / "escalation.yaml"
+    routing_file: Path = CONTENT_DIR / "routing.yaml"
+    severities_file: Path = CONTENT_DIR / "severities.yaml"
+    announce_channel: str | None = None
+    display_tz: str = "UTC"
+    log_level: str = "INFO"
+    # Signs PIR links; falls back to the signing secret so a single-secret install still works.
+    server_secret: SecretStr | None = None
+    web_access_token: SecretStr | None = None
+    declare_rate_limit: int = Field(5, description="declarations per user per minute")
+    monitor_interval: float = 60.0
+    worker_poll_interval: float = 0.5
+    # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
+    time_scale: float = 1.0
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    def secret(self, name: str) -> str:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else ""
+
+    def missing_for_serve(self) -> list[str]:
+        return [
+            env
+            for env, value in (
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            )
+            if value is None or not value.get_secret_value()
+        ]
+
+    def link_secret(self) -> bytes:
+        return (self.secret("server_secret") or self.secret("slack_signing_secret") or "dev").encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

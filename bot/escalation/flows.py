@@ -1,0 +1,415 @@
+"""Escalation orchestration: (re)plan timers in the caller's transaction, fire pages and reminders,
+acknowledge, escalate by hand. Fencing: a timer fires only while its plan_version is the incident's."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import Services
+from bot.escalation.policy import LadderState, Policy, load_policy, plan
+from bot.incidents import service
+from bot.models import Incident, Page, Timer
+from bot.playbook import format_duration
+from bot.ports import ChatError
+from bot.timers import finish, retry_later
+
+log = logging.getLogger("incident_bot.escalation")
+
+MAX_ATTEMPTS = 8
+
+
+def policy_of(svc: Services) -> Policy:
+    cached = getattr(svc, "_policy", None)
+    if cached is None:
+        cached = load_policy(svc.playbook.escalation, svc.settings.time_scale)
+        svc._policy = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def scaled(svc: Services, td: timedelta | None) -> timedelta | None:
+    return None if td is None else td * svc.settings.time_scale
+
+
+async def pages_in_cycle(s: AsyncSession, inc: Incident) -> list[Page]:
+    stmt = select(Page).where(Page.incident_id == inc.id, Page.cycle == inc.cycle).order_by(Page.level)
+    return list((await s.execute(stmt)).scalars())
+
+
+async def replan(
+    svc: Services, s: AsyncSession, inc: Incident, *, reason: str, forced: tuple[str, ...] = ()
+) -> list[Timer]:
+    """Drop every pending timer of the incident and write the current plan under a new fencing token."""
+    now = svc.clock.now()
+    inc.plan_version = (inc.plan_version or 0) + 1
+    await s.execute(
+        update(Timer)
+        .where(Timer.incident_id == inc.id, Timer.state == "pending")
+        .values(state="dropped", last_error=f"replanned: {reason}")
+        .execution_options(synchronize_session=False)
+    )
+    sent = {p.step: p.sent_at or p.due_at for p in await pages_in_cycle(s, inc) if p.state != "failed"}
+    resolved = inc.status == "RESOLVED"
+    steps = plan(
+        policy_of(svc),
+        LadderState(
+            severity=inc.severity,
+            declared_at=inc.declared_at,
+            acknowledged=inc.ack_cycle == inc.cycle,
+            resolved=resolved,
+            sent=sent,
+            cycle_start=inc.cycle_started_at,
+            forced=forced,
+            now=now,
+        ),
+    )
+    timers = [
+        Timer(
+            incident_id=inc.id,
+            kind="page",
+            step=st.step,
+            due_at=st.due_at,
+            plan_version=inc.plan_version,
+            data={"level": st.level, "reason": st.reason, "mode": st.mode, "due": st.due_at.isoformat()},
+        )
+        for st in steps
+    ]
+    cadence = scaled(svc, svc.playbook.severities[inc.severity].update_cadence)
+    if not resolved and cadence:
+        timers.append(
+            Timer(
+                incident_id=inc.id,
+                kind="reminder",
+                step="update-1",
+                due_at=max(inc.updated_at, now) + cadence,
+                plan_version=inc.plan_version,
+                data={"cadence": cadence.total_seconds()},
+            )
+        )
+    if resolved and inc.resolved_at is not None:
+        after = scaled(svc, svc.playbook.severities.pir_remind_after) or timedelta(days=5)
+        timers.append(
+            Timer(
+                incident_id=inc.id,
+                kind="pir_reminder",
+                step=f"pir-{inc.cycle}",
+                due_at=inc.resolved_at + after,
+                plan_version=inc.plan_version,
+            )
+        )
+    s.add_all(timers)
+    paging = policy_of(svc).paging.get(inc.severity)
+    if reason == "declared" and paging is not None and paging.mode == "none":
+        await service.add_event(
+            s,
+            inc.id,
+            "ticket",
+            f"Ticket opened: {inc.severity} pages nobody; response within "
+            f"{format_duration(svc.playbook.severities[inc.severity].response_target)}",
+            at=now,
+            dedupe_key=f"{inc.id}:ticket:{inc.cycle}",
+        )
+    await s.flush()
+    return timers
+
+
+@dataclass(frozen=True)
+class PageView:
+    incident_id: str
+    severity_label: str
+    summary: str
+    open_for: str
+    channel_id: str | None
+    level: int
+    level_name: str
+    reason: str
+    is_drill: bool
+
+
+def _open_for(now: datetime, since: datetime) -> str:
+    mins = int((now - since).total_seconds() // 60)
+    return f"{mins} min" if mins < 120 else f"{mins // 60} h {mins % 60} min"
+
+
+async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
+    now = svc.clock.now()
+    async with svc.db.session() as s:
+        t = await s.get(Timer, timer.id)
+        inc = await service.get(s, timer.incident_id or "", for_update=True)
+        if t is None or t.state != "claimed" or t.claimed_by != worker:
+            return
+        if inc is None or t.plan_version != inc.plan_version or inc.status == "RESOLVED":
+            t.state, t.last_error = "dropped", "stale plan"
+            return
+        level = int(t.data.get("level", t.step.removeprefix("L")))
+        page = (
+            await s.execute(
+                select(Page).where(Page.incident_id == inc.id, Page.cycle == inc.cycle, Page.step == t.step)
+            )
+        ).scalar_one_or_none()
+        if page is not None and page.state in ("sent", "failed"):
+            t.state, t.fired_at = "done", now  # already sent by an earlier claim: never twice
+            return
+        users = list(svc.playbook.roster.users(level))
+        if page is None:
+            due = datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at
+            page = Page(
+                incident_id=inc.id,
+                cycle=inc.cycle,
+                step=t.step,
+                level=level,
+                users={"ids": users},
+                reason=str(t.data.get("reason", "")),
+                due_at=due,
+                state="sending",
+                dm={},
+            )
+            s.add(page)
+            await s.flush()
+        view = PageView(
+            incident_id=inc.id,
+            severity_label=svc.playbook.severities.label(inc.severity),
+            summary=inc.summary,
+            open_for=_open_for(now, inc.declared_at),
+            channel_id=inc.channel_id,
+            level=level,
+            level_name=svc.playbook.roster.level_name(level),
+            reason=page.reason,
+            is_drill=inc.is_drill,
+        )
+        page_id, mode, delivered = page.id, str(t.data.get("mode", "dm")), dict(page.dm)
+    errors: list[str] = []
+    try:
+        delivered = await _deliver(svc, page_id, view, users, mode, delivered, errors)
+    except ChatError as exc:
+        if exc.transient and timer.attempts < MAX_ATTEMPTS:
+            backoff = max(exc.retry_after or 0, min(2**timer.attempts, 60))
+            await retry_later(svc.db, timer.id, now + timedelta(seconds=backoff), exc.error)
+            async with svc.db.session() as s:
+                await service.add_event(
+                    s,
+                    view.incident_id,
+                    "slack_failed",
+                    f"Paging L{level} hit {exc.error}; retrying in {backoff:g} s",
+                    at=svc.clock.now(),
+                    data={"method": exc.method, "error": exc.error, "step": timer.step},
+                )
+            return
+        errors.append(f"{exc.method}: {exc.error}")
+    sent_at = svc.clock.now()
+    async with svc.db.session() as s:
+        page_row = await s.get(Page, page_id)
+        t = await s.get(Timer, timer.id)
+        assert page_row is not None and t is not None
+        page_row.dm = delivered
+        ok = bool(delivered) or (not users)
+        page_row.state, page_row.sent_at = ("sent" if ok else "failed"), sent_at
+        t.state, t.fired_at = "done", sent_at
+        lateness = (sent_at - page_row.due_at).total_seconds()
+        who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
+        await service.add_event(
+            s,
+            view.incident_id,
+            "page",
+            f"Paged L{level} ({view.level_name}) {who}: {page_row.reason}",
+            at=sent_at,
+            data={
+                "level": level,
+                "step": timer.step,
+                "users": users,
+                "reason": page_row.reason,
+                "due_at": page_row.due_at.isoformat(),
+                "sent_at": sent_at.isoformat(),
+                "lateness_s": round(lateness, 3),
+                "mode": mode,
+                "errors": errors,
+            },
+            dedupe_key=f"{view.incident_id}:page:{page_row.cycle}:{timer.step}",
+        )
+        if errors:
+            await service.add_event(
+                s,
+                view.incident_id,
+                "slack_failed",
+                f"Page L{level} partly failed: {'; '.join(errors)}",
+                at=sent_at,
+                data={"errors": errors},
+            )
+    svc.metrics.pages_sent.labels(level=str(level)).inc()
+    svc.metrics.timer_lateness.observe(max(lateness, 0))
+
+
+async def _deliver(
+    svc: Services,
+    page_id: int,
+    view: PageView,
+    users: list[str],
+    mode: str,
+    delivered: dict[str, Any],
+    errors: list[str],
+) -> dict[str, Any]:
+    """DM each user not yet reached (recorded one by one, so a resumed send skips them), then the war-room line."""
+    mentions = " ".join(f"<@{u}>" for u in users)
+    if mode == "dm":
+        text, blocks = svc.render.page_dm(view)
+        for user in users:
+            if user in delivered:
+                continue
+            try:
+                dm = await svc.chat.open_dm(user)
+                ts = await svc.chat.post(dm, text, blocks)
+            except ChatError as exc:
+                if exc.transient:
+                    raise
+                errors.append(f"{user}: {exc.method} {exc.error}")
+                continue
+            delivered[user] = {"channel": dm, "ts": ts}
+            async with svc.db.session() as s:
+                row = await s.get(Page, page_id)
+                if row is not None:
+                    row.dm = dict(delivered)
+    if view.channel_id and "_war_room" not in delivered:
+        drill = "[DRILL] " if view.is_drill else ""
+        line = f"{drill}Paging L{view.level} ({view.level_name}) {mentions or 'nobody on the roster'}: {view.reason}"
+        if mode == "channel":
+            line = f"{drill}On-call L{view.level} ({view.level_name}) {mentions}: please take a look ({view.reason})"
+        await svc.chat.post(view.channel_id, line)
+        delivered["_war_room"] = {"channel": view.channel_id}
+    return {k: v for k, v in delivered.items()}
+
+
+async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
+    now = svc.clock.now()
+    async with svc.db.session() as s:
+        t = await s.get(Timer, timer.id)
+        inc = await service.get(s, timer.incident_id or "")
+        if t is None or t.claimed_by != worker:
+            return
+        if inc is None or t.plan_version != inc.plan_version or inc.status == "RESOLVED":
+            t.state, t.last_error = "dropped", "stale plan"
+            return
+        cadence = timedelta(seconds=float(t.data.get("cadence", 1800)))
+        n = int(t.step.removeprefix("update-") or 1)
+        t.state, t.fired_at = "done", now
+        s.add(
+            Timer(
+                incident_id=inc.id,
+                kind="reminder",
+                step=f"update-{n + 1}",
+                due_at=now + cadence,
+                plan_version=inc.plan_version,
+                data={"cadence": cadence.total_seconds()},
+            )
+        )
+        who = f"<@{inc.commander}>" if inc.commander else "Incident commander"
+        stale = _open_for(now, inc.updated_at)
+        await service.add_event(
+            s,
+            inc.id,
+            "reminder",
+            f"Update due: the template was last updated {stale} ago",
+            at=now,
+            data={"n": n},
+            dedupe_key=f"{inc.id}:reminder:{inc.plan_version}:{n}",
+        )
+        channel = inc.channel_id
+    if channel:
+        try:
+            await svc.chat.post(channel, f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`.")
+        except ChatError as exc:
+            async with svc.db.session() as s:
+                await service.add_event(
+                    s, timer.incident_id or "", "slack_failed", f"Reminder failed: {exc.error}", at=svc.clock.now()
+                )
+    svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
+
+
+# -- acknowledge / escalate --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AckResult:
+    state: str  # acked | already | resolved | missing
+    incident_id: str
+    by: str | None = None
+    after: str | None = None
+    channel_id: str | None = None
+
+
+async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> AckResult:
+    now = svc.clock.now()
+    async with svc.db.session() as s:
+        inc = await service.get(s, incident_id, for_update=True)
+        if inc is None:
+            return AckResult("missing", incident_id)
+        if inc.status == "RESOLVED":
+            return AckResult("resolved", incident_id, channel_id=inc.channel_id)
+        if inc.ack_cycle == inc.cycle:
+            return AckResult("already", incident_id, inc.acknowledged_by, channel_id=inc.channel_id)
+        if inc.acknowledged_at is None:
+            inc.acknowledged_at = now  # the first acknowledgement is what MTTA measures
+        inc.acknowledged_by, inc.ack_cycle = user, inc.cycle
+        after = _open_for(now, inc.cycle_started_at or inc.declared_at)
+        if inc.status == "NEW":
+            inc.status = "INVESTIGATING"
+        pages = await pages_in_cycle(s, inc)
+        for p in pages:
+            if p.acked_at is None:
+                p.acked_by, p.acked_at = user, now
+        await service.add_event(
+            s,
+            inc.id,
+            "acknowledged",
+            f"Acknowledged by <@{user}> after {after} (via {via})",
+            at=now,
+            actor=user,
+            data={"via": via, "cycle": inc.cycle},
+        )
+        await replan(svc, s, inc, reason="acknowledged")
+        dms = [(p, d) for p in pages for u, d in p.dm.items() if u != "_war_room"]
+        channel = inc.channel_id
+    for page, dm in dms:
+        text, blocks = svc.render.page_acked(page, user)
+        try:
+            await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
+        except ChatError as exc:
+            log.warning("could not update page DM: %s", exc)
+    if channel:
+        try:
+            await svc.chat.post(channel, f"✅ Acknowledged by <@{user}> after {after}. Escalation paused.")
+        except ChatError:
+            pass
+    return AckResult("acked", incident_id, user, after, channel)
+
+
+async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
+    """Page the next level now; later levels count from this page."""
+    async with svc.db.session() as s:
+        inc = await service.get(s, incident_id, for_update=True)
+        if inc is None:
+            return "No such incident."
+        if inc.status == "RESOLVED":
+            return "The incident is resolved; reopen it first."
+        sent = [p.level for p in await pages_in_cycle(s, inc)]
+        nxt = (max(sent) + 1) if sent else 1
+        pol = policy_of(svc)
+        while nxt <= 5 and pol.level(nxt) is None:
+            nxt += 1
+        if nxt > 5:
+            return "Already at the top of the ladder (L5)."
+        await replan(svc, s, inc, reason=f"escalated by {user}", forced=(f"L{nxt}",))
+        await service.add_event(
+            s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
+        )
+    from bot.timers import run_due
+
+    await run_due(svc, f"web-{user}", incident_id=incident_id)
+    return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
+
+
+__all__ = ["acknowledge", "escalate_now", "finish", "fire_page", "fire_reminder", "replan"]

@@ -1,0 +1,273 @@
+"""Declare an incident and provision its war room. DB first, Slack after commit, every step on the timeline."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import Services
+from bot.incidents import service
+from bot.incidents.card import IncidentCard
+from bot.incidents.ids import channel_name, incident_id
+from bot.models import Incident
+from bot.ports import ChatError
+
+log = logging.getLogger("incident_bot.declare")
+
+MAX_NAME_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class DeclareRequest:
+    severity: str
+    summary: str
+    user: str
+    impact: str = ""
+    area: str | None = None
+    request_key: str | None = None  # trigger_id / view id: a retry of the same request declares nothing new
+    source: str = "slash"
+    detected_at: datetime | None = None
+    is_drill: bool = False
+    problem_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DeclareResult:
+    state: Literal["ready", "failed", "duplicate", "rate_limited", "open_for_problem"]
+    incident_id: str | None = None
+    channel_id: str | None = None
+    error: str | None = None
+
+    @property
+    def created(self) -> bool:
+        return self.state in ("ready", "failed")
+
+
+class IncidentFlows:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    # -- declare ------------------------------------------------------------------------------------------
+    async def declare(self, req: DeclareRequest) -> DeclareResult:
+        now = self.svc.clock.now()
+        async with self.svc.db.session() as s:
+            if req.request_key and not await service.claim_request(s, req.request_key, now):
+                existing = await service.request_ref(s, req.request_key)
+                dup = True
+            else:
+                dup, existing = False, None
+                if req.problem_key and (open_inc := await service.open_for_problem(s, req.problem_key)):
+                    return DeclareResult("open_for_problem", open_inc.id, open_inc.channel_id)
+                limit = self.svc.settings.declare_rate_limit
+                if req.source in ("slash", "modal") and limit > 0:
+                    recent = await service.declared_since(s, req.user, now - timedelta(minutes=1))
+                    if recent >= limit:
+                        return DeclareResult("rate_limited", error=f"at most {limit} declarations a minute")
+                inc = await self._create(s, req, now)
+                if req.request_key:
+                    await service.set_request_ref(s, req.request_key, inc.id)
+                existing = inc.id
+        if dup:
+            # Slack retried, or someone double-submitted: finish what the first one started, create nothing.
+            if existing is None:
+                return DeclareResult("duplicate")
+            result = await self.provision(existing)
+            return DeclareResult("duplicate", existing, result.channel_id, result.error)
+        assert existing is not None
+        return await self.provision(existing)
+
+    async def _create(self, s: AsyncSession, req: DeclareRequest, now: datetime) -> Incident:
+        attempt = 1
+        while await service.id_taken(s, incident_id(now, attempt)):
+            attempt += 1
+        inc = Incident(
+            id=incident_id(now, attempt),
+            severity=req.severity,
+            status="NEW",
+            summary=req.summary,
+            impact=req.impact,
+            root_cause="",
+            next_steps="",
+            area=req.area,
+            commander=req.user if req.source != "monitor" else None,
+            declared_by=req.user,
+            declared_at=now,
+            detected_at=req.detected_at or now,
+            updated_at=now,
+            plan_version=1,
+            cycle=1,
+            is_drill=req.is_drill,
+            source=req.source,
+            problem_key=req.problem_key,
+            provision_state="pending",
+        )
+        s.add(inc)
+        await s.flush()
+        sev = self.svc.playbook.severities.label(req.severity)
+        await service.add_event(
+            s,
+            inc.id,
+            "declared",
+            f"Declared {sev}: {req.summary}",
+            at=now,
+            actor=req.user,
+            data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
+        )
+        from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
+
+        await replan(self.svc, s, inc, reason="declared")
+        return inc
+
+    # -- war room -----------------------------------------------------------------------------------------
+    async def provision(self, incident: str) -> DeclareResult:
+        """Create/finish the war room. Resumable: each finished step is recorded and skipped next time."""
+        step = "load"
+        try:
+            async with self.svc.db.session() as s:
+                inc = await service.get(s, incident)
+                if inc is None:
+                    return DeclareResult("failed", incident, error="incident not found")
+                if inc.provision_state == "ready":
+                    return DeclareResult("ready", inc.id, inc.channel_id)
+            step = "conversations.create"
+            if inc.channel_id is None:
+                inc = await self._create_channel(inc)
+            assert inc.channel_id is not None
+            channel = inc.channel_id
+            step = "conversations.invite"
+            await self._once(inc, "invite", lambda: self._invite(inc))
+            card = IncidentCard.of(inc, self.svc.playbook)
+            step = "conversations.setTopic"
+            await self._once(inc, "topic", lambda: self.svc.chat.set_topic(channel, card.topic()))
+            step = "chat.postMessage"
+            if inc.template_ts is None:
+                inc = await self._post_template(inc)
+            assert inc.template_ts is not None
+            ts = inc.template_ts
+            step = "pins.add"
+            await self._once(inc, "pin", lambda: self._pin(channel, ts))
+        except ChatError as exc:
+            await self._failed(incident, step, exc)
+            return DeclareResult("failed", incident, self._channel_of(inc) if step != "load" else None, exc.error)
+        now = self.svc.clock.now()
+        async with self.svc.db.session() as s:
+            row = await service.get(s, incident)
+            assert row is not None
+            row.provision_state, row.provision_error = "ready", None
+            await service.add_event(
+                s,
+                incident,
+                "war_room_ready",
+                f"War room <#{channel}> ready",
+                at=now,
+                dedupe_key=f"{incident}:provision:ready",
+            )
+        return DeclareResult("ready", incident, channel)
+
+    @staticmethod
+    def _channel_of(inc: Incident | None) -> str | None:
+        return inc.channel_id if inc is not None else None
+
+    async def _create_channel(self, inc: Incident) -> Incident:
+        for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
+            name = channel_name(inc.id, drill=inc.is_drill, attempt=attempt)
+            try:
+                channel_id = await self.svc.chat.create_channel(name)
+            except ChatError as exc:
+                if exc.error == "name_taken":
+                    continue
+                raise
+            async with self.svc.db.session() as s:
+                row = await service.get(s, inc.id)
+                assert row is not None
+                row.channel_id, row.channel_name = channel_id, name
+                await service.add_event(
+                    s,
+                    inc.id,
+                    "slack",
+                    f"Created war room #{name}",
+                    at=self.svc.clock.now(),
+                    data={"method": "conversations.create", "channel": channel_id, "name": name},
+                    dedupe_key=f"{inc.id}:provision:channel",
+                )
+                return row
+        raise ChatError("conversations.create", "name_taken")
+
+    def responders(self, inc: Incident) -> list[str]:
+        pb = self.svc.playbook
+        users = [inc.declared_by, *pb.roster.users(1)]
+        route = pb.routing.get(inc.area or "")
+        if route:
+            users += pb.roster.teams.get(route.team, ())
+        return [u for u in dict.fromkeys(users) if u and u.startswith(("U", "W"))]
+
+    async def _invite(self, inc: Incident) -> dict[str, object]:
+        users = self.responders(inc)
+        if users:
+            assert inc.channel_id is not None
+            await self.svc.chat.invite(inc.channel_id, users)
+        return {"users": users}
+
+    async def _pin(self, channel: str, ts: str) -> None:
+        try:
+            await self.svc.chat.pin(channel, ts)
+        except ChatError as exc:
+            if exc.error != "already_pinned":
+                raise
+
+    async def _post_template(self, inc: Incident) -> Incident:
+        assert inc.channel_id is not None
+        text, blocks = self.svc.render.template(IncidentCard.of(inc, self.svc.playbook))
+        ts = await self.svc.chat.post(inc.channel_id, text, blocks)
+        async with self.svc.db.session() as s:
+            row = await service.get(s, inc.id)
+            assert row is not None
+            row.template_ts = ts
+            await service.add_event(
+                s,
+                inc.id,
+                "slack",
+                "Posted the update template",
+                at=self.svc.clock.now(),
+                data={"method": "chat.postMessage", "ts": ts},
+                dedupe_key=f"{inc.id}:provision:template",
+            )
+            return row
+
+    async def _once(self, inc: Incident, step: str, action: object) -> None:
+        key = f"{inc.id}:provision:{step}"
+        async with self.svc.db.session() as s:
+            if await service.has_event(s, key):
+                return
+        result = await action()  # type: ignore[operator]
+        texts = {"invite": "Invited responders", "topic": "Set the channel topic", "pin": "Pinned the template"}
+        async with self.svc.db.session() as s:
+            await service.add_event(
+                s,
+                inc.id,
+                "slack",
+                texts.get(step, step),
+                at=self.svc.clock.now(),
+                data={"step": step, **(result if isinstance(result, dict) else {})},
+                dedupe_key=key,
+            )
+
+    async def _failed(self, incident: str, step: str, exc: ChatError) -> None:
+        log.warning("war room setup for %s failed at %s: %s", incident, step, exc.error)
+        async with self.svc.db.session() as s:
+            row = await service.get(s, incident)
+            if row is None:
+                return
+            row.provision_state, row.provision_error = "failed", f"{step}: {exc.error}"
+            await service.add_event(
+                s,
+                incident,
+                "slack_failed",
+                f"Slack {step} failed: {exc.error}",
+                at=self.svc.clock.now(),
+                data={"method": step, "error": exc.error},
+            )

@@ -1,0 +1,128 @@
+"""App factory: `create_app()` builds a fresh FastAPI app; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings, get_settings
+from bot.context import Services
+from bot.db import Database
+from bot.logging import configure_logging
+from bot.metrics import Metrics
+from bot.ports import ChatPort
+
+log = logging.getLogger("incident_bot")
+
+
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, chat: ChatPort | None = None, session: Any = None
+) -> tuple[Services, Any]:
+    """Everything an app or a worker runs on. Returns the services and the Slack client (or None)."""
+    from handlers.blocks import BlockKitRenderer
+    from handlers.slack_chat import SlackChat, make_client
+
+    metrics = Metrics()
+    client = make_client(settings.secret("slack_bot_token") or "xoxb-missing", settings.slack_api_url)
+    if session is not None:
+        client.session = session
+    svc = Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        clock=clock or SystemClock(),
+        playbook=Services.load_playbook(settings),
+        chat=chat or SlackChat(client, metrics),
+        render=BlockKitRenderer(),
+        metrics=metrics,
+    )
+    return svc, client
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+
+        from handlers.app import build_bolt_app
+
+        session = aiohttp.ClientSession()
+        svc, client = build_services(settings, clock=clock, session=session)
+        app.state.svc = svc
+        app.state.bolt = build_bolt_app(svc, client)
+        app.state.handler = AsyncSlackRequestHandler(app.state.bolt)
+        try:
+            yield
+        finally:
+            try:
+                await svc.tasks.drain(timeout=10)
+            except TimeoutError:
+                await svc.tasks.cancel_all()
+            await session.close()
+            await svc.db.dispose()
+
+    app = FastAPI(title="incident-bot", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.post("/slack/events")
+    async def slack_events(request: Request) -> Response:
+        return await request.app.state.handler.handle(request)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        ok = await request.app.state.svc.db.ping()
+        return JSONResponse({"database": "ok" if ok else "unreachable"}, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        svc: Services = request.app.state.svc
+        await _refresh_gauges(svc)
+        return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    _mount_optional_routes(app)
+    return app
+
+
+async def _refresh_gauges(svc: Services) -> None:
+    from sqlalchemy import func, select
+
+    from bot.models import Incident
+
+    try:
+        async with svc.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Incident.severity, func.count()).where(Incident.status != "RESOLVED").group_by(Incident.severity)
+                )
+            ).all()
+    except Exception:
+        return
+    counts = dict(rows)
+    for sev in ("P0", "P1", "P2", "P3"):
+        svc.metrics.open_incidents.labels(severity=sev).set(counts.get(sev, 0))
+
+
+def _mount_optional_routes(app: FastAPI) -> None:
+    """Feature routers (web view, sandbox page) register here when present."""
+    import importlib
+
+    for name in ("bot.pir.web",):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        app.include_router(module.router)

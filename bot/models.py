@@ -1,0 +1,246 @@
+"""SQLAlchemy 2 models. The schema itself is owned by Alembic (migrations/); tests may call create_all."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Integer primary keys autoincrement on SQLite only as INTEGER; BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always hands back aware UTC datetimes; SQLite stores them naive, PostgreSQL as timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), date: Date()}
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(16), default="NEW")
+    summary: Mapped[str] = mapped_column(Text)
+    impact: Mapped[str] = mapped_column(Text, default="")
+    root_cause: Mapped[str] = mapped_column(Text, default="")
+    next_steps: Mapped[str] = mapped_column(Text, default="")
+    area: Mapped[str | None] = mapped_column(String(32))
+    commander: Mapped[str | None] = mapped_column(String(32))
+    comms_lead: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    channel_name: Mapped[str | None] = mapped_column(String(80))
+    template_ts: Mapped[str | None] = mapped_column(String(32))
+    # pending -> ready, or failed (with the step that failed); a retry resumes, never recreates the channel.
+    provision_state: Mapped[str] = mapped_column(String(16), default="pending")
+    provision_error: Mapped[str | None] = mapped_column(Text)
+    declared_by: Mapped[str] = mapped_column(String(32))
+    declared_at: Mapped[datetime]
+    detected_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    monitoring_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]  # last template update, drives update reminders
+    # Fencing token: every state change that re-plans timers bumps it; a timer with an older one is dropped.
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
+    cycle: Mapped[int] = mapped_column(Integer, default=1)  # bumped by reopen; pages are unique per cycle
+    ack_cycle: Mapped[int] = mapped_column(Integer, default=0)  # the cycle someone last acknowledged in
+    cycle_started_at: Mapped[datetime | None]  # reopen restarts the ladder's clock
+    is_drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="slash")
+    problem_key: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_incidents_status", "status"), Index("ix_incidents_declared_at", "declared_at"))
+
+
+class TimelineEvent(Base):
+    __tablename__ = "timeline_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_timeline_incident_at", "incident_id", "at", "id"),)
+
+
+class ProcessedRequest(Base):
+    """Slack request ids (event_id, trigger_id, action ids) already handled: retries become no-ops."""
+
+    __tablename__ = "processed_requests"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[datetime]
+    ref: Mapped[str | None] = mapped_column(String(64))  # what it produced, e.g. the incident id
+
+
+class Timer(Base):
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))  # page | reminder | pir_reminder | ...
+    step: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|claimed|done|dropped|failed
+    plan_version: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    fired_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "kind", "step", "plan_version", name="uq_timers_step_version"),
+        Index("ix_timers_state_due", "state", "due_at"),
+    )
+
+
+class Page(Base):
+    """One escalation step actually sent (or being sent). The unique key is the exactly-once guard."""
+
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    cycle: Mapped[int] = mapped_column(Integer, default=1)
+    step: Mapped[str] = mapped_column(String(32))
+    level: Mapped[int] = mapped_column(Integer)
+    users: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ids": [...]}
+    reason: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(12), default="sending")  # sending|sent|failed|unknown
+    dm: Mapped[dict[str, Any]] = mapped_column(default=dict)  # user -> {"channel":..., "ts":...}
+    acked_by: Mapped[str | None] = mapped_column(String(32))
+    acked_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("incident_id", "cycle", "step", name="uq_pages_step"),)
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+
+class CheckSample(Base):
+    __tablename__ = "check_samples"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime]
+    probe: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column()
+    detail: Mapped[str] = mapped_column(Text, default="")
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_check_samples_at", "at"),)
+
+
+class ActionItem(Base):
+    __tablename__ = "action_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    due_date: Mapped[date | None]
+    status: Mapped[str] = mapped_column(String(16), default="Open")
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("incident_id", "number", name="uq_action_items_number"),)
+
+
+class Drill(Base):
+    __tablename__ = "drills"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    scenario: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Signoff(Base):
+    __tablename__ = "signoffs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(32))
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+ALL_TABLES = [t.name for t in Base.metadata.sorted_tables]

@@ -1,0 +1,108 @@
+"""`incident-bot worker`: claims due timers (pages, reminders), runs monitor ticks. Stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import aiohttp
+
+from bot.config import Settings
+from bot.context import Services
+from bot.db import DatabaseUnavailable
+from bot.timers import recover_stale, run_due
+
+log = logging.getLogger("incident_bot.worker")
+
+Tick = Callable[[Services], Awaitable[None]]
+
+
+class Worker:
+    def __init__(
+        self,
+        svc: Services,
+        *,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        poll: float | None = None,
+        batch: int = 100,
+        extra_ticks: list[Tick] | None = None,
+    ) -> None:
+        self.svc = svc
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lease = lease
+        self.poll = svc.settings.worker_poll_interval if poll is None else poll
+        self.batch = batch
+        self.extra_ticks = extra_ticks if extra_ticks is not None else default_ticks()
+        self.fired = 0
+
+    async def tick(self) -> int:
+        """One pass: give back claims of dead workers, then fire everything due (in due order)."""
+        await recover_stale(self.svc.db, self.svc.clock.now(), self.lease)
+        total = 0
+        while True:
+            n = await run_due(self.svc, self.id, limit=self.batch)
+            total += n
+            if n < self.batch:
+                break
+        for extra in self.extra_ticks:
+            try:
+                await extra(self.svc)
+            except Exception:
+                log.exception("worker tick %s failed", getattr(extra, "__name__", extra))
+        self.fired += total
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker %s started (poll %.2fs)", self.id, self.poll)
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except DatabaseUnavailable as exc:
+                log.warning("database unavailable: %s; retrying", exc)
+            except Exception:
+                log.exception("worker pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll)
+        log.info("worker %s stopped", self.id)
+
+
+def default_ticks() -> list[Tick]:
+    ticks: list[Tick] = []
+    try:
+        from bot.health.monitor import monitor_tick
+
+        ticks.append(monitor_tick)
+    except ImportError:
+        pass
+    try:
+        from bot.outbox import outbox_tick
+
+        ticks.append(outbox_tick)
+    except ImportError:
+        pass
+    return ticks
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    from bot.main import build_services
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with aiohttp.ClientSession() as session:
+        svc, _client = build_services(settings, session=session)
+        try:
+            await Worker(svc).run(stop)
+        finally:
+            await svc.tasks.drain(timeout=10)
+            await svc.db.dispose()

@@ -1,0 +1,139 @@
+"""Pure Block Kit builders. Every text is clipped to Slack's limits here, so no caller can exceed them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.incidents.card import IncidentCard
+
+Blocks = list[dict[str, Any]]
+
+HEADER_MAX = 150
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+BUTTON_MAX = 75
+MAX_BLOCKS = 50
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_MAX), "emoji": True}}
+
+
+def section(text: str, fields: list[str] | None = None, accessory: dict[str, Any] | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": clip(text or " ", SECTION_MAX)}}
+    if fields:
+        block["fields"] = [{"type": "mrkdwn", "text": clip(f, FIELD_MAX)} for f in fields[:10]]
+    if accessory:
+        block["accessory"] = accessory
+    return block
+
+
+def context(*texts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t, 3000)} for t in texts[:10]]}
+
+
+def divider() -> dict[str, Any]:
+    return {"type": "divider"}
+
+
+def button(text: str, action_id: str, value: str = "", style: str | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": clip(text, BUTTON_MAX), "emoji": True},
+        "action_id": action_id,
+        "value": clip(value, 2000),
+    }
+    if style:
+        b["style"] = style
+    return b
+
+
+def actions(*buttons: dict[str, Any], block_id: str | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "actions", "elements": list(buttons[:25])}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def _user(u: str | None) -> str:
+    return f"<@{u}>" if u else "_unassigned_"
+
+
+def _or_dash(text: str) -> str:
+    return text.strip() or "_not yet known_"
+
+
+class BlockKitRenderer:
+    """Implements bot.ports.Renderer."""
+
+    def template(self, card: IncidentCard) -> tuple[str, Blocks]:
+        drill = "[DRILL] " if card.is_drill else ""
+        title = f"{drill}🚨 {card.id}: {card.summary}"
+        blocks: Blocks = [
+            header(title),
+            section(
+                f"*Summary*\n{clip(card.summary, 1900)}",
+                fields=[
+                    f"*Incident ID*\n{card.id}",
+                    f"*Severity*\n{card.severity_label}",
+                    f"*Status*\n{card.status}",
+                    f"*Commander*\n{_user(card.commander)}",
+                ],
+            ),
+            section(f"*Impact*\n{_or_dash(card.impact)}"),
+            section(f"*Root Cause*\n{_or_dash(card.root_cause)}"),
+            section(f"*Next Steps*\n{_or_dash(card.next_steps)}"),
+        ]
+        extra = [f"Declared by <@{card.declared_by}> at {card.declared_at:%Y-%m-%d %H:%M:%S} UTC"]
+        if card.team:
+            extra.append(f"Team: {card.team}")
+        if card.acknowledged_by:
+            extra.append(f"Acknowledged by <@{card.acknowledged_by}>")
+        if card.comms_lead:
+            extra.append(f"Comms: <@{card.comms_lead}>")
+        if card.is_drill:
+            extra.append("*DRILL — not a real incident*")
+        blocks += [context(*extra), context("Edit with `/incident update` · this message is edited in place")]
+        return f"{drill}{card.id} [{card.severity_label}] {card.status}: {card.summary}", blocks
+
+    def declared_reply(self, card: IncidentCard, channel_id: str | None, error: str | None) -> tuple[str, Blocks]:
+        if error:
+            where = f" in <#{channel_id}>" if channel_id else ""
+            text = (
+                f"⚠️ {card.id} is recorded{where}, but setting up the war room failed: {error}. "
+                "Nothing is lost; press Retry or run the same command again."
+            )
+            return text, [section(text), actions(button("Retry setup", "retry_provision", card.id, "primary"))]
+        text = f"{card.id} declared ({card.severity_label}). War room: <#{channel_id}>"
+        return text, [section(f"✅ {text}")]
+
+    def page_dm(self, page: Any) -> tuple[str, Blocks]:
+        drill = "[DRILL] " if page.is_drill else ""
+        room = f"<#{page.channel_id}>" if page.channel_id else "(war room not ready yet)"
+        text = f"{drill}Page L{page.level}: {page.incident_id} {page.severity_label}: {page.summary}"
+        blocks: Blocks = [
+            header(f"{drill}📟 {page.incident_id} needs you"),
+            section(
+                f"*{clip(page.summary, 1500)}*",
+                fields=[
+                    f"*Severity*\n{page.severity_label}",
+                    f"*Open for*\n{page.open_for}",
+                    f"*War room*\n{room}",
+                    f"*Why you*\nL{page.level} ({page.level_name}): {page.reason}",
+                ],
+            ),
+            actions(button("Acknowledge", "ack_incident", page.incident_id, "primary"), block_id="page_ack"),
+        ]
+        return text, blocks
+
+    def page_acked(self, page: Any, by: str) -> tuple[str, Blocks]:
+        text = f"{page.incident_id}: acknowledged by <@{by}>"
+        return text, [section(f"📟 Page L{page.level} for *{page.incident_id}*"), context(f"✅ Acknowledged by <@{by}>")]
+
+
+def usage_blocks(text: str) -> Blocks:
+    return [section(text)]

@@ -1,0 +1,94 @@
+"""Core subcommands: declare, ack, escalate, help. A listener acks, parses, calls one flow, renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.escalation import flows as esc
+from bot.incidents.card import IncidentCard
+from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
+from bot.incidents import service
+from bot.ports import Reply
+from handlers.parse import USAGE, Command
+from handlers.registry import Ctx, action, command
+
+
+@command("help")
+async def help_(ctx: Ctx, cmd: Command) -> Reply:
+    return Reply(USAGE)
+
+
+async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
+    if result.state == "rate_limited":
+        return Reply(f"🛑 Slow down: {result.error}. Try again in a minute.", ok=False)
+    if result.state == "open_for_problem":
+        return Reply(f"{result.incident_id} is already open for this problem: <#{result.channel_id}>")
+    if result.incident_id is None:
+        return Reply("That request was already handled.")
+    async with ctx.svc.db.session() as s:
+        inc = await service.get(s, result.incident_id)
+    assert inc is not None
+    text, blocks = ctx.svc.render.declared_reply(
+        IncidentCard.of(inc, ctx.svc.playbook), result.channel_id, result.error
+    )
+    return Reply(text, blocks, ok=result.error is None)
+
+
+async def run_declare(ctx: Ctx, req: DeclareRequest) -> Reply:
+    flows = IncidentFlows(ctx.svc)
+    result = await flows.declare(req)
+    if result.created and result.incident_id:
+        from bot.timers import run_due
+
+        # Fire the steps due at declare (L1) here rather than waiting for the worker's next poll.
+        await run_due(ctx.svc, "web", incident_id=result.incident_id)
+    return await declared_reply(ctx, result)
+
+
+@command("declare")
+async def declare(ctx: Ctx, cmd: Command) -> Reply:
+    a: dict[str, Any] = cmd.args
+    req = DeclareRequest(
+        severity=str(a["severity"]),
+        summary=str(a["summary"]),
+        user=ctx.user,
+        area=a.get("area"),  # type: ignore[arg-type]
+        request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None,
+    )
+    return await run_declare(ctx, req)
+
+
+@command("ack")
+async def ack(ctx: Ctx, cmd: Command) -> Reply:
+    inc = await ctx.incident_here()
+    result = await esc.acknowledge(ctx.svc, inc.id, ctx.user, "command")
+    return _ack_reply(result)
+
+
+def _ack_reply(result: esc.AckResult) -> Reply:
+    if result.state == "acked":
+        return Reply(f"Acknowledged {result.incident_id}. Escalation paused; unresolved-time steps still apply.")
+    if result.state == "already":
+        return Reply(f"{result.incident_id} was already acknowledged by <@{result.by}>.")
+    if result.state == "resolved":
+        return Reply(f"{result.incident_id} is already resolved.")
+    return Reply("No such incident.", ok=False)
+
+
+@command("escalate")
+async def escalate(ctx: Ctx, cmd: Command) -> Reply:
+    inc = await ctx.incident_here()
+    return Reply(await esc.escalate_now(ctx.svc, inc.id, ctx.user))
+
+
+@action("ack_incident")
+async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    incident_id = str(body["actions"][0].get("value", ""))
+    return _ack_reply(await esc.acknowledge(ctx.svc, incident_id, ctx.user, "button"))
+
+
+@action("retry_provision")
+async def retry_provision(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    incident_id = str(body["actions"][0].get("value", ""))
+    result = await IncidentFlows(ctx.svc).provision(incident_id)
+    return await declared_reply(ctx, result)

@@ -1,0 +1,155 @@
+"""ChatPort over slack_sdk's AsyncWebClient: the one place that knows Slack's Web API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.metrics import Metrics
+from bot.ports import Blocks, ChatError
+
+log = logging.getLogger("incident_bot.slack")
+
+
+def make_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
+    """The SDK retries 429 (honouring Retry-After), 5xx and connection errors itself."""
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout)
+    client.retry_handlers.extend(
+        [AsyncRateLimitErrorRetryHandler(max_retry_count=3), AsyncServerErrorRetryHandler(max_retry_count=2)]
+    )
+    if not any(isinstance(h, AsyncConnectionErrorRetryHandler) for h in client.retry_handlers):
+        client.retry_handlers.append(AsyncConnectionErrorRetryHandler())
+    return client
+
+
+class SlackChat:
+    def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
+        self.client = client
+        self.metrics = metrics
+        self._tz: dict[str, str | None] = {}
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = await self.client.api_call(method, json=kwargs if _json_ok(method) else None,
+                                              params=None if _json_ok(method) else kwargs)
+            return dict(resp.data) if isinstance(resp.data, dict) else {}
+        except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            error = str(data.get("error") or f"http_{exc.response.status_code}")
+            retry = exc.response.headers.get("Retry-After") if exc.response.headers else None
+            raise self._error(method, error, float(retry) if retry else None) from exc
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise self._error(method, "timeout") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._error(method, "connection_error") from exc
+
+    def _error(self, method: str, error: str, retry_after: float | None = None) -> ChatError:
+        if self.metrics is not None:
+            self.metrics.slack_errors.labels(method=method, error=error).inc()
+        log.warning("slack %s failed: %s", method, error)
+        return ChatError(method, error, retry_after=retry_after)
+
+    async def create_channel(self, name: str) -> str:
+        data = await self._call("conversations.create", name=name)
+        return str(data["channel"]["id"])
+
+    async def invite(self, channel: str, users: Sequence[str]) -> None:
+        try:
+            await self._call("conversations.invite", channel=channel, users=",".join(users))
+        except ChatError as exc:
+            if exc.error != "already_in_channel":
+                raise
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        await self._call("conversations.setTopic", channel=channel, topic=topic[:250])
+
+    async def post(self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
+        args: dict[str, Any] = {"channel": channel, "text": text}
+        if blocks:
+            args["blocks"] = blocks
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        data = await self._call("chat.postMessage", **args)
+        return str(data["ts"])
+
+    async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
+        args: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks is not None:
+            args["blocks"] = blocks
+        await self._call("chat.update", **args)
+
+    async def pin(self, channel: str, ts: str) -> None:
+        await self._call("pins.add", channel=channel, timestamp=ts)
+
+    async def open_dm(self, user: str) -> str:
+        data = await self._call("conversations.open", users=user)
+        return str(data["channel"]["id"])
+
+    async def ephemeral(self, channel: str, user: str, text: str, blocks: Blocks | None = None) -> None:
+        args: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks:
+            args["blocks"] = blocks
+        await self._call("chat.postEphemeral", **args)
+
+    async def respond(self, response_url: str, payload: dict[str, Any]) -> None:
+        session = self.client.session
+        own = session is None
+        session = session or aiohttp.ClientSession()
+        try:
+            async with session.post(response_url, json=payload, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                if r.status >= 400:
+                    raise self._error("response_url", f"http_{r.status}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._error("response_url", "connection_error") from exc
+        finally:
+            if own:
+                await session.close()
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        data = await self._call("views.open", trigger_id=trigger_id, view=view)
+        return str(data.get("view", {}).get("id", ""))
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            data = await self._call("chat.getPermalink", channel=channel, message_ts=ts)
+        except ChatError:
+            return None
+        return data.get("permalink")
+
+    async def user_tz(self, user: str) -> str | None:
+        if user not in self._tz:
+            try:
+                data = await self._call("users.info", user=user)
+                self._tz[user] = data.get("user", {}).get("tz")
+            except ChatError:
+                return None
+        return self._tz[user]
+
+    async def archive(self, channel: str) -> None:
+        await self._call("conversations.archive", channel=channel)
+
+
+# Methods whose Slack reference says they take no JSON body (shared/slack limits, section 4).
+_FORM_ONLY = {
+    "chat.getPermalink",
+    "conversations.info",
+    "conversations.members",
+    "users.info",
+    "users.lookupByEmail",
+    "usergroups.users.list",
+}
+
+
+def _json_ok(method: str) -> bool:
+    return method not in _FORM_ONLY

@@ -1,0 +1,132 @@
+"""Shared fixtures: the Slack stand-in over HTTP, a migrated database (SQLite, and PostgreSQL when
+TEST_DATABASE_URL is set), and the bot itself served by uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from bot.clock import ManualClock
+from bot.config import CONTENT_DIR, Settings
+from bot.db import make_engine
+from bot.main import create_app
+from bot.migrate import upgrade
+from bot.models import ALL_TABLES
+from bot.playbook import load_roster
+from bot.sandbox.servers import LoopServer, ServerThread
+from bot.sandbox.slack_standin import SlackStandin
+from tests.support import BOT_TOKEN, SIGNING_SECRET, BotHarness
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+PG_SKIP = "TEST_DATABASE_URL is not set: PostgreSQL tests skipped (.ci/run sets it)"
+TEST_USERS = ["UDECLARER", "UOTHER", "UOUTSIDER"]
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[tuple[SlackStandin, ServerThread]]:
+    standin = SlackStandin(token=BOT_TOKEN)
+    server = ServerThread(standin.app)
+    standin.base_url = server.start()
+    yield standin, server
+    server.stop()
+
+
+def _add_users(standin: SlackStandin) -> None:
+    roster = load_roster(CONTENT_DIR / "oncall.example.yaml")
+    for uid in roster.all_users():
+        standin.add_user(uid, roster.names.get(uid, uid).split()[0].lower(), tz="America/Denver")
+    for uid in TEST_USERS:
+        standin.add_user(uid, uid.lower(), tz="Europe/Paris")
+
+
+@pytest.fixture
+def slack(standin_server: tuple[SlackStandin, ServerThread]) -> SlackStandin:
+    standin, _ = standin_server
+    standin.reset()
+    _add_users(standin)
+    return standin
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str:
+    assert PG_URL
+    from bot.migrate import downgrade
+
+    downgrade(PG_URL, "base")
+    upgrade(PG_URL)
+    return PG_URL
+
+
+async def _truncate(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(ALL_TABLES)} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A freshly migrated, empty database: each test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "bot.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    url = request.getfixturevalue("pg_migrated")
+    await _truncate(url)
+    return url
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "bot.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_settings(db_url: str, slack: SlackStandin, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=f"{slack.base_url}/api/",
+        database_url=db_url,
+        public_url="http://bot.test",
+        factory_url="http://127.0.0.1:9",
+        factory_api_key="0123456789abcdef0123456789abcdef",
+        pizza_service_url="http://127.0.0.1:9",
+        server_secret="test-server-secret",
+        worker_poll_interval=0.05,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(db_url: str, slack: SlackStandin) -> Settings:
+    return make_settings(db_url, slack)
+
+
+@pytest.fixture
+async def bot(settings: Settings, slack: SlackStandin, clock: ManualClock) -> AsyncIterator[BotHarness]:
+    app = create_app(settings, clock=clock)
+    async with LoopServer(app) as server, httpx.AsyncClient(timeout=30) as http:
+        yield BotHarness(server.url, app.state.svc, slack, http)

@@ -1,0 +1,124 @@
+"""Test helpers: sign requests exactly as Slack does, drive a bot served over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import select
+
+from bot.context import Services
+from bot.models import Incident, TimelineEvent
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-token-123456"
+
+
+def sign(body: bytes, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    base = f"v0:{ts}:".encode() + body
+    sig = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig}
+
+
+@dataclass
+class BotHarness:
+    url: str
+    svc: Services
+    slack: Any  # SlackStandin
+    http: httpx.AsyncClient
+
+    async def post_signed(self, body: bytes, content_type: str, **headers: str) -> httpx.Response:
+        h = {"Content-Type": content_type, **sign(body), **headers}
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=h)
+
+    async def command(
+        self,
+        text: str,
+        *,
+        user: str = "UDECLARER",
+        channel: str = "CGENERAL",
+        trigger_id: str | None = None,
+        wait: bool = True,
+    ) -> tuple[httpx.Response, str]:
+        """POST a signed slash command; returns the HTTP response and its response_url."""
+        response_url = self.slack.new_response_url()
+        form = {
+            "token": "legacy",
+            "team_id": "T0STANDIN",
+            "channel_id": channel,
+            "channel_name": "x",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/incident",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": trigger_id or f"standin-{uuid.uuid4().hex}",
+            "api_app_id": "A0TEST",
+        }
+        resp = await self.post_signed(urlencode(form).encode(), "application/x-www-form-urlencoded")
+        if wait:
+            await self.drain()
+        return resp, response_url
+
+    async def action(
+        self, action_id: str, value: str, *, user: str, channel: str = "", wait: bool = True
+    ) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T0STANDIN"},
+            "user": {"id": user},
+            "api_app_id": "A0TEST",
+            "trigger_id": f"standin-{uuid.uuid4().hex}",
+            "channel": {"id": channel},
+            "response_url": self.slack.new_response_url(),
+            "actions": [{"action_id": action_id, "value": value, "type": "button", "block_id": "b"}],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        resp = await self.post_signed(body, "application/x-www-form-urlencoded")
+        if wait:
+            await self.drain()
+        return resp
+
+    async def event(self, event: dict[str, Any], *, event_id: str | None = None, **headers: str) -> httpx.Response:
+        body = json.dumps(
+            {
+                "token": "legacy",
+                "team_id": "T0STANDIN",
+                "api_app_id": "A0TEST",
+                "type": "event_callback",
+                "event_id": event_id or f"Ev{uuid.uuid4().hex[:10]}",
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        ).encode()
+        resp = await self.post_signed(body, "application/json", **headers)
+        await self.drain()
+        return resp
+
+    async def drain(self) -> None:
+        await self.svc.tasks.drain(timeout=30)
+
+    async def incidents(self) -> list[Incident]:
+        async with self.svc.db.session() as s:
+            return list((await s.execute(select(Incident).order_by(Incident.declared_at))).scalars())
+
+    async def events(self, incident_id: str) -> list[TimelineEvent]:
+        async with self.svc.db.session() as s:
+            stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+            return list((await s.execute(stmt.order_by(TimelineEvent.at, TimelineEvent.id))).scalars())
+
+    def replies(self, response_url: str) -> list[dict[str, Any]]:
+        return self.slack.responses_for(response_url)
+
+    def last_reply(self, response_url: str) -> str:
+        got = self.replies(response_url)
+        assert got, "the bot sent nothing to the response_url"
+        return str(got[-1].get("text", ""))
