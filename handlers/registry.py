@@ -33,6 +33,19 @@ class Ctx:
             raise UsageError("Run this in an incident's war room channel (`#incident-…`).")
         return inc
 
+    async def incident_to_change(self) -> Incident:
+        """As incident_here, and the caller must be a member of the war room to change it."""
+        inc = await self.incident_here()
+        from bot.ports import ChatError
+
+        try:
+            members = await self.svc.chat.members(self.channel)
+        except ChatError:
+            return inc  # cannot tell: do not lock responders out because Slack is slow
+        if self.user not in members:
+            raise UsageError(f"Only members of <#{self.channel}> can change {inc.id}. Join the channel first.")
+        return inc
+
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]
 ActionHandler = Callable[[Ctx, dict[str, Any]], Awaitable[Reply | None]]

@@ -139,6 +139,19 @@ class SlackChat:
     async def archive(self, channel: str) -> None:
         await self._call("conversations.archive", channel=channel)
 
+    async def members(self, channel: str) -> list[str]:
+        out: list[str] = []
+        cursor = None
+        while True:
+            args: dict[str, Any] = {"channel": channel, "limit": 200}
+            if cursor:
+                args["cursor"] = cursor
+            data = await self._call("conversations.members", **args)
+            out += [str(m) for m in data.get("members", [])]
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return out
+
 
 # Methods whose Slack reference says they take no JSON body (shared/slack limits, section 4).
 _FORM_ONLY = {

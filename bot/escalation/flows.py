@@ -380,6 +380,9 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
         except ChatError as exc:
             log.warning("could not update page DM: %s", exc)
     if channel:
+        from bot.incidents.flows import IncidentFlows
+
+        await IncidentFlows(svc).refresh_template(incident_id)
         try:
             await svc.chat.post(channel, f"✅ Acknowledged by <@{user}> after {after}. Escalation paused.")
         except ChatError:

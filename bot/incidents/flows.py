@@ -168,6 +168,30 @@ class IncidentFlows:
             )
         return DeclareResult("ready", incident, channel)
 
+    async def refresh_template(self, incident: str) -> bool:
+        """Edit the pinned template in place to show the incident as stored now. False if Slack refused."""
+        async with self.svc.db.session() as s:
+            inc = await service.get(s, incident)
+        if inc is None or not inc.channel_id or not inc.template_ts:
+            return False
+        card = IncidentCard.of(inc, self.svc.playbook)
+        text, blocks = self.svc.render.template(card)
+        try:
+            await self.svc.chat.update(inc.channel_id, inc.template_ts, text, blocks)
+            await self.svc.chat.set_topic(inc.channel_id, card.topic())
+        except ChatError as exc:
+            async with self.svc.db.session() as s:
+                await service.add_event(
+                    s,
+                    incident,
+                    "slack_failed",
+                    f"Could not edit the template: {exc.error}",
+                    at=self.svc.clock.now(),
+                    data={"method": exc.method, "error": exc.error},
+                )
+            return False
+        return True
+
     @staticmethod
     def _channel_of(inc: Incident | None) -> str | None:
         return inc.channel_id if inc is not None else None
