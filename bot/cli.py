@@ -33,13 +33,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import signal
+
+    # A SIGTERM that lands while modules are still importing must stop the worker cleanly too.
+    early: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: early.append(signum))
     from bot.config import get_settings
     from bot.logging import configure_logging
     from bot.worker import run_worker
 
     settings = get_settings()
     configure_logging(settings)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, stop_requested=early))
     return 0
 
 

@@ -6,7 +6,9 @@ bot.db) serialises writers, so the same UPDATE … RETURNING is atomic there too
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -71,21 +73,39 @@ def _handlers() -> dict[str, Handler]:
     return handlers
 
 
-async def run_due(svc: Services, worker: str, *, limit: int = 50, incident_id: str | None = None) -> int:
-    """Claim and fire what is due now. Safe from any number of processes at once."""
+async def run_due(
+    svc: Services, worker: str, *, limit: int = 50, incident_id: str | None = None, concurrency: int = 16
+) -> int:
+    """Claim and fire what is due now. Safe from any number of processes at once.
+
+    One incident's steps fire in due order; different incidents fire concurrently (bounded), so a burst of
+    due pages is not serialised behind Slack's round trips."""
     timers = await claim(svc.db, worker, svc.clock.now(), limit, incident_id)
     handlers = _handlers()
+    by_incident: dict[str | None, list[Timer]] = defaultdict(list)
     for t in timers:
-        handler = handlers.get(t.kind)
-        if handler is None:
-            await finish(svc.db, t.id, "failed", error=f"no handler for {t.kind}")
-            continue
-        try:
-            await handler(svc, t, worker)
-        except Exception as exc:
-            log.exception("timer %s (%s %s) failed", t.id, t.kind, t.step)
-            await retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))
+        by_incident[t.incident_id].append(t)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def fire_in_order(batch: list[Timer]) -> None:
+        async with gate:
+            for t in batch:
+                await _fire(svc, handlers, t, worker)
+
+    await asyncio.gather(*(fire_in_order(b) for b in by_incident.values()))
     return len(timers)
+
+
+async def _fire(svc: Services, handlers: dict[str, Handler], t: Timer, worker: str) -> None:
+    handler = handlers.get(t.kind)
+    if handler is None:
+        await finish(svc.db, t.id, "failed", error=f"no handler for {t.kind}")
+        return
+    try:
+        await handler(svc, t, worker)
+    except Exception as exc:
+        log.exception("timer %s (%s %s) failed", t.id, t.kind, t.step)
+        await retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))
 
 
 async def finish(db: Database, timer_id: int, state: str, *, error: str | None = None, at: datetime | None = None):

@@ -91,7 +91,9 @@ def default_ticks() -> list[Tick]:
     return ticks
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings, stop: asyncio.Event | None = None, *, stop_requested: list[int] | None = None
+) -> None:
     from bot.main import build_services
 
     stop = stop or asyncio.Event()
@@ -99,6 +101,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if stop_requested:
+        stop.set()
     async with aiohttp.ClientSession() as session:
         svc, _client = build_services(settings, session=session)
         try:

@@ -152,6 +152,13 @@ class SlackChat:
             if not cursor:
                 return out
 
+    async def history_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The top-level message at `ts`, or None (thread replies are not in conversations.history)."""
+        data = await self._call("conversations.history", channel=channel, latest=ts, inclusive=True, limit=1)
+        messages = data.get("messages") or []
+        first = messages[0] if messages else None
+        return dict(first) if isinstance(first, dict) and first.get("ts") == ts else None
+
 
 # Methods whose Slack reference says they take no JSON body (shared/slack limits, section 4).
 _FORM_ONLY = {

@@ -60,14 +60,37 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_migrated() -> str:
-    assert PG_URL
-    from bot.migrate import downgrade
+def _pg_admin(sql: str) -> None:
+    """Run CREATE/DROP DATABASE on the server behind TEST_DATABASE_URL (autocommit, own event loop)."""
+    import asyncio
 
-    downgrade(PG_URL, "base")
-    upgrade(PG_URL)
-    return PG_URL
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(PG_URL or "", isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> Iterator[str]:
+    """A database of our own on the TEST_DATABASE_URL server, so parallel runs never share tables."""
+    assert PG_URL
+    from sqlalchemy.engine import make_url
+
+    name = f"incident_bot_test_{os.getpid()}"
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _truncate(url: str) -> None:

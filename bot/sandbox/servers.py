@@ -32,14 +32,21 @@ def _config(app: Any, log_level: str) -> uvicorn.Config:
     )
 
 
+def _quiet_server(app: Any, log_level: str) -> uvicorn.Server:
+    # Whoever embeds the server owns the process's signals (the sandbox's Ctrl-C, pytest's): uvicorn must
+    # neither capture nor re-raise them.
+    server = uvicorn.Server(_config(app, log_level))
+    setattr(server, "capture_signals", contextlib.nullcontext)  # noqa: B010
+    return server
+
+
 class LoopServer:
     """A uvicorn server on a free (or given) port, served as a task in the running loop."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
         self.sock = bind_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
-        self.server = uvicorn.Server(_config(app, log_level))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server = _quiet_server(app, log_level)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -75,8 +82,7 @@ class ServerThread:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
         self.sock = bind_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
-        self.server = uvicorn.Server(_config(app, log_level))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server = _quiet_server(app, log_level)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"server-{self.port}")
 
