@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None  # Socket Mode only
     slack_api_url: str = "https://slack.com/api/"
+    slack_timeout: int = 10  # seconds per Web API call (the SDK retries 429/5xx/connection errors on top)
     database_url: str = "sqlite+aiosqlite:///./incident-bot.db"
     public_url: str = "http://127.0.0.1:8000"
     factory_url: str = "https://pizza-factory.cs329.click"

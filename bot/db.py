@@ -91,5 +91,7 @@ def _is_connection_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, InterfaceError | OperationalError):
         msg = str(exc).lower()
-        return any(w in msg for w in ("connect", "closed", "refused", "timeout", "unable to open", "terminat"))
+        return any(
+            w in msg for w in ("connect", "closed", "refused", "timeout", "unable to open", "terminat")
+        )
     return False

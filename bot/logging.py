@@ -35,8 +35,14 @@ def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 
 def register_secrets(settings: Settings) -> None:
-    names = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "factory_api_key", "server_secret",
-             "web_access_token")
+    names = (
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "factory_api_key",
+        "server_secret",
+        "web_access_token",
+    )
     _SECRETS.update(v for v in (settings.secret(n) for n in names) if v and len(v) >= 6)
     if logging.getLogRecordFactory() is not _factory:
         logging.setLogRecordFactory(_factory)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -30,7 +29,9 @@ def build_services(
     from handlers.slack_chat import SlackChat, make_client
 
     metrics = Metrics()
-    client = make_client(settings.secret("slack_bot_token") or "xoxb-missing", settings.slack_api_url)
+    client = make_client(
+        settings.secret("slack_bot_token") or "xoxb-missing", settings.slack_api_url, settings.slack_timeout
+    )
     if session is not None:
         client.session = session
     svc = Services(
@@ -54,8 +55,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 
         from handlers.app import build_bolt_app
+        from handlers.slack_chat import make_session
 
-        session = aiohttp.ClientSession()
+        session = make_session(settings.slack_timeout)
         svc, client = build_services(settings, clock=clock, session=session)
         app.state.svc = svc
         app.state.bolt = build_bolt_app(svc, client)
@@ -104,7 +106,9 @@ async def _refresh_gauges(svc: Services) -> None:
         async with svc.db.session() as s:
             rows = (
                 await s.execute(
-                    select(Incident.severity, func.count()).where(Incident.status != "RESOLVED").group_by(Incident.severity)
+                    select(Incident.severity, func.count())
+                    .where(Incident.status != "RESOLVED")
+                    .group_by(Incident.severity)
                 )
             ).all()
     except Exception:

@@ -12,7 +12,9 @@ class Metrics:
         self.open_incidents = Gauge(
             "incident_bot_open_incidents", "Open incidents by severity", ["severity"], registry=r
         )
-        self.pages_sent = Counter("incident_bot_pages_sent", "Pages sent by escalation level", ["level"], registry=r)
+        self.pages_sent = Counter(
+            "incident_bot_pages_sent", "Pages sent by escalation level", ["level"], registry=r
+        )
         self.timer_lateness = Histogram(
             "incident_bot_timer_lateness_seconds",
             "How late a durable timer fired",
@@ -20,7 +22,10 @@ class Metrics:
             registry=r,
         )
         self.slack_errors = Counter(
-            "incident_bot_slack_api_errors", "Slack API errors by method and error", ["method", "error"], registry=r
+            "incident_bot_slack_api_errors",
+            "Slack API errors by method and error",
+            ["method", "error"],
+            registry=r,
         )
         self.check_latency = Histogram(
             "incident_bot_check_latency_seconds",

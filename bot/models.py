@@ -96,7 +96,10 @@ class Incident(Base):
     source: Mapped[str] = mapped_column(String(16), default="slash")
     problem_key: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_incidents_status", "status"), Index("ix_incidents_declared_at", "declared_at"))
+    __table_args__ = (
+        Index("ix_incidents_status", "status"),
+        Index("ix_incidents_declared_at", "declared_at"),
+    )
 
 
 class TimelineEvent(Base):

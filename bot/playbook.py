@@ -109,7 +109,8 @@ def load_severities(path: Path) -> SeverityBook:
         escalation_rate_target=float(data.get("escalation_rate_target", 0.1)),
         monitoring_minimum=parse_duration((data.get("resolution") or {}).get("monitoring_minimum", "30m"))
         or timedelta(0),
-        pir_remind_after=parse_duration((data.get("pir") or {}).get("remind_after", "5d")) or timedelta(days=5),
+        pir_remind_after=parse_duration((data.get("pir") or {}).get("remind_after", "5d"))
+        or timedelta(days=5),
     )
 
 

@@ -108,7 +108,9 @@ async def _fire(svc: Services, handlers: dict[str, Handler], t: Timer, worker: s
         await retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))
 
 
-async def finish(db: Database, timer_id: int, state: str, *, error: str | None = None, at: datetime | None = None):
+async def finish(
+    db: Database, timer_id: int, state: str, *, error: str | None = None, at: datetime | None = None
+):
     async with db.session() as s:
         t = await s.get(Timer, timer_id)
         if t is not None:

@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-import aiohttp
-
 from bot.config import Settings
 from bot.context import Services
 from bot.db import DatabaseUnavailable
@@ -103,7 +101,9 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     if stop_requested:
         stop.set()
-    async with aiohttp.ClientSession() as session:
+    from handlers.slack_chat import make_session
+
+    async with make_session(settings.slack_timeout) as session:
         svc, _client = build_services(settings, session=session)
         try:
             await Worker(svc).run(stop)

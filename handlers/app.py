@@ -19,12 +19,20 @@ from handlers.parse import UsageError, parse
 
 log = logging.getLogger("incident_bot.handlers")
 
-UNAVAILABLE = "⚠️ The incident database is temporarily unavailable. Nothing was changed; try again in a minute."
+UNAVAILABLE = (
+    "⚠️ The incident database is temporarily unavailable. Nothing was changed; try again in a minute."
+)
 BROKEN = "⚠️ Something went wrong handling that. It has been logged; try again."
 
 # Importing the command modules registers their subcommands, actions, events and views.
-_MODULES = ("handlers.commands", "handlers.cmd_lifecycle", "handlers.cmd_health", "handlers.cmd_pir",
-            "handlers.cmd_dr", "handlers.events")
+_MODULES = (
+    "handlers.commands",
+    "handlers.cmd_lifecycle",
+    "handlers.cmd_health",
+    "handlers.cmd_pir",
+    "handlers.cmd_dr",
+    "handlers.events",
+)
 
 
 def _load_modules() -> None:
@@ -105,14 +113,18 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
         svc.metrics.commands.labels(sub=cmd.name).inc()
         handler = registry.COMMANDS.get(cmd.name)
         if handler is None:
-            await ack(response_type="ephemeral", text=f"`/incident {cmd.name}` is not available in this build.")
+            await ack(
+                response_type="ephemeral", text=f"`/incident {cmd.name}` is not available in this build."
+            )
             return
         if cmd.name in registry.INSTANT:
             reply = await handler(ctx, cmd)
             await ack(response_type="ephemeral", text=reply.text if reply else "")
             return
         if cmd.name == "declare":
-            await ack(response_type="ephemeral", text=f"⏳ Declaring {cmd.args['severity']}: {cmd.args['summary']}…")
+            await ack(
+                response_type="ephemeral", text=f"⏳ Declaring {cmd.args['severity']}: {cmd.args['summary']}…"
+            )
         else:
             await ack()
         svc.tasks.spawn(run_guarded(ctx, handler(ctx, cmd), replace=cmd.name == "declare"), f"cmd-{cmd.name}")

@@ -23,8 +23,13 @@ def header(text: str) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_MAX), "emoji": True}}
 
 
-def section(text: str, fields: list[str] | None = None, accessory: dict[str, Any] | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": clip(text or " ", SECTION_MAX)}}
+def section(
+    text: str, fields: list[str] | None = None, accessory: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": clip(text or " ", SECTION_MAX)},
+    }
     if fields:
         block["fields"] = [{"type": "mrkdwn", "text": clip(f, FIELD_MAX)} for f in fields[:10]]
     if accessory:
@@ -100,14 +105,19 @@ class BlockKitRenderer:
         blocks += [context(*extra), context("Edit with `/incident update` · this message is edited in place")]
         return f"{drill}{card.id} [{card.severity_label}] {card.status}: {card.summary}", blocks
 
-    def declared_reply(self, card: IncidentCard, channel_id: str | None, error: str | None) -> tuple[str, Blocks]:
+    def declared_reply(
+        self, card: IncidentCard, channel_id: str | None, error: str | None
+    ) -> tuple[str, Blocks]:
         if error:
             where = f" in <#{channel_id}>" if channel_id else ""
             text = (
                 f"⚠️ {card.id} is recorded{where}, but setting up the war room failed: {error}. "
                 "Nothing is lost; press Retry or run the same command again."
             )
-            return text, [section(text), actions(button("Retry setup", "retry_provision", card.id, "primary"))]
+            return text, [
+                section(text),
+                actions(button("Retry setup", "retry_provision", card.id, "primary")),
+            ]
         text = f"{card.id} declared ({card.severity_label}). War room: <#{channel_id}>"
         return text, [section(f"✅ {text}")]
 
@@ -132,7 +142,10 @@ class BlockKitRenderer:
 
     def page_acked(self, page: Any, by: str) -> tuple[str, Blocks]:
         text = f"{page.incident_id}: acknowledged by <@{by}>"
-        return text, [section(f"📟 Page L{page.level} for *{page.incident_id}*"), context(f"✅ Acknowledged by <@{by}>")]
+        return text, [
+            section(f"📟 Page L{page.level} for *{page.incident_id}*"),
+            context(f"✅ Acknowledged by <@{by}>"),
+        ]
 
 
 def usage_blocks(text: str) -> Blocks:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.escalation import flows as esc
+from bot.incidents import service
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
-from bot.incidents import service
 from bot.ports import Reply
 from handlers.parse import USAGE, Command
 from handlers.registry import Ctx, action, command
@@ -67,7 +67,9 @@ async def ack(ctx: Ctx, cmd: Command) -> Reply:
 
 def _ack_reply(result: esc.AckResult) -> Reply:
     if result.state == "acked":
-        return Reply(f"Acknowledged {result.incident_id}. Escalation paused; unresolved-time steps still apply.")
+        return Reply(
+            f"Acknowledged {result.incident_id}. Escalation paused; unresolved-time steps still apply."
+        )
     if result.state == "already":
         return Reply(f"{result.incident_id} was already acknowledged by <@{result.by}>.")
     if result.state == "resolved":

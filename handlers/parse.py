@@ -17,7 +17,7 @@ USAGE = """*`/incident` commands*
 • `/incident declare P0|P1|P2|P3 <summary> [--area db|app|infra|security|api|frontend]` — open a war room (no arguments: a form)
 • `/incident ack` — acknowledge the page · `/incident escalate` — page the next level now
 • `/incident update` — edit the pinned template · `/incident status NEW|INVESTIGATING|IDENTIFIED|MONITORING`
-• `/incident severity P0|P1|P2|P3` · `/incident commander @user` · `/incident note <text>`
+• `/incident severity P0|P1|P2|P3` · `/incident commander @user` · `/incident comms @user` · `/incident note <text>`
 • `/incident resolve` · `/incident reopen` · `/incident timeline`
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
@@ -136,6 +136,12 @@ def _commander(rest: str) -> Command:
     return Command("commander", {"user": _mention(rest)})
 
 
+def _comms(rest: str) -> Command:
+    if not rest or len(rest.split()) != 1:
+        raise UsageError("Usage: `/incident comms @user`")
+    return Command("comms", {"user": _mention(rest)})
+
+
 def _note(rest: str) -> Command:
     if not rest:
         raise UsageError("Usage: `/incident note <text>`")
@@ -213,6 +219,7 @@ _PARSERS = {
     "status": _status,
     "severity": _severity,
     "commander": _commander,
+    "comms": _comms,
     "note": _note,
     "resolve": _no_args("resolve"),
     "reopen": _no_args("reopen"),

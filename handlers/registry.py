@@ -43,7 +43,9 @@ class Ctx:
         except ChatError:
             return inc  # cannot tell: do not lock responders out because Slack is slow
         if self.user not in members:
-            raise UsageError(f"Only members of <#{self.channel}> can change {inc.id}. Join the channel first.")
+            raise UsageError(
+                f"Only members of <#{self.channel}> can change {inc.id}. Join the channel first."
+            )
         return inc
 
 

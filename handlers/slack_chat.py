@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +32,11 @@ def make_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
     return client
 
 
+def make_session(timeout: float) -> aiohttp.ClientSession:
+    """One pooled HTTP session for Slack calls. With a shared session the SDK takes the timeout from it."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+
 class SlackChat:
     def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
         self.client = client
@@ -41,15 +45,16 @@ class SlackChat:
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            resp = await self.client.api_call(method, json=kwargs if _json_ok(method) else None,
-                                              params=None if _json_ok(method) else kwargs)
+            resp = await self.client.api_call(
+                method, json=kwargs if _json_ok(method) else None, params=None if _json_ok(method) else kwargs
+            )
             return dict(resp.data) if isinstance(resp.data, dict) else {}
         except SlackApiError as exc:
             data = exc.response.data if isinstance(exc.response.data, dict) else {}
             error = str(data.get("error") or f"http_{exc.response.status_code}")
             retry = exc.response.headers.get("Retry-After") if exc.response.headers else None
             raise self._error(method, error, float(retry) if retry else None) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise self._error(method, "timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise self._error(method, "connection_error") from exc
@@ -74,7 +79,9 @@ class SlackChat:
     async def set_topic(self, channel: str, topic: str) -> None:
         await self._call("conversations.setTopic", channel=channel, topic=topic[:250])
 
-    async def post(self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None) -> str:
+    async def post(
+        self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None
+    ) -> str:
         args: dict[str, Any] = {"channel": channel, "text": text}
         if blocks:
             args["blocks"] = blocks

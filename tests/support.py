@@ -87,7 +87,40 @@ class BotHarness:
             await self.drain()
         return resp
 
-    async def event(self, event: dict[str, Any], *, event_id: str | None = None, **headers: str) -> httpx.Response:
+    async def view_submission(
+        self,
+        callback_id: str,
+        values: dict[str, dict[str, Any]],
+        *,
+        user: str,
+        private_metadata: str = "",
+        view_id: str | None = None,
+        wait: bool = True,
+    ) -> httpx.Response:
+        """POST a signed view_submission; `values` is Slack's state.values ({block_id: {action_id: …}})."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0STANDIN"},
+            "user": {"id": user},
+            "api_app_id": "A0TEST",
+            "trigger_id": f"standin-{uuid.uuid4().hex}",
+            "view": {
+                "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
+                "type": "modal",
+                "callback_id": callback_id,
+                "private_metadata": private_metadata,
+                "state": {"values": values},
+            },
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        resp = await self.post_signed(body, "application/x-www-form-urlencoded")
+        if wait:
+            await self.drain()
+        return resp
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, **headers: str
+    ) -> httpx.Response:
         body = json.dumps(
             {
                 "token": "legacy",

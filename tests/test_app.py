@@ -28,8 +28,15 @@ async def test_healthz_and_readyz(bot: BotHarness) -> None:
 
 def _command_body(text: str) -> bytes:
     return urlencode(
-        {"command": "/incident", "text": text, "user_id": "UDECLARER", "channel_id": "C1", "team_id": "T0STANDIN",
-         "trigger_id": "standin-sig", "response_url": "http://127.0.0.1:9/x"}
+        {
+            "command": "/incident",
+            "text": text,
+            "user_id": "UDECLARER",
+            "channel_id": "C1",
+            "team_id": "T0STANDIN",
+            "trigger_id": "standin-sig",
+            "response_url": "http://127.0.0.1:9/x",
+        }
     ).encode()
 
 
@@ -86,7 +93,9 @@ def _free_port() -> int:
 
 def test_serve_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    out = subprocess.run([str(BIN), "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [str(BIN), "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert out.returncode == 2
     assert "SLACK_BOT_TOKEN" in out.stderr and "SLACK_SIGNING_SECRET" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
@@ -96,13 +105,20 @@ def test_migrate_then_serve_declares_over_http(db_url: str, slack, tmp_path: Pat
     """The issue's 'done when': a signed POST to a running `incident-bot serve` builds the war room."""
     env = _env(db_url, slack.base_url)
     if "postgresql" in db_url:
-        subprocess.run([str(BIN), "migrate", "--downgrade", "base"], env=env, check=True, timeout=120, cwd=tmp_path)
-    mig = subprocess.run([str(BIN), "migrate"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        subprocess.run(
+            [str(BIN), "migrate", "--downgrade", "base"], env=env, check=True, timeout=120, cwd=tmp_path
+        )
+    mig = subprocess.run(
+        [str(BIN), "migrate"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert mig.returncode == 0, mig.stderr
     port = _free_port()
     proc = subprocess.Popen(
-        [str(BIN), "serve", "--port", str(port)], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [str(BIN), "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -114,7 +130,8 @@ def test_migrate_then_serve_declares_over_http(db_url: str, slack, tmp_path: Pat
                 time.sleep(0.05)
         body = _command_body("declare P1 Factory orders failing")
         resp = httpx.post(
-            f"{base}/slack/events", content=body,
+            f"{base}/slack/events",
+            content=body,
             headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)},
         )
         assert resp.status_code == 200 and "Declaring P1" in resp.json()["text"]

@@ -320,11 +320,17 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
         channel = inc.channel_id
     if channel:
         try:
-            await svc.chat.post(channel, f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`.")
+            await svc.chat.post(
+                channel, f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
+            )
         except ChatError as exc:
             async with svc.db.session() as s:
                 await service.add_event(
-                    s, timer.incident_id or "", "slack_failed", f"Reminder failed: {exc.error}", at=svc.clock.now()
+                    s,
+                    timer.incident_id or "",
+                    "slack_failed",
+                    f"Reminder failed: {exc.error}",
+                    at=svc.clock.now(),
                 )
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
 

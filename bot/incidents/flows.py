@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
@@ -78,14 +79,53 @@ class IncidentFlows:
             result = await self.provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
-        return await self.provision(existing)
+        from bot.outbox import deliver
+
+        await deliver(self.svc, incident_id=existing)
+        async with self.svc.db.session() as s:
+            inc = await service.get(s, existing)
+        assert inc is not None
+        state = "ready" if inc.provision_state == "ready" else "failed"
+        return DeclareResult(state, inc.id, inc.channel_id, None if state == "ready" else inc.provision_error)
 
     async def _create(self, s: AsyncSession, req: DeclareRequest, now: datetime) -> Incident:
         attempt = 1
         while await service.id_taken(s, incident_id(now, attempt)):
             attempt += 1
-        inc = Incident(
-            id=incident_id(now, attempt),
+        while True:
+            # Two declarations in the same second race for the id: the loser takes the next suffix.
+            inc = self._new_incident(req, now, incident_id(now, attempt))
+            try:
+                async with s.begin_nested():
+                    s.add(inc)
+                    await s.flush()
+                break
+            except IntegrityError:
+                attempt += 1
+        sev = self.svc.playbook.severities.label(req.severity)
+        await service.add_event(
+            s,
+            inc.id,
+            "declared",
+            f"Declared {sev}: {req.summary}",
+            at=now,
+            actor=req.user,
+            data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
+        )
+        from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
+        from bot.outbox import enqueue
+
+        await replan(self.svc, s, inc, reason="declared")
+        # The war room is an outbox effect: if Slack is down now, the worker builds it when Slack returns.
+        await enqueue(
+            s, "provision", channel=inc.id, incident_id=inc.id, at=now, dedupe_key=f"{inc.id}:provision"
+        )
+        return inc
+
+    @staticmethod
+    def _new_incident(req: DeclareRequest, now: datetime, inc_id: str) -> Incident:
+        return Incident(
+            id=inc_id,
             severity=req.severity,
             status="NEW",
             summary=req.summary,
@@ -98,29 +138,13 @@ class IncidentFlows:
             declared_at=now,
             detected_at=req.detected_at or now,
             updated_at=now,
-            plan_version=1,
+            plan_version=0,
             cycle=1,
             is_drill=req.is_drill,
             source=req.source,
             problem_key=req.problem_key,
             provision_state="pending",
         )
-        s.add(inc)
-        await s.flush()
-        sev = self.svc.playbook.severities.label(req.severity)
-        await service.add_event(
-            s,
-            inc.id,
-            "declared",
-            f"Declared {sev}: {req.summary}",
-            at=now,
-            actor=req.user,
-            data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
-        )
-        from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
-
-        await replan(self.svc, s, inc, reason="declared")
-        return inc
 
     # -- war room -----------------------------------------------------------------------------------------
     async def provision(self, incident: str) -> DeclareResult:
@@ -152,7 +176,9 @@ class IncidentFlows:
             await self._once(inc, "pin", lambda: self._pin(channel, ts))
         except ChatError as exc:
             await self._failed(incident, step, exc)
-            return DeclareResult("failed", incident, self._channel_of(inc) if step != "load" else None, exc.error)
+            return DeclareResult(
+                "failed", incident, self._channel_of(inc) if step != "load" else None, exc.error
+            )
         now = self.svc.clock.now()
         async with self.svc.db.session() as s:
             row = await service.get(s, incident)
@@ -169,28 +195,29 @@ class IncidentFlows:
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:
-        """Edit the pinned template in place to show the incident as stored now. False if Slack refused."""
+        """Edit the pinned template in place (through the outbox, so a Slack outage only delays it).
+        True when it is already done."""
+        from bot.outbox import deliver, enqueue
+
+        async with self.svc.db.session() as s:
+            inc = await service.get(s, incident)
+            if inc is None:
+                return False
+            await enqueue(
+                s, "template", channel=inc.channel_id or inc.id, incident_id=inc.id, at=self.svc.clock.now()
+            )
+        return await deliver(self.svc, incident_id=incident) > 0
+
+    async def push_template(self, incident: str) -> None:
+        """Render the incident as stored now onto the pinned template. Raises ChatError."""
         async with self.svc.db.session() as s:
             inc = await service.get(s, incident)
         if inc is None or not inc.channel_id or not inc.template_ts:
-            return False
+            return  # provisioning posts the current template itself
         card = IncidentCard.of(inc, self.svc.playbook)
         text, blocks = self.svc.render.template(card)
-        try:
-            await self.svc.chat.update(inc.channel_id, inc.template_ts, text, blocks)
-            await self.svc.chat.set_topic(inc.channel_id, card.topic())
-        except ChatError as exc:
-            async with self.svc.db.session() as s:
-                await service.add_event(
-                    s,
-                    incident,
-                    "slack_failed",
-                    f"Could not edit the template: {exc.error}",
-                    at=self.svc.clock.now(),
-                    data={"method": exc.method, "error": exc.error},
-                )
-            return False
-        return True
+        await self.svc.chat.update(inc.channel_id, inc.template_ts, text, blocks)
+        await self.svc.chat.set_topic(inc.channel_id, card.topic())
 
     @staticmethod
     def _channel_of(inc: Incident | None) -> str | None:
@@ -268,7 +295,11 @@ class IncidentFlows:
             if await service.has_event(s, key):
                 return
         result = await action()  # type: ignore[operator]
-        texts = {"invite": "Invited responders", "topic": "Set the channel topic", "pin": "Pinned the template"}
+        texts = {
+            "invite": "Invited responders",
+            "topic": "Set the channel topic",
+            "pin": "Pinned the template",
+        }
         async with self.svc.db.session() as s:
             await service.add_event(
                 s,

@@ -20,7 +20,9 @@ async def get(session: AsyncSession, incident_id: str, *, for_update: bool = Fal
 
 
 async def by_channel(session: AsyncSession, channel_id: str) -> Incident | None:
-    return (await session.execute(select(Incident).where(Incident.channel_id == channel_id))).scalar_one_or_none()
+    return (
+        await session.execute(select(Incident).where(Incident.channel_id == channel_id))
+    ).scalar_one_or_none()
 
 
 async def open_for_problem(session: AsyncSession, problem_key: str) -> Incident | None:
@@ -75,7 +77,13 @@ async def add_event(
 ) -> bool:
     """Append to the timeline. With a dedupe key, a second insert is a no-op and returns False."""
     values = dict(
-        incident_id=incident_id, at=at, kind=kind, actor=actor, text=text, data=data or {}, dedupe_key=dedupe_key
+        incident_id=incident_id,
+        at=at,
+        kind=kind,
+        actor=actor,
+        text=text,
+        data=data or {},
+        dedupe_key=dedupe_key,
     )
     if dedupe_key is None:
         session.add(TimelineEvent(**values))
@@ -91,7 +99,9 @@ async def has_event(session: AsyncSession, dedupe_key: str) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-async def events(session: AsyncSession, incident_id: str, *, include_removed: bool = True) -> list[TimelineEvent]:
+async def events(
+    session: AsyncSession, incident_id: str, *, include_removed: bool = True
+) -> list[TimelineEvent]:
     stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
     if not include_removed:
         stmt = stmt.where(TimelineEvent.removed.is_(False))

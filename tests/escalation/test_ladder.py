@@ -59,7 +59,9 @@ async def test_p1_ladder_ack_stops_ack_steps_l4_still_fires_resolve_cancels(
     await w.tick()
     assert len(dms_to(bot, "U02SECOND")) == 1
     room = [m.text for m in bot.slack.messages[inc.channel_id]]
-    assert any("Paging L2 (Secondary on-call) <@U02SECOND>: not acknowledged 10 min after L1" in t for t in room)
+    assert any(
+        "Paging L2 (Secondary on-call) <@U02SECOND>: not acknowledged 10 min after L1" in t for t in room
+    )
 
     clock.advance(minutes=10)
     await w.tick()
@@ -99,7 +101,9 @@ async def test_ack_before_l2_means_no_l2(bot: BotHarness, clock: ManualClock) ->
     await worker(bot).tick()
     assert dms_to(bot, "U02SECOND") == []
     async with bot.svc.db.session() as s:
-        states = {t.step: t.state for t in (await s.execute(select(Timer).where(Timer.kind == "page"))).scalars()}
+        states = {
+            t.step: t.state for t in (await s.execute(select(Timer).where(Timer.kind == "page"))).scalars()
+        }
     assert states["L2"] == "dropped"
 
 
@@ -147,7 +151,9 @@ async def test_severity_change_replans(bot: BotHarness, clock: ManualClock) -> N
 
     async def pending() -> set[str]:
         async with bot.svc.db.session() as s:
-            rows = (await s.execute(select(Timer).where(Timer.state == "pending", Timer.kind == "page"))).scalars()
+            rows = (
+                await s.execute(select(Timer).where(Timer.state == "pending", Timer.kind == "page"))
+            ).scalars()
             return {t.step for t in rows}
 
     assert await pending() == {"L2", "L3", "L4"}

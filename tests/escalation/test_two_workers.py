@@ -20,7 +20,9 @@ N = 200
 
 
 @pytest.mark.postgres
-async def test_two_workers_page_each_step_exactly_once(slack, pg_migrated_clean: str, clock: ManualClock) -> None:
+async def test_two_workers_page_each_step_exactly_once(
+    slack, pg_migrated_clean: str, clock: ManualClock
+) -> None:
     settings = make_settings(pg_migrated_clean, slack)
     now = clock.now()
     async with aiohttp.ClientSession() as http:
@@ -31,15 +33,29 @@ async def test_two_workers_page_each_step_exactly_once(slack, pg_migrated_clean:
                 inc_id = f"INC-20261123-{i:06d}"
                 s.add(
                     Incident(
-                        id=inc_id, severity="P1", status="NEW", summary=f"load {i}", impact="", root_cause="",
-                        next_steps="", declared_by="UDECLARER", declared_at=now - timedelta(minutes=10),
-                        updated_at=now, plan_version=1, cycle=1, provision_state="ready",
+                        id=inc_id,
+                        severity="P1",
+                        status="NEW",
+                        summary=f"load {i}",
+                        impact="",
+                        root_cause="",
+                        next_steps="",
+                        declared_by="UDECLARER",
+                        declared_at=now - timedelta(minutes=10),
+                        updated_at=now,
+                        plan_version=1,
+                        cycle=1,
+                        provision_state="ready",
                     )
                 )
                 s.add(
                     Timer(
-                        incident_id=inc_id, kind="page", step="L2", due_at=now - timedelta(seconds=i % 7),
-                        plan_version=1, data={"level": 2, "reason": "load", "mode": "dm"},
+                        incident_id=inc_id,
+                        kind="page",
+                        step="L2",
+                        due_at=now - timedelta(seconds=i % 7),
+                        plan_version=1,
+                        data={"level": 2, "reason": "load", "mode": "dm"},
                     )
                 )
         w1 = Worker(a, worker_id="w1", batch=20, extra_ticks=[])

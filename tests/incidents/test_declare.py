@@ -23,8 +23,18 @@ async def test_declare_opens_war_room(bot: BotHarness) -> None:
     template = bot.slack.message(channel.id, inc.template_ts)
     assert template is not None and template.pinned
     flat = str(template.blocks)
-    for label in ("Incident ID", "Severity", "P1 (HIGH)", "Status", "NEW", "Summary", "Impact", "Root Cause",
-                  "Next Steps", "Commander"):
+    for label in (
+        "Incident ID",
+        "Severity",
+        "P1 (HIGH)",
+        "Status",
+        "NEW",
+        "Summary",
+        "Impact",
+        "Root Cause",
+        "Next Steps",
+        "Commander",
+    ):
         assert label in flat, label
 
     kinds = [e.kind for e in await bot.events(inc.id)]
@@ -69,7 +79,14 @@ async def test_slack_failure_midway_keeps_incident_and_retry_resumes(bot: BotHar
 
 
 async def test_bad_input_answers_usage_and_creates_nothing(bot: BotHarness) -> None:
-    for text in ("declare", "declare P7 broken", "declare P1", "declare P1    ", "frobnicate", "declare --area x P1 y"):
+    for text in (
+        "declare",
+        "declare P7 broken",
+        "declare P1",
+        "declare P1    ",
+        "frobnicate",
+        "declare --area x P1 y",
+    ):
         resp, _ = await bot.command(text)
         assert resp.status_code == 200
         if text == "declare":

@@ -1,0 +1,180 @@
+"""Slack side effects that must not be lost, as rows written in the same transaction as the state change.
+
+Delivered right after commit by whoever made the change, and by the worker until they succeed: 429s wait for
+Retry-After, 5xx and timeouts back off, permanent errors land in the timeline and are told to the commander.
+Rows of one channel go out in order: a row is eligible only when no earlier row of its channel is unsent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from bot.context import Services
+from bot.incidents import service
+from bot.models import OutboxMessage
+from bot.ports import ChatError
+
+log = logging.getLogger("incident_bot.outbox")
+
+LEASE = timedelta(seconds=60)
+GIVE_UP_AFTER = timedelta(hours=24)
+
+
+async def enqueue(
+    s: Any,
+    kind: str,
+    *,
+    channel: str,
+    at: datetime,
+    incident_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> None:
+    """Add an effect to the caller's transaction. `channel` orders delivery (an incident id before the
+    war room exists)."""
+    s.add(
+        OutboxMessage(
+            incident_id=incident_id,
+            channel=channel,
+            method=kind,
+            payload=payload or {},
+            state="pending",
+            attempts=0,
+            next_attempt_at=at,
+            created_at=at,
+            dedupe_key=dedupe_key,
+        )
+    )
+
+
+async def _claim(svc: Services, now: datetime, limit: int, incident_id: str | None) -> list[OutboxMessage]:
+    earlier = aliased(OutboxMessage)
+    blocked = exists().where(
+        and_(
+            earlier.channel == OutboxMessage.channel,
+            earlier.id < OutboxMessage.id,
+            earlier.state.in_(("pending", "sending")),
+        )
+    )
+    inner = select(OutboxMessage.id).where(
+        OutboxMessage.state.in_(("pending", "sending")), OutboxMessage.next_attempt_at <= now, ~blocked
+    )
+    if incident_id is not None:
+        inner = inner.where(OutboxMessage.incident_id == incident_id)
+    inner = inner.order_by(OutboxMessage.id).limit(limit)
+    if svc.db.dialect == "postgresql":
+        inner = inner.with_for_update(skip_locked=True)
+    # 'sending' rows whose lease ran out belong to a process that died: they are taken over here.
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(inner.scalar_subquery()))
+        .values(state="sending", next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False)
+    )
+    async with svc.db.session() as s:
+        return sorted((await s.execute(stmt)).scalars(), key=lambda r: r.id)
+
+
+async def deliver(svc: Services, *, incident_id: str | None = None, limit: int = 50) -> int:
+    """Send what is due, oldest first per channel. Returns how many rows went out."""
+    sent = 0
+    while True:
+        rows = await _claim(svc, svc.clock.now(), limit, incident_id)
+        if not rows:
+            return sent
+        progressed = False
+        for row in rows:
+            ok = await _send(svc, row)
+            sent += ok
+            progressed |= ok
+        if not progressed:
+            return sent
+
+
+async def _send(svc: Services, row: OutboxMessage) -> bool:
+    try:
+        result = await _perform(svc, row)
+    except ChatError as exc:
+        await _failed(svc, row, exc)
+        return False
+    async with svc.db.session() as s:
+        r = await s.get(OutboxMessage, row.id)
+        if r is not None:
+            r.state, r.sent_at, r.result, r.last_error = "sent", svc.clock.now(), result or {}, None
+    return True
+
+
+async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    from bot.incidents.flows import IncidentFlows
+
+    p = row.payload
+    if row.method == "provision":
+        result = await IncidentFlows(svc).provision(str(row.incident_id))
+        if result.state == "failed" and result.error:
+            raise ChatError("provision", result.error)
+        return {"channel": result.channel_id}
+    if row.method == "template":
+        await IncidentFlows(svc).push_template(str(row.incident_id))
+        return None
+    if row.method == "post":
+        ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
+        return {"ts": ts}
+    raise ChatError(row.method, "unknown_outbox_kind")
+
+
+async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> None:
+    now = svc.clock.now()
+    give_up = not exc.transient or now - row.created_at > GIVE_UP_AFTER
+    backoff = timedelta(seconds=max(exc.retry_after or 0, min(2 ** min(row.attempts, 8), 300)))
+    async with svc.db.session() as s:
+        r = await s.get(OutboxMessage, row.id)
+        if r is None:
+            return
+        r.last_error = exc.error
+        if not give_up:
+            r.state, r.next_attempt_at = "pending", now + backoff
+            return
+        r.state = "failed"
+        if row.incident_id:
+            await service.add_event(
+                s,
+                row.incident_id,
+                "slack_failed",
+                f"Gave up on {row.method} to Slack: {exc.error}",
+                at=now,
+                data={
+                    "outbox_id": row.id,
+                    "method": exc.method,
+                    "error": exc.error,
+                    "attempts": row.attempts,
+                },
+            )
+            inc = await service.get(s, row.incident_id)
+            commander = inc.commander if inc else None
+        else:
+            commander = None
+    log.warning("outbox %s (%s) failed for good: %s", row.id, row.method, exc.error)
+    if commander:
+        try:
+            dm = await svc.chat.open_dm(commander)
+            await svc.chat.post(dm, f"⚠️ {row.incident_id}: could not {row.method} in Slack ({exc.error}).")
+        except ChatError:
+            pass
+
+
+async def outbox_tick(svc: Services) -> None:
+    await deliver(svc)
+
+
+async def pending_count(svc: Services) -> int:
+    from sqlalchemy import func
+
+    async with svc.db.session() as s:
+        stmt = select(func.count()).where(OutboxMessage.state.in_(("pending", "sending")))
+        return int((await s.execute(stmt)).scalar_one())
