@@ -39,7 +39,7 @@ def format_duration(td: timedelta | None) -> str:
         return "—"
     s = int(td.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size and s % size == 0:
+        if s >= size and s % size == 0 and (unit != "d" or s >= 2 * 86400):  # "24 h" reads better than "1 d"
             return f"{s // size} {unit}"
     if s >= 60:
         return f"{s // 60} min {s % 60} s"
