@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "playbook_content"
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # Signs PIR links; falls back to the signing secret so a single-secret install still works.
     server_secret: SecretStr | None = None
     web_access_token: SecretStr | None = None
-    declare_rate_limit: int = Field(5, description="declarations per user per minute")
+    declare_rate_limit: int = 5  # declarations per user per minute
     monitor_interval: float = 60.0
     worker_poll_interval: float = 0.5
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
@@ -65,4 +65,4 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings()  # values come from the environment

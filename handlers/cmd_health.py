@@ -23,7 +23,8 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
     verdict = f"{ICON.get('ok' if report.verdict == 'healthy' else report.verdict, '')} *{report.verdict}*"
     out: bk.Blocks = [
         bk.section(
-            f"*{title}*: {verdict}" + (f" · suggested severity *{sev}*" if sev else "")
+            f"*{title}*: {verdict}"
+            + (f" · suggested severity *{sev}*" if sev else "")
             + f" · {report.checks} checks in {report.wall_ms:.0f} ms"
         ),
         bk.section(f"```{bk.clip(render_table(report), 2900)}```"),
@@ -32,8 +33,12 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
     if report.report_url and incident_id:
         buttons.append(bk.button("Run recovery: end chaos", "run_recovery", incident_id, "danger"))
     if not incident_id and sev:
-        summary = next((f"{r.name}: {r.detail}" for r in report.results if r.status == "down"), report.verdict)
-        buttons.append(bk.button(f"Declare {sev} incident", "declare_from_check", f"{sev}|Factory {summary}"[:300]))
+        summary = next(
+            (f"{r.name}: {r.detail}" for r in report.results if r.status == "down"), report.verdict
+        )
+        buttons.append(
+            bk.button(f"Declare {sev} incident", "declare_from_check", f"{sev}|Factory {summary}"[:300])
+        )
     if buttons:
         out.append(bk.actions(*buttons))
     return out
@@ -60,7 +65,9 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
             pass  # progress is cosmetic; the final message below is what counts
 
     report = await run_check(svc, incident_id=inc.id, on_result=progress, actor=ctx.user)
-    await svc.chat.update(ctx.channel, ts, f"Health check: {report.verdict}", report_blocks(report, incident_id=inc.id))
+    await svc.chat.update(
+        ctx.channel, ts, f"Health check: {report.verdict}", report_blocks(report, incident_id=inc.id)
+    )
     return None
 
 
@@ -73,7 +80,9 @@ async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
         return Reply("That incident has no war room.", ok=False)
     ctx.channel = inc.channel_id
     await ctx.incident_to_change()  # war-room members only
-    await ctx.svc.chat.post(inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…")
+    await ctx.svc.chat.post(
+        inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
+    )
     run = await recover(ctx.svc, inc.id, ctx.user)
     verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {run.recovery.detail}"
     text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
@@ -115,7 +124,10 @@ async def playbook(ctx: Ctx, cmd: Command) -> Reply:
         for i in range(0, len(body), 2900):
             out.append(bk.section(body[i : i + 2900]))
     if len(out) > bk.MAX_BLOCKS:
-        out = [*out[: bk.MAX_BLOCKS - 1], bk.context("…more: ask for one section, e.g. `/incident playbook recovery`")]
+        out = [
+            *out[: bk.MAX_BLOCKS - 1],
+            bk.context("…more: ask for one section, e.g. `/incident playbook recovery`"),
+        ]
     return Reply("JWT Pizza Factory playbook", out)
 
 

@@ -14,15 +14,19 @@ MAX_NOTE = 2900
 MAX_TEXT = 4000
 
 USAGE = """*`/incident` commands*
-• `/incident declare P0|P1|P2|P3 <summary> [--area db|app|infra|security|api|frontend]` — open a war room (no arguments: a form)
+• `/incident declare P0|P1|P2|P3 <summary> [--area db|app|infra|security|api|frontend]` — open a war room
+  (no arguments: a form)
 • `/incident ack` — acknowledge the page · `/incident escalate` — page the next level now
-• `/incident update` — edit the pinned template · `/incident status NEW|INVESTIGATING|IDENTIFIED|MONITORING`
-• `/incident severity P0|P1|P2|P3` · `/incident commander @user` · `/incident comms @user` · `/incident note <text>`
+• `/incident update` — edit the pinned template
+• `/incident status NEW|INVESTIGATING|IDENTIFIED|MONITORING`
+• `/incident severity P0|P1|P2|P3` · `/incident commander @user` · `/incident comms @user`
+• `/incident note <text>`
 • `/incident resolve` · `/incident reopen` · `/incident timeline`
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
 • `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
-• `/incident drill fail|throttle|badjwt|service-down|tabletop` · `/incident dr signoff product|ops` · `/incident dr status`
+• `/incident drill fail|throttle|badjwt|service-down|tabletop`
+• `/incident dr signoff product|ops` · `/incident dr status`
 • `/incident help`"""
 
 DECLARE_USAGE = (

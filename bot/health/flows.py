@@ -93,7 +93,9 @@ async def recover(svc: Services, incident_id: str, user: str, *, timeout: float 
     anywhere, because it carries the vendor API key."""
     before = await run_check(svc, incident_id=incident_id, kind="check", actor=user)
     s_ = svc.settings
-    result = await run_recovery(s_.factory_url, s_.secret("factory_api_key"), before.report_url, timeout=timeout)
+    result = await run_recovery(
+        s_.factory_url, s_.secret("factory_api_key"), before.report_url, timeout=timeout
+    )
     async with svc.db.session() as s:
         await service.add_event(
             s,
@@ -103,8 +105,12 @@ async def recover(svc: Services, incident_id: str, user: str, *, timeout: float 
             f" ({result.status}: {result.body[:120]})",
             at=svc.clock.now(),
             actor=user,
-            data={"resolved": result.resolved, "status": result.status, "body": result.body[:500],
-                  "urls": [redact_report_url(u) for u in result.urls_tried]},
+            data={
+                "resolved": result.resolved,
+                "status": result.status,
+                "body": result.body[:500],
+                "urls": [redact_report_url(u) for u in result.urls_tried],
+            },
         )
     after = await run_check(svc, incident_id=incident_id, kind="check", actor=user)
     return RecoveryRun(before, result, after)

@@ -101,7 +101,11 @@ async def monitor_once(svc: Services, th: Thresholds | None = None) -> str:
         if severity is None or w.failing_streak < th.monitor.min_samples:
             return "watching" if w.failing_streak else "ok"
         return await _declare(svc, report, w, severity)
-    if report.verdict != "down" and w.failing_streak == 0 and open_inc.status not in ("MONITORING", "RESOLVED"):
+    if (
+        report.verdict != "down"
+        and w.failing_streak == 0
+        and open_inc.status not in ("MONITORING", "RESOLVED")
+    ):
         await _back_to_normal(svc, open_inc.id, w)
         return "recovered"
     return "open"

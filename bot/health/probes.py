@@ -173,7 +173,7 @@ def _parse_date(value: object) -> datetime | None:
 async def _http(
     client: httpx.AsyncClient | None,
     transport: httpx.AsyncBaseTransport | None,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
 ) -> AsyncIterator[httpx.AsyncClient]:
     if client is not None:
         yield client
@@ -303,7 +303,7 @@ TITLES = {
 async def _run_one(
     name: str,
     call: Callable[[], Awaitable[_Outcome]],
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     hint: str = "",
 ) -> ProbeResult:
     start = time.perf_counter()
@@ -339,7 +339,7 @@ async def run_probes(
     api_key: str,
     service_url: str | None = None,
     *,
-    timeout: float = 5.0,  # noqa: ASYNC109 (part of the API: each probe's own bound)
+    timeout: float = 5.0,
     client: httpx.AsyncClient | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     on_result: Callable[[ProbeResult], Awaitable[None]] | None = None,
@@ -479,7 +479,7 @@ async def run_recovery(
     api_key: str,
     report_url: str | None = None,
     *,
-    timeout: float = 40.0,  # noqa: ASYNC109 (must exceed the 32 s throttle)
+    timeout: float = 40.0,
     client: httpx.AsyncClient | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RecoveryResult:
@@ -515,7 +515,7 @@ async def run_recovery(
     return RecoveryResult(outcome, report_url, source, attempts, detail, order_status, order_ms)
 
 
-async def _follow(http: httpx.AsyncClient, url: str, timeout: float) -> RecoveryAttempt:  # noqa: ASYNC109
+async def _follow(http: httpx.AsyncClient, url: str, timeout: float) -> RecoveryAttempt:
     start = time.perf_counter()
     # A short connect timeout: an unreachable as-given link must leave time for the re-based one.
     limits = httpx.Timeout(timeout, connect=min(timeout, 5.0))

@@ -83,10 +83,11 @@ class IncidentFlows:
 
         await deliver(self.svc, incident_id=existing)
         async with self.svc.db.session() as s:
-            inc = await service.get(s, existing)
-        assert inc is not None
-        state = "ready" if inc.provision_state == "ready" else "failed"
-        return DeclareResult(state, inc.id, inc.channel_id, None if state == "ready" else inc.provision_error)
+            row = await service.get(s, existing)
+        assert row is not None
+        if row.provision_state == "ready":
+            return DeclareResult("ready", row.id, row.channel_id)
+        return DeclareResult("failed", row.id, row.channel_id, row.provision_error)
 
     async def _create(self, s: AsyncSession, req: DeclareRequest, now: datetime) -> Incident:
         attempt = 1

@@ -122,7 +122,7 @@ async def test_worker_down_catches_up_once_in_order(bot: BotHarness, clock: Manu
 
 async def test_claim_then_crash_is_recovered_and_sent_once(bot: BotHarness, clock: ManualClock) -> None:
     await bot.command("declare P1 Orders failing")
-    [inc] = await bot.incidents()
+    [_inc] = await bot.incidents()
     clock.advance(minutes=10)
     dead = await claim(bot.svc.db, "dead-worker", clock.now())  # claims L2, then "dies"
     assert [t.step for t in dead] == ["L2"]
@@ -138,7 +138,7 @@ async def test_claim_then_crash_is_recovered_and_sent_once(bot: BotHarness, cloc
 async def test_resumed_page_skips_users_already_reached(bot: BotHarness, clock: ManualClock) -> None:
     """A page row in 'sending' with one DM recorded (a crash mid-send) completes without repeating it."""
     await bot.command("declare P0 Payments down")
-    [inc] = await bot.incidents()
+    [_inc] = await bot.incidents()
     async with bot.svc.db.session() as s:
         page = (await s.execute(select(Page).where(Page.step == "L1"))).scalar_one()
         assert page.state == "sent" and "U01PRIMARY" in page.dm

@@ -70,7 +70,9 @@ async def test_recovery_button_ends_chaos_for_real(hbot: BotHarness, factory: Fa
     [inc] = await hbot.incidents()
     factory.set_mode("fail")
     await hbot.command("check", channel=inc.channel_id)
-    final = [c for c in hbot.slack.calls_to("chat.update", ok=True) if c.args["channel"] == inc.channel_id][-1]
+    final = [c for c in hbot.slack.calls_to("chat.update", ok=True) if c.args["channel"] == inc.channel_id][
+        -1
+    ]
     assert "run_recovery" in str(final.args["blocks"])
     assert factory.sim.mode == "fail"
 
@@ -123,4 +125,3 @@ async def test_monitor_declares_once_then_sees_recovery(
         row = (await s.execute(select(Incident))).scalar_one()
     assert row.status == "MONITORING" and row.monitoring_at == clock.now()
     assert any("metrics back to normal" in m.text.lower() for m in hbot.slack.messages[inc.channel_id])
-

@@ -20,8 +20,13 @@ def fmt(td) -> str:  # type: ignore[no-untyped-def]
 def test_every_seed_000_section_is_present() -> None:
     titles = [t for t, _ in sections()]
     assert titles == [
-        "Objective", "Roles and responsibilities", "Communication plan", "Detection and notification",
-        "Diagnostics", "Recovery procedures", "Post-recovery",
+        "Objective",
+        "Roles and responsibilities",
+        "Communication plan",
+        "Detection and notification",
+        "Diagnostics",
+        "Recovery procedures",
+        "Post-recovery",
     ]
 
 
@@ -64,10 +69,15 @@ def test_thresholds_and_monitor_match_thresholds_yaml() -> None:
     e, lat, av = th.error_rate, th.latency_p99_ms, th.availability
     pct = lambda x: _num(round(x * 100, 3))  # noqa: E731
     assert (
-        f"| Error rate (order path) | > {pct(e.critical)} % | > {pct(e.high)} % | > {pct(e.medium)} % |" in DOC
+        f"| Error rate (order path) | > {pct(e.critical)} % | > {pct(e.high)} % | > {pct(e.medium)} % |"
+        in DOC
     )
-    assert f"| Latency p99 (order) | > {_num(lat.critical)} ms | > {_num(lat.high)} ms | > {_num(lat.medium)} ms |" in DOC
-    assert f"| Availability (checks) | < {pct(av.critical)} % | < {pct(av.high)} % | < {pct(av.medium)} % |" in DOC
+    row = f"| Latency p99 (order) | > {_num(lat.critical)} ms | > {_num(lat.high)} ms | > {_num(lat.medium)} ms |"
+    assert row in DOC
+    assert (
+        f"| Availability (checks) | < {pct(av.critical)} % | < {pct(av.high)} % | < {pct(av.medium)} % |"
+        in DOC
+    )
     m = th.monitor
     assert f"every {_num(m.interval_s)} s and judges a {_num(m.window_s / 60)} min window" in DOC
     assert f"once it has {m.min_samples} checks" in DOC and f"after {m.min_samples} failing checks" in DOC

@@ -57,7 +57,7 @@ def _statuses(report: CheckReport) -> dict[str, str]:
     return {r.name: r.status for r in report.results}
 
 
-async def _check(servers: FactoryServers, timeout: float = 1.0, **kw: Any) -> CheckReport:  # noqa: ASYNC109
+async def _check(servers: FactoryServers, timeout: float = 1.0, **kw: Any) -> CheckReport:
     return await run_probes(servers.factory_url, KEY, servers.service_url, timeout=timeout, **kw)
 
 

@@ -62,7 +62,7 @@ async def test_name_taken_uses_suffix(bot: BotHarness) -> None:
 
 async def test_slack_failure_midway_keeps_incident_and_retry_resumes(bot: BotHarness) -> None:
     bot.slack.fail_next("pins.add", status=200, error="channel_not_found", retry_after=None)
-    resp, url = await bot.command("declare P1 Orders failing", trigger_id="standin-retry-1")
+    _resp, url = await bot.command("declare P1 Orders failing", trigger_id="standin-retry-1")
     [inc] = await bot.incidents()
     assert inc.provision_state == "failed" and "pins.add" in (inc.provision_error or "")
     assert "failed" in bot.last_reply(url)
