@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        # argparse.REMAINDER refuses a leading option (`check --json`): hand the rest over untouched.
+        return _delegate(*DELEGATED[argv[0]][:2])(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.fn(args))
 

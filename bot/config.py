@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     declare_rate_limit: int = 5  # declarations per user per minute
     monitor_interval: float = 60.0
     worker_poll_interval: float = 0.5
+    worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
 

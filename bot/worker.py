@@ -105,6 +105,10 @@ async def run_worker(
 
     async with make_session(settings.slack_timeout) as session:
         svc, _client = build_services(settings, session=session)
+        if settings.worker_metrics_port > 0:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port, registry=svc.metrics.registry)
         try:
             await Worker(svc).run(stop)
         finally:
