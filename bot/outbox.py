@@ -22,6 +22,9 @@ from bot.ports import ChatError
 log = logging.getLogger("incident_bot.outbox")
 
 LEASE = timedelta(seconds=60)
+# The process that wrote a row delivers it right after commit; the worker only takes rows older than this,
+# so it does not race the web process for a fresh declaration's war room.
+WORKER_GRACE = timedelta(seconds=5)
 GIVE_UP_AFTER = timedelta(hours=24)
 
 
@@ -52,7 +55,9 @@ async def enqueue(
     )
 
 
-async def _claim(svc: Services, now: datetime, limit: int, incident_id: str | None) -> list[OutboxMessage]:
+async def _claim(
+    svc: Services, now: datetime, limit: int, incident_id: str | None, min_age: timedelta = timedelta(0)
+) -> list[OutboxMessage]:
     earlier = aliased(OutboxMessage)
     blocked = exists().where(
         and_(
@@ -66,6 +71,8 @@ async def _claim(svc: Services, now: datetime, limit: int, incident_id: str | No
     )
     if incident_id is not None:
         inner = inner.where(OutboxMessage.incident_id == incident_id)
+    if min_age:
+        inner = inner.where((OutboxMessage.attempts > 0) | (OutboxMessage.created_at <= now - min_age))
     inner = inner.order_by(OutboxMessage.id).limit(limit)
     if svc.db.dialect == "postgresql":
         inner = inner.with_for_update(skip_locked=True)
@@ -81,33 +88,35 @@ async def _claim(svc: Services, now: datetime, limit: int, incident_id: str | No
         return sorted((await s.execute(stmt)).scalars(), key=lambda r: r.id)
 
 
-async def deliver(svc: Services, *, incident_id: str | None = None, limit: int = 50) -> int:
+async def deliver(
+    svc: Services, *, incident_id: str | None = None, limit: int = 50, min_age: timedelta = timedelta(0)
+) -> int:
     """Send what is due, oldest first per channel. Returns how many rows went out."""
     sent = 0
     while True:
-        rows = await _claim(svc, svc.clock.now(), limit, incident_id)
+        rows = await _claim(svc, svc.clock.now(), limit, incident_id, min_age)
         if not rows:
             return sent
         progressed = False
         for row in rows:
-            ok = await _send(svc, row)
-            sent += ok
-            progressed |= ok
+            outcome = await _send(svc, row)
+            sent += outcome == "sent"
+            progressed |= outcome != "retry"  # a row given up on unblocks its channel too
         if not progressed:
             return sent
 
 
-async def _send(svc: Services, row: OutboxMessage) -> bool:
+async def _send(svc: Services, row: OutboxMessage) -> str:
+    """sent | failed (given up) | retry."""
     try:
         result = await _perform(svc, row)
     except ChatError as exc:
-        await _failed(svc, row, exc)
-        return False
+        return await _failed(svc, row, exc)
     async with svc.db.session() as s:
         r = await s.get(OutboxMessage, row.id)
         if r is not None:
             r.state, r.sent_at, r.result, r.last_error = "sent", svc.clock.now(), result or {}, None
-    return True
+    return "sent"
 
 
 async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
@@ -128,18 +137,18 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     raise ChatError(row.method, "unknown_outbox_kind")
 
 
-async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> None:
+async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     now = svc.clock.now()
     give_up = not exc.transient or now - row.created_at > GIVE_UP_AFTER
     backoff = timedelta(seconds=max(exc.retry_after or 0, min(2 ** min(row.attempts, 8), 300)))
     async with svc.db.session() as s:
         r = await s.get(OutboxMessage, row.id)
         if r is None:
-            return
+            return "failed"
         r.last_error = exc.error
         if not give_up:
             r.state, r.next_attempt_at = "pending", now + backoff
-            return
+            return "retry"
         r.state = "failed"
         if row.incident_id:
             await service.add_event(
@@ -166,10 +175,11 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> None:
             await svc.chat.post(dm, f"⚠️ {row.incident_id}: could not {row.method} in Slack ({exc.error}).")
         except ChatError:
             pass
+    return "failed"
 
 
 async def outbox_tick(svc: Services) -> None:
-    await deliver(svc)
+    await deliver(svc, min_age=WORKER_GRACE)
 
 
 async def pending_count(svc: Services) -> int:

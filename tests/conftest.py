@@ -138,6 +138,7 @@ def make_settings(db_url: str, slack: SlackStandin, **overrides: object) -> Sett
         pizza_service_url="http://127.0.0.1:9",
         server_secret="test-server-secret",
         worker_poll_interval=0.05,
+        monitor_interval=0,  # tests that want the monitor call it themselves
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

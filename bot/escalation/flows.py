@@ -132,7 +132,10 @@ class PageView:
 
 
 def _open_for(now: datetime, since: datetime) -> str:
-    mins = int((now - since).total_seconds() // 60)
+    secs = int((now - since).total_seconds())
+    if secs < 60:
+        return f"{max(secs, 0)} s"
+    mins = secs // 60
     return f"{mins} min" if mins < 120 else f"{mins // 60} h {mins % 60} min"
 
 

@@ -100,8 +100,11 @@ class LadderState:
 
 
 def _ago(td: timedelta) -> str:
-    mins = td.total_seconds() / 60
-    return f"{mins:g} min" if mins < 120 else f"{mins / 60:g} h"
+    secs = td.total_seconds()
+    if secs < 60:  # scaled ladders (sandbox --fast) run in seconds
+        return f"{secs:.0f} s"
+    mins = secs / 60
+    return f"{mins:.0f} min" if mins < 120 else f"{mins / 60:g} h"
 
 
 def plan(policy: Policy, st: LadderState) -> list[PlannedStep]:

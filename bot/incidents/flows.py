@@ -193,6 +193,9 @@ class IncidentFlows:
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )
+        from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
+
+        await announce_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:
