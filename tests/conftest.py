@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from bot.main import create_app
 from bot.migrate import upgrade
 from bot.models import ALL_TABLES
 from bot.playbook import load_roster
+from bot.sandbox.factory_sim import FactoryServers, FactorySim
 from bot.sandbox.servers import LoopServer, ServerThread
 from bot.sandbox.slack_standin import SlackStandin
 from tests.support import BOT_TOKEN, SIGNING_SECRET, BotHarness
@@ -119,6 +121,30 @@ async def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "bot.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite+aiosqlite:///{path}"
+
+
+MakeServers = Callable[..., FactoryServers]
+
+
+@pytest.fixture
+def make_servers() -> Iterator[MakeServers]:
+    """Start simulated Factory + service servers (threads, loopback ports); stopped after the test."""
+    started: list[FactoryServers] = []
+
+    def make(**options: Any) -> FactoryServers:
+        options.setdefault("throttle_delay", 0.3)
+        servers = FactoryServers(FactorySim(**options)).start()
+        started.append(servers)
+        return servers
+
+    yield make
+    for servers in started:
+        servers.stop()
+
+
+@pytest.fixture
+def servers(make_servers: MakeServers) -> FactoryServers:
+    return make_servers()
 
 
 @pytest.fixture

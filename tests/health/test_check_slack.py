@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -12,18 +10,15 @@ from bot.clock import ManualClock
 from bot.health.monitor import monitor_once
 from bot.main import create_app
 from bot.models import CheckSample, Incident
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
+from bot.sandbox.factory_sim import FactoryServers
 from bot.sandbox.servers import LoopServer
 from tests.conftest import make_settings
 from tests.support import BotHarness
 
 
 @pytest.fixture
-def factory() -> Iterator[FactoryServers]:
-    sim = FactorySim(throttle_delay=0.3, report_url_mode="self")
-    servers = FactoryServers(sim).start()
-    yield servers
-    servers.stop()
+def factory(make_servers) -> FactoryServers:  # type: ignore[no-untyped-def]
+    return make_servers(report_url_mode="self")
 
 
 @pytest.fixture

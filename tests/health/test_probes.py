@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,30 +20,10 @@ from bot.health.probes import (
     run_recovery,
 )
 from bot.health.report import check_main, redact_report_url, render_table
-from bot.sandbox.factory_sim import DEFAULT_API_KEY, FactoryServers, FactorySim
+from bot.sandbox.factory_sim import DEFAULT_API_KEY, FactoryServers
+from tests.conftest import MakeServers
 
 KEY = DEFAULT_API_KEY
-MakeServers = Callable[..., FactoryServers]
-
-
-@pytest.fixture
-def make_servers() -> Iterator[MakeServers]:
-    started: list[FactoryServers] = []
-
-    def make(**options: Any) -> FactoryServers:
-        options.setdefault("throttle_delay", 0.3)
-        servers = FactoryServers(FactorySim(**options)).start()
-        started.append(servers)
-        return servers
-
-    yield make
-    for servers in started:
-        servers.stop()
-
-
-@pytest.fixture
-def servers(make_servers: MakeServers) -> FactoryServers:
-    return make_servers()
 
 
 def _dead_url() -> str:

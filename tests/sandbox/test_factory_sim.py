@@ -27,6 +27,7 @@ from bot.sandbox.factory_sim import (
     verify_jwt,
 )
 from bot.sandbox.servers import ServerThread
+from tests.conftest import MakeServers
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
 ORDER: dict[str, Any] = {
@@ -37,27 +38,6 @@ ORDER: dict[str, Any] = {
         "franchiseId": 1,
     },
 }
-MakeServers = Callable[..., FactoryServers]
-
-
-@pytest.fixture
-def make_servers() -> Iterator[MakeServers]:
-    started: list[FactoryServers] = []
-
-    def make(**options: Any) -> FactoryServers:
-        options.setdefault("throttle_delay", 0.3)
-        servers = FactoryServers(FactorySim(**options)).start()
-        started.append(servers)
-        return servers
-
-    yield make
-    for servers in started:
-        servers.stop()
-
-
-@pytest.fixture
-def servers(make_servers: MakeServers) -> FactoryServers:
-    return make_servers()
 
 
 @pytest.fixture
