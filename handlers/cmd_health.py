@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, recover, run_check
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
@@ -88,6 +89,7 @@ async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
     blocks = [bk.section(f"*{text}*"), *report_blocks(run.after, incident_id=inc.id, title="After recovery")]
     await ctx.svc.chat.post(inc.channel_id, text, blocks)
+    await finish_drill_if_any(ctx.svc, inc.id, ctx.user)  # a DRILL incident: measure, report, close
     return None
 
 

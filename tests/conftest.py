@@ -180,3 +180,26 @@ async def bot(settings: Settings, slack: SlackStandin, clock: ManualClock) -> As
     app = create_app(settings, clock=clock)
     async with LoopServer(app) as server, httpx.AsyncClient(timeout=30) as http:
         yield BotHarness(server.url, app.state.svc, slack, http)
+
+
+@pytest.fixture
+def factory(make_servers: MakeServers) -> FactoryServers:
+    """A simulated Factory whose reportUrls point back at itself (http, loopback port)."""
+    return make_servers(report_url_mode="self")
+
+
+@pytest.fixture
+async def hbot(
+    db_url: str, slack: SlackStandin, clock: ManualClock, factory: FactoryServers
+) -> AsyncIterator[BotHarness]:
+    """The bot wired to the simulated Factory and service."""
+    settings = make_settings(
+        db_url,
+        slack,
+        factory_url=factory.factory_url,
+        pizza_service_url=factory.service_url,
+        factory_api_key=factory.sim.api_key,
+    )
+    app = create_app(settings, clock=clock)
+    async with LoopServer(app) as server, httpx.AsyncClient(timeout=60) as http:
+        yield BotHarness(server.url, app.state.svc, slack, http)

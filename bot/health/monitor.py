@@ -171,6 +171,10 @@ async def _back_to_normal(svc: Services, incident_id: str, w: Window) -> None:
         )
         channel = inc.channel_id
     await IncidentFlows(svc).refresh_template(incident_id)
+    from bot.dr.drill import finish_drill_if_any
+
+    if await finish_drill_if_any(svc, incident_id):
+        return  # a drill: its report says the rest
     if channel:
         from bot.outbox import deliver, enqueue
 

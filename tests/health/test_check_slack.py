@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
-import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.health.monitor import monitor_once
-from bot.main import create_app
 from bot.models import CheckSample, Incident
 from bot.sandbox.factory_sim import FactoryServers
-from bot.sandbox.servers import LoopServer
-from tests.conftest import make_settings
 from tests.support import BotHarness
-
-
-@pytest.fixture
-def factory(make_servers) -> FactoryServers:  # type: ignore[no-untyped-def]
-    return make_servers(report_url_mode="self")
-
-
-@pytest.fixture
-async def hbot(db_url: str, slack, clock: ManualClock, factory: FactoryServers):  # type: ignore[no-untyped-def]
-    settings = make_settings(
-        db_url,
-        slack,
-        factory_url=factory.factory_url,
-        pizza_service_url=factory.service_url,
-        factory_api_key=factory.sim.api_key,
-    )
-    app = create_app(settings, clock=clock)
-    async with LoopServer(app) as server, httpx.AsyncClient(timeout=60) as http:
-        yield BotHarness(server.url, app.state.svc, slack, http)
 
 
 async def test_check_outside_war_room_offers_declare(hbot: BotHarness, factory: FactoryServers) -> None:
