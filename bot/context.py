@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import httpx
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
@@ -26,6 +28,20 @@ class Services:
     render: Renderer
     metrics: Metrics
     tasks: TaskGroup = field(default_factory=TaskGroup)
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One pooled client for outbound HTTP (probes): building one per check blocks the loop ~100 ms."""
+        if self._http is None or self._http.is_closed:
+            self._http = httpx.AsyncClient(follow_redirects=False)
+        return self._http
+
+    async def aclose(self) -> None:
+        await self.tasks.drain(timeout=10)
+        if self._http is not None:
+            await self._http.aclose()
+        await self.db.dispose()
 
     @classmethod
     def load_playbook(cls, settings: Settings) -> Playbook:

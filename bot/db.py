@@ -24,7 +24,7 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
         _sqlite_write_locks(engine)
         return engine
     kw.setdefault("pool_pre_ping", True)
-    kw.setdefault("pool_size", 10)
+    kw.setdefault("pool_size", 20)  # >= the worker's concurrent pages, so bursts reuse connections
     kw.setdefault("max_overflow", 10)
     return create_async_engine(url, connect_args={"timeout": 5, "command_timeout": 30}, **kw)
 

@@ -69,8 +69,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await svc.tasks.drain(timeout=10)
             except TimeoutError:
                 await svc.tasks.cancel_all()
+            await svc.aclose()
             await session.close()
-            await svc.db.dispose()
 
     app = FastAPI(title="incident-bot", lifespan=lifespan, docs_url=None, redoc_url=None)
 

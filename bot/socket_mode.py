@@ -34,5 +34,4 @@ async def run_socket_mode(settings: Settings, stop: asyncio.Event | None = None)
             await stop.wait()
         finally:
             await handler.close_async()
-            await svc.tasks.drain(timeout=10)
-            await svc.db.dispose()
+            await svc.aclose()

@@ -112,5 +112,4 @@ async def run_worker(
         try:
             await Worker(svc).run(stop)
         finally:
-            await svc.tasks.drain(timeout=10)
-            await svc.db.dispose()
+            await svc.aclose()

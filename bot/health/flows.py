@@ -36,6 +36,7 @@ async def run_check(
         s_.pizza_service_url or None,
         timeout=timeout,
         on_result=on_result,
+        client=svc.http,
     )
     run_id = f"{kind}-{uuid.uuid4().hex[:12]}"
     now = svc.clock.now()

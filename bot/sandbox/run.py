@@ -88,7 +88,7 @@ class Sandbox:
                 await self.worker_svc.tasks.drain(timeout=10)
             except TimeoutError:
                 await self.worker_svc.tasks.cancel_all()
-            await self.worker_svc.db.dispose()
+            await self.worker_svc.aclose()
         if self._session is not None:
             await self._session.close()
         # The bot's tasks talk to the stand-in on this same server: let them finish while it still serves.
