@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
-from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Settings

@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @app.post("/slack/events")
     async def slack_events(request: Request) -> Response:
+        fast = await _slash_command_fast_path(request)
+        if fast is not None:
+            return fast
         return await request.app.state.handler.handle(request)
 
     @app.get("/healthz")
@@ -95,6 +98,34 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     _mount_optional_routes(app)
     return app
+
+
+async def _slash_command_fast_path(request: Request) -> Response | None:
+    """Slash commands skip Bolt's middleware pipeline (most of the ack's CPU, see docs/performance.md): the
+    signature is checked with the SDK's verifier and the same listener code answers. Everything else, and
+    anything unusual, goes through Bolt."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return None
+    body = await request.body()
+    if b"command=" not in body or b"payload=" in body:
+        return None
+    from urllib.parse import parse_qs
+
+    from slack_sdk.signature import SignatureVerifier
+
+    from handlers.app import command_ack
+
+    svc: Services = request.app.state.svc
+    verifier = SignatureVerifier(svc.settings.secret("slack_signing_secret"))
+    timestamp = request.headers.get("x-slack-request-timestamp", "")
+    signature = request.headers.get("x-slack-signature", "")
+    if not timestamp.isdigit() or not signature or not verifier.is_valid(body, timestamp, signature):
+        return JSONResponse({"error": "invalid request"}, status_code=401)
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+    if form.get("ssl_check") == "1" or "command" not in form:
+        return Response(status_code=200)
+    payload = await command_ack(svc, form)
+    return JSONResponse(payload) if payload else Response(status_code=200)
 
 
 async def _refresh_gauges(svc: Services) -> None:

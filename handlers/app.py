@@ -77,6 +77,41 @@ async def run_guarded(ctx: registry.Ctx, work: Any, *, replace: bool = False) ->
     await reply_to(ctx, reply, replace=replace)
 
 
+async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] | None:
+    """Handle `/incident …`: returns the ack body at once (None = empty 200) and leaves the work to a task.
+
+    Shared by the Bolt listener and the fast path in bot.main, so both behave the same."""
+    ctx = registry.Ctx(
+        svc,
+        user=command.get("user_id", ""),
+        channel=command.get("channel_id", ""),
+        trigger_id=command.get("trigger_id"),
+        response_url=command.get("response_url"),
+        text=command.get("text") or "",
+    )
+    try:
+        cmd = parse(command.get("text"))
+    except UsageError as exc:
+        return {"response_type": "ephemeral", "text": exc.message}
+    svc.metrics.commands.labels(sub=cmd.name).inc()
+    handler = registry.COMMANDS.get(cmd.name)
+    if handler is None:
+        return {
+            "response_type": "ephemeral",
+            "text": f"`/incident {cmd.name}` is not available in this build.",
+        }
+    if cmd.name in registry.INSTANT:
+        reply = await handler(ctx, cmd)
+        return {"response_type": "ephemeral", "text": reply.text if reply else ""}
+    svc.tasks.spawn(run_guarded(ctx, handler(ctx, cmd), replace=cmd.name == "declare"), f"cmd-{cmd.name}")
+    if cmd.name == "declare":
+        return {
+            "response_type": "ephemeral",
+            "text": f"⏳ Declaring {cmd.args['severity']}: {cmd.args['summary']}…",
+        }
+    return None
+
+
 def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
     _load_modules()
     token = svc.settings.secret("slack_bot_token")
@@ -97,37 +132,8 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
 
     @app.command("/incident")
     async def on_command(ack: Any, command: dict[str, Any]) -> None:
-        ctx = registry.Ctx(
-            svc,
-            user=command.get("user_id", ""),
-            channel=command.get("channel_id", ""),
-            trigger_id=command.get("trigger_id"),
-            response_url=command.get("response_url"),
-            text=command.get("text") or "",
-        )
-        try:
-            cmd = parse(command.get("text"))
-        except UsageError as exc:
-            await ack(response_type="ephemeral", text=exc.message)
-            return
-        svc.metrics.commands.labels(sub=cmd.name).inc()
-        handler = registry.COMMANDS.get(cmd.name)
-        if handler is None:
-            await ack(
-                response_type="ephemeral", text=f"`/incident {cmd.name}` is not available in this build."
-            )
-            return
-        if cmd.name in registry.INSTANT:
-            reply = await handler(ctx, cmd)
-            await ack(response_type="ephemeral", text=reply.text if reply else "")
-            return
-        if cmd.name == "declare":
-            await ack(
-                response_type="ephemeral", text=f"⏳ Declaring {cmd.args['severity']}: {cmd.args['summary']}…"
-            )
-        else:
-            await ack()
-        svc.tasks.spawn(run_guarded(ctx, handler(ctx, cmd), replace=cmd.name == "declare"), f"cmd-{cmd.name}")
+        payload = await command_ack(svc, command)
+        await (ack(**payload) if payload else ack())
 
     @app.action(re.compile(r".+"))
     async def on_action(ack: Any, body: dict[str, Any]) -> None:

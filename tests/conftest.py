@@ -179,7 +179,7 @@ def settings(db_url: str, slack: SlackStandin) -> Settings:
 async def bot(settings: Settings, slack: SlackStandin, clock: ManualClock) -> AsyncIterator[BotHarness]:
     app = create_app(settings, clock=clock)
     async with LoopServer(app) as server, httpx.AsyncClient(timeout=30) as http:
-        yield BotHarness(server.url, app.state.svc, slack, http)
+        yield BotHarness(server.url, app.state.svc, slack, http, app)
 
 
 @pytest.fixture

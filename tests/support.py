@@ -34,6 +34,7 @@ class BotHarness:
     svc: Services
     slack: Any  # SlackStandin
     http: httpx.AsyncClient
+    app: Any = None  # the FastAPI app, for tests that reach into Bolt directly
 
     async def post_signed(self, body: bytes, content_type: str, **headers: str) -> httpx.Response:
         h = {"Content-Type": content_type, **sign(body), **headers}

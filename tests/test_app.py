@@ -187,3 +187,44 @@ def sqlite_url_sync(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "worker.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite+aiosqlite:///{path}"
+
+
+async def test_bolt_listener_answers_like_the_fast_path(bot: BotHarness) -> None:
+    """Socket Mode (and anything not served by the HTTP fast path) uses the Bolt listener: same ack, same effect."""
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    body = urlencode(
+        {
+            "command": "/incident",
+            "text": "declare P2 via bolt",
+            "user_id": "UDECLARER",
+            "channel_id": "C1",
+            "team_id": "T0STANDIN",
+            "trigger_id": "standin-bolt",
+            "response_url": bot.slack.new_response_url(),
+        }
+    )
+    assert bot.app is not None
+    headers = {"content-type": "application/x-www-form-urlencoded", **sign(body.encode())}
+    resp = await bot.app.state.bolt.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
+    assert resp.status == 200 and "Declaring P2" in resp.body
+    await bot.drain()
+    [inc] = await bot.incidents()
+    assert inc.summary == "via bolt" and inc.provision_state == "ready"
+
+
+async def test_unsigned_or_garbled_headers_are_401(bot: BotHarness) -> None:
+    body = _command_body("declare P1 no signature")
+    for headers in (
+        {},
+        {"X-Slack-Request-Timestamp": "", "X-Slack-Signature": "v0=x"},
+        {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=x"},
+    ):
+        resp = await bot.http.post(
+            f"{bot.url}/slack/events",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        )
+        assert resp.status_code == 401
+    await bot.drain()
+    assert await bot.incidents() == []
