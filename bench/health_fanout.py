@@ -94,8 +94,8 @@ def _measure(report: Any) -> dict[str, float]:
 async def _scenario(
     run_probes: Any, factory: str, service: str, repeats: int, shared: bool
 ) -> list[dict[str, float]]:
-    """`shared`: one httpx client for all checks; otherwise run_probes makes its own each time, as
-    bot.health.flows.run_check (`/incident check`, the monitor, drills) calls it."""
+    """`shared`: one httpx client for all checks, as bot.health.flows.run_check calls it (Services.http);
+    otherwise run_probes builds its own each time (the standalone `incident-bot check`)."""
     import httpx
 
     async with httpx.AsyncClient(timeout=5.0) as http:
@@ -175,10 +175,11 @@ def run(*, repeats: int = 15) -> BenchResult:
 
     mixed = scenarios["mixed"]
     res.rows = [
-        line("mixed", "check wall vs slowest probe, as run_check calls it", "slowest_ms"),
-        line("mixed_shared_client", "  same, one shared httpx client", "slowest_ms"),
+        line("mixed_shared_client", "check wall vs slowest probe (shared client, as run_check)", "slowest_ms"),
+        line("mixed", "  same, a new client per check (CLI `incident-bot check`)", "slowest_ms"),
         line("uniform_shared_client", "  all 100 ms: wall vs order→verify chain", "critical_ms"),
-        line("none", "  no added delay (sim as is), as run_check calls it", "slowest_ms"),
+        line("none_shared_client", "  no added delay (sim as is), shared client", "slowest_ms"),
+        line("none", "  no added delay, a new client per check (CLI)", "slowest_ms"),
     ]
     uni = scenarios["uniform_shared_client"]
     res.data = {

@@ -42,6 +42,7 @@ class SlackChat:
         self.client = client
         self.metrics = metrics
         self._tz: dict[str, str | None] = {}
+        self._dm: dict[str, str] = {}  # a user's IM channel never changes: one conversations.open per user
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -100,8 +101,10 @@ class SlackChat:
         await self._call("pins.add", channel=channel, timestamp=ts)
 
     async def open_dm(self, user: str) -> str:
-        data = await self._call("conversations.open", users=user)
-        return str(data["channel"]["id"])
+        if user not in self._dm:
+            data = await self._call("conversations.open", users=user)
+            self._dm[user] = str(data["channel"]["id"])
+        return self._dm[user]
 
     async def ephemeral(self, channel: str, user: str, text: str, blocks: Blocks | None = None) -> None:
         args: dict[str, Any] = {"channel": channel, "user": user, "text": text}
