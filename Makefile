@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck bench clean sample-pir
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: install
 	bash scripts/ensure-chromium.sh || true
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+sample-pir: install
+	$(BIN)/python scripts/sample_pir.py
 
 bench: install
 	$(BIN)/python -m bench $(ARGS)
