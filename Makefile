@@ -18,8 +18,8 @@ run: install
 	$(BIN)/incident-bot sandbox $(ARGS)
 
 lint: install
-	$(BIN)/ruff check bot handlers migrations tests bench
-	$(BIN)/ruff format --check bot handlers migrations tests bench
+	$(BIN)/ruff check bot handlers migrations tests bench scripts
+	$(BIN)/ruff format --check bot handlers migrations tests bench scripts
 	$(BIN)/mypy bot handlers
 
 test: install

@@ -175,7 +175,9 @@ def run(*, repeats: int = 15) -> BenchResult:
 
     mixed = scenarios["mixed"]
     res.rows = [
-        line("mixed_shared_client", "check wall vs slowest probe (shared client, as run_check)", "slowest_ms"),
+        line(
+            "mixed_shared_client", "check wall vs slowest probe (shared client, as run_check)", "slowest_ms"
+        ),
         line("mixed", "  same, a new client per check (CLI `incident-bot check`)", "slowest_ms"),
         line("uniform_shared_client", "  all 100 ms: wall vs order→verify chain", "critical_ms"),
         line("none_shared_client", "  no added delay (sim as is), shared client", "slowest_ms"),

@@ -30,7 +30,7 @@ from tests.conftest import make_settings  # noqa: E402
 from tests.support import BOT_TOKEN, BotHarness  # noqa: E402
 
 
-async def main(out: Path) -> None:
+async def main() -> tuple[str, str]:
     standin = SlackStandin(token=BOT_TOKEN)
     slack_server = ServerThread(standin.app)
     standin.base_url = slack_server.start()
@@ -43,8 +43,12 @@ async def main(out: Path) -> None:
         url = f"sqlite+aiosqlite:///{tmp}/pir.db"
         upgrade(url)
         settings = make_settings(
-            url, standin, factory_url=factory.factory_url, pizza_service_url=factory.service_url,
-            factory_api_key=factory.sim.api_key, display_tz="America/Denver",
+            url,
+            standin,
+            factory_url=factory.factory_url,
+            pizza_service_url=factory.service_url,
+            factory_api_key=factory.sim.api_key,
+            display_tz="America/Denver",
         )
         app = create_app(settings, clock=clock)
         async with LoopServer(app) as server, httpx.AsyncClient(timeout=60) as http:
@@ -62,26 +66,37 @@ async def main(out: Path) -> None:
             await bot.command("commander <@U01PRIMARY>", user="U01PRIMARY", channel=room)
             clock.advance(minutes=2)
             await bot.command("status IDENTIFIED", user="U01PRIMARY", channel=room)
-            await bot.command("note Factory answers 500 chaos monkey on every order; reportUrl present",
-                              user="U01PRIMARY", channel=room)
+            await bot.command(
+                "note Factory answers 500 chaos monkey on every order; reportUrl present",
+                user="U01PRIMARY",
+                channel=room,
+            )
             clock.advance(minutes=1)
             await bot.action("run_recovery", inc.id, user="U01PRIMARY", channel=room)
             clock.advance(minutes=1)
             await monitor_once(svc)  # metrics back to normal -> MONITORING
             clock.advance(minutes=31)
             await bot.command("resolve", user="U01PRIMARY", channel=room)
-            await bot.command('action add "Alert on Factory vendor chaos state before it starts" <@U08SRE> 2026-11-27',
-                              user="U01PRIMARY", channel=room)
-            await bot.command('action add "Add a timeout to the service\'s Factory client" <@U10BACK> 2026-12-04',
-                              user="U01PRIMARY", channel=room)
+            await bot.command(
+                'action add "Alert on Factory vendor chaos state before it starts" <@U08SRE> 2026-11-27',
+                user="U01PRIMARY",
+                channel=room,
+            )
+            await bot.command(
+                'action add "Add a timeout to the service\'s Factory client" <@U10BACK> 2026-12-04',
+                user="U01PRIMARY",
+                channel=room,
+            )
             pir = await load_for(svc, inc.id)
             assert pir is not None
             text = render_markdown(pir, svc.playbook.severities, ZoneInfo("America/Denver"))
     factory.stop()
     slack_server.stop()
-    out.write_text(text, encoding="utf-8")
-    print(f"wrote {out} ({len(text.splitlines())} lines) for {inc.id}")
+    return inc.id, text
 
 
 if __name__ == "__main__":
-    asyncio.run(main(ROOT / "docs" / "sample-pir.md"))
+    incident_id, markdown = asyncio.run(main())
+    out = ROOT / "docs" / "sample-pir.md"
+    out.write_text(markdown, encoding="utf-8")
+    print(f"wrote {out} ({len(markdown.splitlines())} lines) for {incident_id}")
