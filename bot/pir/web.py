@@ -8,6 +8,7 @@ JavaScript and a CSP that forbids loading any, and never leak their token throug
 from __future__ import annotations
 
 import hmac
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -111,8 +112,8 @@ async def incident_list(request: Request) -> Response:
     return HTMLResponse(render_list_html(rows, zone), headers=HEADERS)
 
 
-@router.get("/incidents/{incident_id}")
-async def incident_page(incident_id: str, request: Request) -> Response:
+async def _load_allowed(request: Request, incident_id: str) -> Response | tuple[Any, Any, Any]:
+    """Access check, display zone and the PIR data, or the response that refuses/explains."""
     svc = _svc(request)
     if not _allowed(request, svc, incident_id):
         return _forbidden()
@@ -122,6 +123,15 @@ async def incident_page(incident_id: str, request: Request) -> Response:
     pir = await load_for(svc, incident_id)
     if pir is None:
         return PlainTextResponse("No such incident.", status_code=404, headers=HEADERS)
+    return svc, zone, pir
+
+
+@router.get("/incidents/{incident_id}")
+async def incident_page(incident_id: str, request: Request) -> Response:
+    loaded = await _load_allowed(request, incident_id)
+    if isinstance(loaded, Response):
+        return loaded
+    svc, zone, pir = loaded
     nav = [("Markdown", _incident_link(svc, incident_id, "/pir.md"))]
     if _allowed(request, svc, links.ALL):
         list_token = links.sign(links.ALL, links.expiry(svc.clock.now()), svc.settings.link_secret())
@@ -133,15 +143,10 @@ async def incident_page(incident_id: str, request: Request) -> Response:
 
 @router.get("/incidents/{incident_id}/pir.md")
 async def incident_markdown(incident_id: str, request: Request) -> Response:
-    svc = _svc(request)
-    if not _allowed(request, svc, incident_id):
-        return _forbidden()
-    zone = _zone(request, svc)
-    if isinstance(zone, Response):
-        return zone
-    pir = await load_for(svc, incident_id)
-    if pir is None:
-        return PlainTextResponse("No such incident.", status_code=404, headers=HEADERS)
+    loaded = await _load_allowed(request, incident_id)
+    if isinstance(loaded, Response):
+        return loaded
+    svc, zone, pir = loaded
     body = await run_in_threadpool(render_markdown, pir, svc.playbook.severities, zone)
     headers = {**HEADERS, "Content-Disposition": f'inline; filename="{incident_id}-pir.md"'}
     return PlainTextResponse(body, media_type="text/markdown; charset=utf-8", headers=headers)
