@@ -70,13 +70,8 @@ def _delegate(module: str, func: str) -> Callable[[argparse.Namespace], int]:
     """Subcommands whose options live with their feature: `incident-bot check --json` -> check_main([...])."""
 
     def run(args: argparse.Namespace) -> int:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            print(f"incident-bot: this build has no {module}", file=sys.stderr)
-            return 2
+        # Imported on use, so `incident-bot worker` does not load the sandbox or the PIR renderer.
+        mod = importlib.import_module(module)
         return int(getattr(mod, func)(list(args.rest)))
 
     return run

@@ -96,7 +96,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await _refresh_gauges(svc)
         return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    _mount_optional_routes(app)
+    from bot.pir.web import router as incidents_router
+
+    app.include_router(incidents_router)
     return app
 
 
@@ -147,17 +149,3 @@ async def _refresh_gauges(svc: Services) -> None:
     counts = dict(rows)
     for sev in ("P0", "P1", "P2", "P3"):
         svc.metrics.open_incidents.labels(severity=sev).set(counts.get(sev, 0))
-
-
-def _mount_optional_routes(app: FastAPI) -> None:
-    """Feature routers (web view, sandbox page) register here when present."""
-    import importlib
-
-    for name in ("bot.pir.web",):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        app.include_router(module.router)

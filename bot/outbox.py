@@ -140,7 +140,7 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
 async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     now = svc.clock.now()
     give_up = not exc.transient or now - row.created_at > GIVE_UP_AFTER
-    backoff = timedelta(seconds=max(exc.retry_after or 0, min(2 ** min(row.attempts, 8), 300)))
+    backoff = timedelta(seconds=exc.backoff(row.attempts, cap=256))
     async with svc.db.session() as s:
         r = await s.get(OutboxMessage, row.id)
         if r is None:

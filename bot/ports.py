@@ -22,6 +22,11 @@ class ChatError(Exception):
     def transient(self) -> bool:
         return self.error in TRANSIENT_ERRORS or self.error.startswith("http_5")
 
+    def backoff(self, attempts: int, cap: float) -> float:
+        """Seconds to wait before retry number `attempts`: Slack's Retry-After when it gave one, else
+        exponential, at most `cap`."""
+        return max(self.retry_after or 0, min(2 ** min(attempts, 16), cap))
+
 
 TRANSIENT_ERRORS = {
     "ratelimited",

@@ -61,16 +61,11 @@ async def recover_stale(db: Database, now: datetime, lease: timedelta) -> int:
 
 
 def _handlers() -> dict[str, Handler]:
+    # Imported here: the flows import this module (claim, finish, retry_later).
     from bot.escalation import flows as esc
+    from bot.pir import flows as pir_flows
 
-    handlers: dict[str, Handler] = {"page": esc.fire_page, "reminder": esc.fire_reminder}
-    try:
-        from bot.pir import flows as pir_flows
-
-        handlers["pir_reminder"] = pir_flows.fire_pir_reminder
-    except ImportError:  # pragma: no cover - PIR module not installed yet
-        pass
-    return handlers
+    return {"page": esc.fire_page, "reminder": esc.fire_reminder, "pir_reminder": pir_flows.fire_pir_reminder}
 
 
 async def run_due(

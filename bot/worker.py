@@ -73,20 +73,10 @@ class Worker:
 
 
 def default_ticks() -> list[Tick]:
-    ticks: list[Tick] = []
-    try:
-        from bot.health.monitor import monitor_tick
+    from bot.health.monitor import monitor_tick
+    from bot.outbox import outbox_tick
 
-        ticks.append(monitor_tick)
-    except ImportError:
-        pass
-    try:
-        from bot.outbox import outbox_tick
-
-        ticks.append(outbox_tick)
-    except ImportError:
-        pass
-    return ticks
+    return [monitor_tick, outbox_tick]
 
 
 async def run_worker(

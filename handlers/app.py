@@ -39,11 +39,7 @@ def _load_modules() -> None:
     import importlib
 
     for name in _MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
 
 
 async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = False) -> None:

@@ -14,7 +14,7 @@ from bot.ports import ChatError, Reply
 from handlers import blocks as bk
 from handlers.commands import run_declare
 from handlers.parse import Command, UsageError
-from handlers.registry import INSTANT, Ctx, action, command
+from handlers.registry import Ctx, action, command
 
 ICON = {"ok": "🟢", "degraded": "🟡", "down": "🔴", "skipped": "⚪"}
 
@@ -131,6 +131,3 @@ async def playbook(ctx: Ctx, cmd: Command) -> Reply:
             bk.context("…more: ask for one section, e.g. `/incident playbook recovery`"),
         ]
     return Reply("JWT Pizza Factory playbook", out)
-
-
-INSTANT.discard("check")

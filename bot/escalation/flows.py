@@ -191,7 +191,7 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         delivered = await _deliver(svc, page_id, view, users, mode, delivered, errors)
     except ChatError as exc:
         if exc.transient and timer.attempts < MAX_ATTEMPTS:
-            backoff = max(exc.retry_after or 0, min(2**timer.attempts, 60))
+            backoff = exc.backoff(timer.attempts, cap=60)
             await retry_later(svc.db, timer.id, now + timedelta(seconds=backoff), exc.error)
             async with svc.db.session() as s:
                 await service.add_event(

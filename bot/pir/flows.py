@@ -284,7 +284,7 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
                 sent[target] = {"channel": dest, "ts": await svc.chat.post(dest, text)}
         except ChatError as exc:
             if exc.transient and timer.attempts < MAX_ATTEMPTS:
-                backoff = max(exc.retry_after or 0, min(2**timer.attempts, 60))
+                backoff = exc.backoff(timer.attempts, cap=60)
                 await _save_sent(svc, timer.id, sent)
                 await retry_later(svc.db, timer.id, svc.clock.now() + timedelta(seconds=backoff), exc.error)
                 return
