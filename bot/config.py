@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
+    # Public status page (bot/statuspage): components in YAML; who may publish besides the commander and comms
+    # lead (comma-separated Slack user ids); a second person's approval for P0 updates; optional Atlassian
+    # Statuspage mirror (set the page id and API key).
+    statuspage_file: Path = CONTENT_DIR / "status.yaml"
+    statuspage_admins: str = ""
+    statuspage_p0_approval: bool = False
+    statuspage_cache_seconds: int = 30
+    statuspage_atlassian_url: str = "https://api.statuspage.io/v1/"
+    statuspage_atlassian_page_id: str | None = None
+    statuspage_atlassian_api_key: SecretStr | None = None
 
     @field_validator("slack_api_url")
     @classmethod

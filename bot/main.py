@@ -97,8 +97,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
     from bot.pir.web import router as incidents_router
+    from bot.statuspage.web import router as status_router
 
     app.include_router(incidents_router)
+    app.include_router(status_router)  # /status, /status.json, /status/feed.atom
     return app
 
 

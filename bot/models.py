@@ -246,4 +246,105 @@ class Signoff(Base):
     at: Mapped[datetime]
 
 
+# -- public status page (bot/statuspage) ------------------------------------------------------------------
+
+
+class StatusComponent(Base):
+    """A component's public state: `state` as the last public update set it, `automated_state` as the
+    monitor judged it; `effective` (the worse) is what the page shows."""
+
+    __tablename__ = "status_components"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="operational")
+    automated_state: Mapped[str | None] = mapped_column(String(16))
+    automated_at: Mapped[datetime | None]
+    automated_reason: Mapped[str] = mapped_column(Text, default="")  # internal: never rendered
+    effective: Mapped[str] = mapped_column(String(16), default="operational")
+    updated_at: Mapped[datetime]
+
+
+class StatusComponentChange(Base):
+    """Every change of a component's effective state: the 90-day availability bars."""
+
+    __tablename__ = "status_component_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    component: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))  # update | automated
+
+    __table_args__ = (Index("ix_status_component_changes_component_at", "component", "at"),)
+
+
+class StatusIncident(Base):
+    __tablename__ = "status_incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), unique=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    impact: Mapped[str] = mapped_column(String(16), default="operational")
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(64))  # Atlassian Statuspage incident id
+
+
+class StatusUpdate(Base):
+    """A public update: a draft until someone allowed publishes it (and, for P0 when configured, a second
+    person approves). Only published rows are ever shown to customers."""
+
+    __tablename__ = "status_updates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    status_incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("status_incidents.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    components: Mapped[dict[str, Any]] = mapped_column(default=dict)  # key -> state
+    state: Mapped[str] = mapped_column(
+        String(20), default="draft"
+    )  # draft|awaiting_approval|published|discarded
+    author: Mapped[str] = mapped_column(String(32))
+    approved_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    preview_token: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_status_updates_state_published", "state", "published_at"),)
+
+
+class StatusMaintenance(Base):
+    __tablename__ = "status_maintenance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text, default="")
+    components: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"keys": [...]}
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StatusSubscriber(Base):
+    """A webhook subscriber: each published update is POSTed to `url`, signed with `secret` (HMAC-SHA256)."""
+
+    __tablename__ = "status_subscribers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), default="webhook")
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
 ALL_TABLES = [t.name for t in Base.metadata.sorted_tables]

@@ -134,6 +134,10 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     if row.method == "post":
         ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
         return {"ts": ts}
+    if row.method.startswith("status_"):  # status-page webhooks and the Atlassian mirror
+        from bot.statuspage.deliver import perform
+
+        return await perform(svc, row)
     raise ChatError(row.method, "unknown_outbox_kind")
 
 

@@ -64,8 +64,14 @@ def _handlers() -> dict[str, Handler]:
     # Imported here: the flows import this module (claim, finish, retry_later).
     from bot.escalation import flows as esc
     from bot.pir import flows as pir_flows
+    from bot.statuspage.publish import fire_status_reminder
 
-    return {"page": esc.fire_page, "reminder": esc.fire_reminder, "pir_reminder": pir_flows.fire_pir_reminder}
+    return {
+        "page": esc.fire_page,
+        "reminder": esc.fire_reminder,
+        "pir_reminder": pir_flows.fire_pir_reminder,
+        "status_reminder": fire_status_reminder,
+    }
 
 
 async def run_due(

@@ -25,6 +25,7 @@ USAGE = """*`/incident` commands*
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
 • `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
+• `/incident statuspage [resolved]` — write a public status-page update (commander, comms lead, admins)
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
 • `/incident dr signoff product|ops` · `/incident dr status`
 • `/incident help`"""
@@ -214,6 +215,15 @@ def _pir(rest: str) -> Command:
     return Command("pir")
 
 
+def _statuspage(rest: str) -> Command:
+    word = rest.lower()
+    if word not in ("", "resolved"):
+        raise UsageError(
+            "Usage: `/incident statuspage` (in the war room), or `/incident statuspage resolved`"
+        )
+    return Command("statuspage", {"resolved": word == "resolved"})
+
+
 _PARSERS = {
     "declare": _declare,
     "ack": _no_args("ack"),
@@ -237,4 +247,5 @@ _PARSERS = {
     "playbook": _playbook,
     "drill": _drill,
     "dr": _dr,
+    "statuspage": _statuspage,
 }

@@ -96,6 +96,9 @@ async def monitor_once(svc: Services, th: Thresholds | None = None) -> str:
         open_inc = await service.open_for_problem(s, PROBLEM)
     w = judge(samples)
     severity = classify(w.error_rate, w.p99_ms, w.availability, th)
+    from bot.statuspage.automation import apply_factory_judgement  # "automated" component states
+
+    await apply_factory_judgement(svc, report.verdict, w.failing_streak, th.monitor.min_samples, w.describe())
     if open_inc is None:
         # One failed check is not an incident: only a streak of min_samples failing runs declares.
         if severity is None or w.failing_streak < th.monitor.min_samples:

@@ -196,6 +196,9 @@ class IncidentFlows:
         from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
 
         await announce_declared(self.svc, incident)
+        from bot.statuspage.publish import on_declared  # P0/P1: prompt for a public update
+
+        await on_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:

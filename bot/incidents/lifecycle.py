@@ -437,6 +437,9 @@ class LifecycleFlows:
             await self._announce(
                 s, inc.id, announcement, now, dedupe_key=f"{inc.id}:announce:resolved:{inc.cycle}"
             )
+            from bot.statuspage.publish import on_resolved  # offer the public "resolved" update
+
+            await on_resolved(self.svc, s, inc, now)
         await self._deliver(incident_id)
         how = " (criteria overridden)" if forced is not None else ""
         return ResolveResult(

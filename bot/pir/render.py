@@ -599,6 +599,14 @@ def _actions(pir: PirData) -> list[Block]:
     return out
 
 
+def _customer_communication(pir: PirData) -> list[Block]:
+    """Public status-page updates (bot/statuspage), with their times: what customers were told, and when."""
+    rows = [(f"{e[0][:16]} UTC", plain(e[3], pir.names)) for e in pir.events if e[1] == "public_update"]
+    if not rows:
+        return [Heading(2, "Customer communication"), Para(("No public status-page update was published.",))]
+    return [Heading(2, "Customer communication"), Table(("Published", "Public update"), rows)]
+
+
 def _repeated_pins(events: Sequence[EventRow]) -> frozenset[int]:
     """A message pinned twice (a re-pin, a retried event) is listed once, at its first pin."""
     seen: set[str] = set()
@@ -634,6 +642,7 @@ def build(pir: PirData, book: SeverityBook, tz: str | ZoneInfo = "UTC") -> list[
     blocks += _checks(pir)
     blocks += _review(pir, book)
     blocks += _actions(pir)
+    blocks += _customer_communication(pir)
     blocks += _timeline(pir, zone)
     zone_note = "UTC" if _is_utc(zone) else f"UTC, with {zone.key} alongside"
     blocks.append(
