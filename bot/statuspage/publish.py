@@ -135,50 +135,54 @@ async def _latest_published(s: AsyncSession, incident_id: str) -> datetime | Non
 async def publish(svc: Services, update_id: int, user: str) -> PublishResult:
     """The Publish (or Approve) button. Safe against double clicks and stale previews: the draft row is
     locked and its state decides."""
-    now = svc.clock.now()
     async with svc.db.session() as s:
-        stmt = select(StatusUpdate).where(StatusUpdate.id == update_id)
-        if svc.db.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        u = (await s.execute(stmt)).scalar_one_or_none()
-        if u is None or u.incident_id is None:
-            return PublishResult(
-                "missing", "That preview is out of date: compose again with `/incident statuspage`."
-            )
-        inc = await service.get(s, u.incident_id, for_update=True)
-        if inc is None:
-            return PublishResult("missing", "That incident no longer exists.")
-        if u.state == "published":
-            return PublishResult("already", "That update is already published.", inc.id)
-        if u.state == "discarded":
-            return PublishResult("stale", "That draft was discarded.", inc.id)
-        if not may_publish(svc, inc, user):
-            return PublishResult(
-                "forbidden", f"Only {who_may(inc)} (or a status-page admin) can publish for {inc.id}.", inc.id
-            )
-        latest = await _latest_published(s, inc.id)
-        if latest is not None and latest > u.created_at:
-            u.state = "discarded"
-            return PublishResult(
-                "stale",
-                "A newer public update was published after this preview; nothing was sent. "
-                "Run `/incident statuspage` to write the next one.",
-                inc.id,
-            )
-        if needs_approval(svc, inc):
-            if u.state == "draft":
-                u.state = "awaiting_approval"
-                await _ask_approval(svc, s, inc, u, now)
-                text = "P0: a second person must approve this update. I asked in the war room."
-                result = PublishResult("awaiting_approval", text, inc.id)
-                return result
-            if user == u.author:
-                return PublishResult(
-                    "self_approval", "A second person must approve: someone other than the author.", inc.id
-                )
-            u.approved_by = user
-        await _publish(svc, s, inc, u, user, now)
-    await deliver(svc, incident_id=u.incident_id)
+        result = await _publish_locked(svc, s, update_id, user, svc.clock.now())
+    if result.incident_id and result.state in ("published", "awaiting_approval"):
+        await deliver(svc, incident_id=result.incident_id)  # war-room line, webhooks, Atlassian
+    return result
+
+
+async def _publish_locked(
+    svc: Services, s: AsyncSession, update_id: int, user: str, now: datetime
+) -> PublishResult:
+    stmt = select(StatusUpdate).where(StatusUpdate.id == update_id)
+    if svc.db.dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    u = (await s.execute(stmt)).scalar_one_or_none()
+    if u is None or u.incident_id is None:
+        return PublishResult(
+            "missing", "That preview is out of date: compose again with `/incident statuspage`."
+        )
+    inc = await service.get(s, u.incident_id, for_update=True)
+    if inc is None:
+        return PublishResult("missing", "That incident no longer exists.")
+    if u.state == "published":
+        return PublishResult("already", "That update is already published.", inc.id)
+    if u.state == "discarded":
+        return PublishResult("stale", "That draft was discarded.", inc.id)
+    if not may_publish(svc, inc, user):
+        text = f"Only {who_may(inc)} (or a status-page admin) can publish for {inc.id}."
+        return PublishResult("forbidden", text, inc.id)
+    latest = await _latest_published(s, inc.id)
+    if latest is not None and latest > u.created_at:
+        u.state = "discarded"
+        return PublishResult(
+            "stale",
+            "A newer public update was published after this preview; nothing was sent. "
+            "Run `/incident statuspage` to write the next one.",
+            inc.id,
+        )
+    if needs_approval(svc, inc):
+        if u.state == "draft":
+            u.state = "awaiting_approval"
+            await _ask_approval(svc, s, inc, u, now)
+            text = "P0: a second person must approve this update. I asked in the war room."
+            return PublishResult("awaiting_approval", text, inc.id)
+        if user == u.author:
+            text = "A second person must approve: someone other than the author."
+            return PublishResult("self_approval", text, inc.id)
+        u.approved_by = user
+    await _publish(svc, s, inc, u, user, now)
     return PublishResult(
         "published", f"📣 Published to the status page: {svc.settings.public_url}/status", inc.id
     )

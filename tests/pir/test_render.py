@@ -159,6 +159,7 @@ async def test_every_section_present_in_order(pir: PirData) -> None:
         "### How did we respond?",
         "### What can we improve?",
         "## Action Items",
+        "## Customer communication",
         "## Timeline",
     ]
     for fact in (
