@@ -35,7 +35,10 @@ def form_values(view: dict[str, Any], overrides: dict[str, str | None]) -> dict[
             values[bid] = {el["action_id"]: {"type": "static_select", "selected_option": opt}}
         else:
             values[bid] = {
-                el["action_id"]: {"type": "plain_text_input", "value": overrides.get(bid, el.get("initial_value"))}
+                el["action_id"]: {
+                    "type": "plain_text_input",
+                    "value": overrides.get(bid, el.get("initial_value")),
+                }
             }
     return values
 

@@ -52,24 +52,30 @@ async def test_compose_preview_publish_from_slack(bot: BotHarness, clock: Manual
 
     # Not public yet: the page is unchanged; the unlisted preview shows the page as it will look.
     assert "Some pizza orders" not in await page(bot)
-    [row] = (await _updates(bot))
+    [row] = await _updates(bot)
     prev = await bot.http.get(f"{bot.url}/status/preview/{row.preview_token}")
     assert prev.status_code == 200 and "Some pizza orders are failing" in prev.text and "Preview" in prev.text
     assert prev.headers["cache-control"] == "no-store"
 
     # A war-room member who is neither commander nor comms lead cannot publish.
-    await bot.action("statuspage_publish", ids["statuspage_publish"], user=MEMBER, channel=inc.channel_id or "")
+    await bot.action(
+        "statuspage_publish", ids["statuspage_publish"], user=MEMBER, channel=inc.channel_id or ""
+    )
     assert "Only <@UDECLARER>" in last_response_text(bot)
     assert "Some pizza orders" not in await page(bot)
 
     clock.advance(minutes=3)
-    await bot.action("statuspage_publish", ids["statuspage_publish"], user=COMMANDER, channel=inc.channel_id or "")
+    await bot.action(
+        "statuspage_publish", ids["statuspage_publish"], user=COMMANDER, channel=inc.channel_id or ""
+    )
     assert "Published" in last_response_text(bot)
     html = await page(bot)
     assert "Some pizza orders are failing" in html and "Orders may fail at checkout" in html
     assert "Degraded performance" in html
     # Double click: nothing twice.
-    await bot.action("statuspage_publish", ids["statuspage_publish"], user=COMMANDER, channel=inc.channel_id or "")
+    await bot.action(
+        "statuspage_publish", ids["statuspage_publish"], user=COMMANDER, channel=inc.channel_id or ""
+    )
     assert "already published" in last_response_text(bot)
     events = [e for e in await bot.events(inc.id) if e.kind == "public_update"]
     assert len(events) == 1 and events[0].at == clock.now() and events[0].actor == COMMANDER
@@ -79,7 +85,10 @@ async def test_compose_preview_publish_from_slack(bot: BotHarness, clock: Manual
 
     # The next public update is due after the P1 cadence (30 min), as a timer the ladder's re-plans keep.
     async with bot.svc.db.session() as s:
-        due = [t.due_at for t in (await s.execute(select(Timer).where(Timer.kind == "status_reminder"))).scalars()]
+        due = [
+            t.due_at
+            for t in (await s.execute(select(Timer).where(Timer.kind == "status_reminder"))).scalars()
+        ]
     assert clock.now() + __import__("datetime").timedelta(minutes=30) in due
 
     # Resolve offers the "resolved" public update; its button opens the modal preset to resolved.
@@ -98,7 +107,12 @@ async def test_compose_preview_publish_from_slack(bot: BotHarness, clock: Manual
         private_metadata=inc.id,
     )
     last = [m for m in room(bot, inc) if m.ephemeral_to == COMMANDER][-1]
-    await bot.action("statuspage_publish", buttons(last)["statuspage_publish"], user=COMMANDER, channel=inc.channel_id or "")
+    await bot.action(
+        "statuspage_publish",
+        buttons(last)["statuspage_publish"],
+        user=COMMANDER,
+        channel=inc.channel_id or "",
+    )
     html = await page(bot)
     assert "All systems operational" in html and "Orders work again" in html
 
