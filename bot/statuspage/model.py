@@ -180,7 +180,8 @@ def day_bars(
         seen, down, t = {state}, 0.0, start
         j = i
         cur = state
-        while j < len(ordered) and ordered[j].at < end:
+        # Today ends now, and a change made this instant already colours today's bar.
+        while j < len(ordered) and (ordered[j].at < end or (end == now and ordered[j].at == now)):
             down += DOWNTIME.get(cur, 0.0) * (ordered[j].at - t).total_seconds()
             t, cur = ordered[j].at, ordered[j].state
             seen.add(cur)

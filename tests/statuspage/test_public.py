@@ -203,3 +203,9 @@ def test_day_bars_integrate_state_changes() -> None:
     # A state in force before the window carries into it; today counts only up to now.
     open_ended = day_bars([], 2, now, before="major_outage")
     assert [b.availability for b in open_ended] == [0.0, 0.0]
+
+
+def test_a_change_made_now_colours_todays_bar() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    [bar] = day_bars([Change(now, "partial_outage")], 1, now)
+    assert bar.worst == "partial_outage" and bar.availability == 1.0
