@@ -87,6 +87,11 @@ DELEGATED = {
     "backup": ("bot.dr.backup", "backup_main", "back up the bot's database"),
     "restore": ("bot.dr.backup", "restore_main", "restore a backup"),
     "drill": ("bot.dr.drill", "drill_main", "run a disaster-recovery drill"),
+    "statuspage": (
+        "bot.statuspage.cli",
+        "statuspage_main",
+        "status-page webhook subscribers and maintenance",
+    ),
 }
 
 
