@@ -53,6 +53,7 @@ KIND_ICONS = {
     "joined": "👋",
     "check": "🩺",
     "ticket": "🎫",
+    "public_update": "📣",
 }
 
 

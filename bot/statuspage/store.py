@@ -33,15 +33,19 @@ from bot.statuspage.model import (
 
 
 async def _component_row(s: AsyncSession, key: str, at: datetime, *, lock: bool = False) -> StatusComponent:
+    """The component's row, created on first use. Two workers' monitors may both create it: the insert does
+    nothing on conflict, then the row is read (locked on PostgreSQL, so their changes serialise)."""
+    from bot.incidents.service import _insert
+
+    await s.execute(
+        _insert(s, StatusComponent)
+        .values(key=key, state="operational", effective="operational", automated_reason="", updated_at=at)
+        .on_conflict_do_nothing()
+    )
     stmt = select(StatusComponent).where(StatusComponent.key == key)
     if lock and s.bind is not None and s.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    row = (await s.execute(stmt)).scalar_one_or_none()
-    if row is None:
-        row = StatusComponent(key=key, state="operational", effective="operational", updated_at=at)
-        s.add(row)
-        await s.flush()
-    return row
+    return (await s.execute(stmt)).scalar_one()
 
 
 def _recompute(s: AsyncSession, row: StatusComponent, at: datetime, source: str) -> bool:
