@@ -137,6 +137,8 @@ def preview_blocks(svc: Any, result: sp.DraftResult, draft: Draft, inc: Incident
 
 
 async def _compose(ctx: Ctx, inc: Incident, *, resolved: bool) -> None:
+    if inc.is_drill:
+        raise UsageError(f"{inc.id} is a drill: drills never reach the public status page.")
     if not sp.may_publish(ctx.svc, inc, ctx.user):
         raise UsageError(
             f"Only {sp.who_may(inc)} (or a status-page admin) can publish for {inc.id}. "

@@ -91,6 +91,8 @@ async def create_draft(
         inc = await service.get(s, incident_id)
         if inc is None:
             return DraftResult("missing", "That incident no longer exists.")
+        if inc.is_drill:
+            return DraftResult("forbidden", "Drills never reach the public status page.", incident=inc)
         if not may_publish(svc, inc, user):
             return DraftResult(
                 "forbidden",

@@ -178,8 +178,11 @@ def render_html(snap: Snapshot) -> str:
         '<nav aria-label="Subscribe"><a href="/status/feed.atom">Atom feed</a> · '
         '<a href="/status.json">JSON</a></nav></header>'
         f"<main>{''.join(sections)}</main>"
-        f'<footer><p>Updated <time datetime="{_iso(now)}">{_t(now)}</time>. Availability counts a partial '
-        f"outage as half down; degraded performance counts as up.{support}</p></footer>"
+        # The last visible change, not the time of the request: the body (and so its ETag) stays the same
+        # until something changes, so conditional GETs and CDNs can do their job.
+        f'<footer><p>Last change <time datetime="{_iso(snap.updated_at)}">{_t(snap.updated_at)}</time>. '
+        "Availability counts a partial outage as half down; degraded performance counts as up."
+        f"{support}</p></footer>"
         "</div></body></html>"
     )
 

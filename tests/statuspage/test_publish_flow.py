@@ -202,3 +202,16 @@ async def test_p0_needs_a_second_person_when_configured(abot: BotHarness) -> Non
     assert "Some pizza orders are failing" in await page(bot)
     [ev] = [e for e in await bot.events(inc.id) if e.kind == "public_update"]
     assert ev.data["approved_by"] == "U01PRIMARY"
+
+
+async def test_drills_never_reach_the_public_page(bot: BotHarness) -> None:
+    from bot.models import Incident
+
+    inc = await declare(bot)
+    async with bot.svc.db.session() as s:
+        row = await s.get(Incident, inc.id)
+        assert row is not None
+        row.is_drill = True
+    _resp, url = await bot.command("statuspage", user=COMMANDER, channel=inc.channel_id or "")
+    assert "drills never reach the public status page" in bot.last_reply(url)
+    assert opened_views(bot, "statuspage_compose") == []
