@@ -34,27 +34,32 @@ def _conditional(request: Request, body: bytes, media_type: str, svc: Services) 
         "ETag": tag,
         "Cache-Control": f"public, max-age={max(svc.settings.statuspage_cache_seconds, 0)}",
         "X-Content-Type-Options": "nosniff",
+        # Public data: other sites may show it (a status badge, a widget).
+        "Access-Control-Allow-Origin": "*",
     }
     wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     if tag in wanted or "*" in wanted:
         return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":  # uptime checkers and CDNs probe with HEAD
+        headers["Content-Length"] = str(len(body))
+        return Response(status_code=200, media_type=media_type, headers=headers)
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("/status")
+@router.api_route("/status", methods=["GET", "HEAD"])
 async def status_html(request: Request) -> Response:
     svc: Services = request.app.state.svc
     body = render.render_html(await current(svc)).encode()
     return _conditional(request, body, "text/html; charset=utf-8", svc)
 
 
-@router.get("/status.json")
+@router.api_route("/status.json", methods=["GET", "HEAD"])
 async def status_json(request: Request) -> Response:
     svc: Services = request.app.state.svc
     return _conditional(request, render.json_bytes(await current(svc)), "application/json", svc)
 
 
-@router.get("/status/feed.atom")
+@router.api_route("/status/feed.atom", methods=["GET", "HEAD"])
 async def status_feed(request: Request) -> Response:
     svc: Services = request.app.state.svc
     return _conditional(request, render.render_atom(await current(svc)), "application/atom+xml", svc)

@@ -84,6 +84,9 @@ async def test_conditional_get_and_cache_headers(bot: BotHarness, clock: ManualC
         assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
         other = await bot.http.get(f"{bot.url}{path}", headers={"If-None-Match": '"stale", W/"x"'})
         assert other.status_code == 200
+        head = await bot.http.head(f"{bot.url}{path}")
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == tag
+        assert first.headers["access-control-allow-origin"] == "*"
     # Time passing changes nothing visible: the same ETag still answers 304 (the page shows the last change,
     # not the time of the request).
     tag = (await bot.http.get(f"{bot.url}/status")).headers["etag"]
