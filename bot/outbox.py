@@ -159,7 +159,7 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
                 s,
                 row.incident_id,
                 "slack_failed",
-                f"Gave up on {row.method} to Slack: {exc.error}",
+                f"Gave up on {row.method}{_where(row)}: {exc.error}",
                 at=now,
                 data={
                     "outbox_id": row.id,
@@ -176,10 +176,17 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     if commander:
         try:
             dm = await svc.chat.open_dm(commander)
-            await svc.chat.post(dm, f"⚠️ {row.incident_id}: could not {row.method} in Slack ({exc.error}).")
+            await svc.chat.post(
+                dm, f"⚠️ {row.incident_id}: could not {row.method}{_where(row, 'in')} ({exc.error})."
+            )
         except ChatError:
             pass
     return "failed"
+
+
+def _where(row: OutboxMessage, preposition: str = "to") -> str:
+    # Status-page rows go to webhooks or Atlassian, not Slack.
+    return "" if row.method.startswith("status_") else f" {preposition} Slack"
 
 
 async def outbox_tick(svc: Services) -> None:

@@ -144,6 +144,8 @@ async def test_a_rejecting_webhook_is_given_up_not_retried_forever(
         await outbox_tick(bot.svc)
     [row] = await rows(bot, "status_webhook")
     assert row.state == "failed" and row.last_error == "rejected_410" and hits == [1]
+    events = [e.text for e in await bot.events(inc.id) if e.kind == "slack_failed"]
+    assert events == ["Gave up on status_webhook: rejected_410"]
     with pytest.raises(ValueError):
         await add_subscriber(bot.svc, "file:///etc/passwd")
 
