@@ -18,9 +18,10 @@ run: install
 	$(BIN)/incident-bot sandbox $(ARGS)
 
 lint: install
-	$(BIN)/ruff check bot handlers migrations tests bench scripts
-	$(BIN)/ruff format --check bot handlers migrations tests bench scripts
-	$(BIN)/mypy bot handlers
+	$(BIN)/ruff check bot handlers wiring sandbox migrations tests bench scripts
+	$(BIN)/ruff format --check bot handlers wiring sandbox migrations tests bench scripts
+	$(BIN)/mypy bot handlers wiring sandbox
+	$(BIN)/lint-imports
 
 test: install
 	bash scripts/ensure-chromium.sh || true

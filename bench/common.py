@@ -3,7 +3,7 @@
 Every server under test runs in its own process (`uvicorn --factory`, the same flags for each) so the load
 generator in the bench process never shares a GIL or an event loop with what it measures:
 - `bare_app` is the baseline: one FastAPI POST endpoint that reads the body and answers a JSON ack;
-- `bot.main:create_app` is the product, configured through the environment like production;
+- `wiring.app:create_app` is the product, configured through the environment like production;
 - `standin_app` is the loopback Slack Web API plus a few `/_bench/` routes (call log with timestamps,
   response_url replies with arrival times, bulk channel creation) that benchmarks read over HTTP.
 """
@@ -159,7 +159,7 @@ def standin_app() -> Any:
 
     from bot.config import CONTENT_DIR
     from bot.playbook import load_roster
-    from bot.sandbox.slack_standin import SlackStandin
+    from sandbox.slack_standin import SlackStandin
 
     standin = SlackStandin(token=os.environ.get("BENCH_STANDIN_TOKEN", BOT_TOKEN))
     standin.base_url = os.environ.get("BENCH_STANDIN_URL", "")
@@ -575,7 +575,7 @@ class WebStack:
             tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-cwd-"))
             # Declare is rate limited per user (5 a minute): off here, the bench declares from one user.
             env = bot_env(db_url, self.standin.url, DECLARE_RATE_LIMIT="0")
-            self.bot = Server("bot.main:create_app", env=env, loop=self.loop, http=self.http, cwd=tmp)
+            self.bot = Server("wiring.app:create_app", env=env, loop=self.loop, http=self.http, cwd=tmp)
             self._stack.callback(self.bot.stop)
             self.bare = Server(
                 "bench.common:bare_app", env=child_env(), loop=self.loop, http=self.http, cwd=tmp

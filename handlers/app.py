@@ -10,9 +10,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
-from bot.incidents import service
 from bot.ports import ChatError, Reply
 from handlers import registry
 from handlers.parse import UsageError, parse
@@ -76,7 +76,7 @@ async def run_guarded(ctx: registry.Ctx, work: Any, *, replace: bool = False) ->
 async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] | None:
     """Handle `/incident …`: returns the ack body at once (None = empty 200) and leaves the work to a task.
 
-    Shared by the Bolt listener and the fast path in bot.main, so both behave the same."""
+    Shared by the Bolt listener and the fast path in wiring.app, so both behave the same."""
     ctx = registry.Ctx(
         svc,
         user=command.get("user_id", ""),

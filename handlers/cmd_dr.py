@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot import incident_store as service
 from bot.dr import drill as drills
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.health.flows import run_check
-from bot.incidents import service
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
 from handlers.blocks import (

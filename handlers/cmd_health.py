@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, recover, run_check
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
-from bot.incidents import service
 from bot.incidents.flows import DeclareRequest
 from bot.ports import ChatError, Reply
 from handlers import blocks as bk

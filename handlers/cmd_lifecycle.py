@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.incidents import service
+from bot import incident_store as service
 from bot.incidents.flows import DeclareRequest
 from bot.incidents.lifecycle import (
     LifecycleFlows,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.escalation import flows as esc
-from bot.incidents import service
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
 from bot.ports import Reply
@@ -38,10 +38,8 @@ async def run_declare(ctx: Ctx, req: DeclareRequest) -> Reply:
     flows = IncidentFlows(ctx.svc)
     result = await flows.declare(req)
     if result.created and result.incident_id:
-        from bot.timers import run_due
-
         # Fire the steps due at declare (L1) here rather than waiting for the worker's next poll.
-        await run_due(ctx.svc, "web", incident_id=result.incident_id)
+        await ctx.svc.kick(result.incident_id)
     return await declared_reply(ctx, result)
 
 

@@ -25,7 +25,7 @@ class Ctx:
 
     async def incident_here(self) -> Incident:
         """The incident whose war room this is, or a clear answer saying where to run the command."""
-        from bot.incidents import service
+        from bot import incident_store as service
 
         async with self.svc.db.session() as s:
             inc = await service.by_channel(s, self.channel)

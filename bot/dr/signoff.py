@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
+from bot import incident_store as service
 from bot.context import Services
+from bot.dr.drill import drill_summary
 from bot.dr.plan import load_dr, plan_hash
-from bot.incidents import service
 from bot.models import Drill, Signoff
 from bot.playbook import format_duration
 
@@ -126,8 +127,6 @@ def review_state(signoffs: list[SignoffView], interval: timedelta, now: datetime
 
 
 async def dr_status(svc: Services) -> DrStatus:
-    from bot.dr.drill import drill_summary
-
     dr, digest, now = load_dr(), plan_hash(), svc.clock.now()
     async with svc.db.session() as s:
         signoffs = [

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
-from bot.incidents import service
 from bot.models import Incident, Page, Timer
+from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
 from bot.timers import finish, retry_later
@@ -389,9 +390,10 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
         except ChatError as exc:
             log.warning("could not update page DM: %s", exc)
     if channel:
-        from bot.incidents.flows import IncidentFlows
-
-        await IncidentFlows(svc).refresh_template(incident_id)
+        # The template shows "acknowledged": an outbox `template` row, as IncidentFlows.refresh_template writes.
+        async with svc.db.session() as s:
+            await enqueue(s, "template", channel=channel, incident_id=incident_id, at=svc.clock.now())
+        await deliver(svc, incident_id=incident_id)
         try:
             await svc.chat.post(channel, f"✅ Acknowledged by <@{user}> after {after}. Escalation paused.")
         except ChatError:
@@ -418,9 +420,7 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
         await service.add_event(
             s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
         )
-    from bot.timers import run_due
-
-    await run_due(svc, f"web-{user}", incident_id=incident_id)
+    await svc.kick(incident_id, by=f"web-{user}")
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
 
 

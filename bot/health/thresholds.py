@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 import yaml
 
 # probes imports this module lazily (inside run_probes), so this import is not circular.
-from bot.health.probes import FACTORY_PROBES, ORDER_PATH, SERVICE_PROBES, CheckReport, Severity
+from bot.health.results import FACTORY_PROBES, ORDER_PATH, SERVICE_PROBES, CheckReport, Severity
 
 Level = Literal["critical", "high", "medium"]
 LEVELS: tuple[Level, ...] = ("critical", "high", "medium")

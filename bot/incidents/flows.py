@@ -10,11 +10,14 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
+from bot.escalation.flows import replan
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
-from bot.models import Incident
+from bot.incidents.lifecycle import announce_declared
+from bot.models import Incident, OutboxMessage
+from bot.outbox import deliver, enqueue
 from bot.ports import ChatError
 
 log = logging.getLogger("incident_bot.declare")
@@ -79,8 +82,6 @@ class IncidentFlows:
             result = await self.provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
-        from bot.outbox import deliver
-
         await deliver(self.svc, incident_id=existing)
         async with self.svc.db.session() as s:
             row = await service.get(s, existing)
@@ -113,9 +114,6 @@ class IncidentFlows:
             actor=req.user,
             data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
         )
-        from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
-        from bot.outbox import enqueue
-
         await replan(self.svc, s, inc, reason="declared")
         # The war room is an outbox effect: if Slack is down now, the worker builds it when Slack returns.
         await enqueue(
@@ -193,15 +191,13 @@ class IncidentFlows:
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )
-        from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
-
+        # Stakeholders hear once the war room exists.
         await announce_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:
         """Edit the pinned template in place (through the outbox, so a Slack outage only delays it).
         True when it is already done."""
-        from bot.outbox import deliver, enqueue
 
         async with self.svc.db.session() as s:
             inc = await service.get(s, incident)
@@ -330,3 +326,16 @@ class IncidentFlows:
                 at=self.svc.clock.now(),
                 data={"method": step, "error": exc.error},
             )
+
+
+async def provision_effect(svc: Services, row: OutboxMessage) -> dict[str, str | None]:
+    """The outbox's `provision` effect (registered at wiring): build or resume the war room."""
+    result = await IncidentFlows(svc).provision(str(row.incident_id))
+    if result.state == "failed" and result.error:
+        raise ChatError("provision", result.error)
+    return {"channel": result.channel_id}
+
+
+async def template_effect(svc: Services, row: OutboxMessage) -> None:
+    """The outbox's `template` effect: the pinned template shows the incident as stored now."""
+    await IncidentFlows(svc).push_template(str(row.incident_id))

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.escalation.flows import replan
-from bot.incidents import service
 from bot.models import Incident, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
@@ -629,10 +629,8 @@ class LifecycleFlows:
         """After commit: send the queued effects now; what fails transiently the worker retries."""
         await deliver(self.svc, incident_id=incident_id)
         if fire_due:
-            from bot.timers import run_due  # timers import escalation, which imports incidents
-
             # Steps due now (L1 after reopen, a raised severity) go out without waiting for the worker.
-            await run_due(self.svc, "web", incident_id=incident_id)
+            await self.svc.kick(incident_id)
 
     async def _slack_failed(self, incident_id: str, exc: ChatError, what: str) -> None:
         log.warning("%s for %s: %s", what, incident_id, exc)

@@ -13,8 +13,8 @@ from typing import Literal
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
 from bot.models import ActionItem, Incident, Page, Timer
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for

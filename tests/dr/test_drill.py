@@ -24,13 +24,13 @@ from bot.dr.drill import (
 )
 from bot.dr.plan import load_dr
 from bot.health.monitor import PROBLEM, monitor_once
-from bot.main import create_app
 from bot.models import Drill, Incident
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
+from wiring.app import create_app
 
 T0_NAME = "incident-drill-20261123-120000"
 
