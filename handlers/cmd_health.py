@@ -7,6 +7,7 @@ from typing import Any
 from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, recover, run_check
+from bot.health.playbook_doc import sections
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
 from bot.incidents.flows import DeclareRequest
@@ -110,8 +111,6 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
 
 @command("playbook")
 async def playbook(ctx: Ctx, cmd: Command) -> Reply:
-    from bot.health.playbook_doc import sections
-
     wanted = cmd.args.get("section")
     parts = sections()
     if wanted:
