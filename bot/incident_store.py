@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Incident, ProcessedRequest, TimelineEvent
+from bot.states import IncidentStatus
 
 
 async def get(session: AsyncSession, incident_id: str, *, for_update: bool = False) -> Incident | None:
@@ -27,7 +28,11 @@ async def by_channel(session: AsyncSession, channel_id: str) -> Incident | None:
 
 
 async def open_for_problem(session: AsyncSession, problem_key: str) -> Incident | None:
-    stmt = select(Incident).where(Incident.problem_key == problem_key, Incident.status != "RESOLVED").limit(1)
+    stmt = (
+        select(Incident)
+        .where(Incident.problem_key == problem_key, Incident.status != IncidentStatus.RESOLVED)
+        .limit(1)
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import yaml
 
+from bot.states import IncidentStatus
+
 SEVERITIES = ("P0", "P1", "P2", "P3")
-STATUSES = ("NEW", "INVESTIGATING", "IDENTIFIED", "MONITORING", "RESOLVED")
+STATUSES: tuple[str, ...] = tuple(IncidentStatus)
 AREAS = ("db", "app", "infra", "security", "api", "frontend")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")

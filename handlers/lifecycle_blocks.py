@@ -20,6 +20,7 @@ from bot.incidents.lifecycle import (
 )
 from bot.models import Incident
 from bot.playbook import AREAS, SEVERITIES, Playbook
+from bot.states import IncidentStatus
 from handlers.blocks import SECTION_MAX, Blocks, actions, clip, context, divider, header, section
 from handlers.parse import MAX_SUMMARY
 
@@ -150,7 +151,7 @@ def update_modal(inc: Incident, playbook: Playbook, statuses: list[str]) -> dict
             optional=True,
         ),
     ]
-    if inc.status == "RESOLVED":
+    if inc.status == IncidentStatus.RESOLVED:
         blocks.append(context("Status: *RESOLVED*. Use `/incident reopen` to work on it again."))
     else:
         blocks.append(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from bot.playbook import AREAS, SEVERITIES, STATUSES
+from bot.states import IncidentStatus
 
 MAX_SUMMARY = 500
 MAX_NOTE = 2900
@@ -119,8 +120,8 @@ def _declare(rest: str) -> Command:
 
 def _status(rest: str) -> Command:
     st = rest.upper()
-    allowed = [s for s in STATUSES if s != "RESOLVED"]
-    if st == "RESOLVED":
+    allowed = [s for s in STATUSES if s != IncidentStatus.RESOLVED]
+    if st == IncidentStatus.RESOLVED:
         raise UsageError("Use `/incident resolve` to resolve: it checks the resolution criteria.")
     if st not in allowed:
         raise UsageError(f"Usage: `/incident status {'|'.join(allowed)}`")

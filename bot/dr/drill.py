@@ -47,6 +47,7 @@ from bot.models import CheckSample, Drill, Incident, ProcessedRequest, TimelineE
 from bot.outbox import deliver, enqueue
 from bot.pir.metrics import fmt_duration
 from bot.playbook import PlaybookError, format_duration
+from bot.states import IncidentStatus
 
 log = logging.getLogger("incident_bot.drill")
 
@@ -589,7 +590,7 @@ async def finish_drill_if_any(
         if drill is None or inc is None or drill.report.get("state") != "running":
             return None
         m = await measure(s, drill, inc)
-        if m.recovered_at is None and inc.status != "RESOLVED":
+        if m.recovered_at is None and inc.status != IncidentStatus.RESOLVED:
             return None
         report = build_report(svc, dict(drill.report), m, now)
         report["finished_by"] = user
@@ -616,7 +617,7 @@ async def finish_drill_if_any(
                 key=f"drill:{drill.id}:report",
                 at=now,
             )
-        resolved = inc.status == "RESOLVED"
+        resolved = inc.status == IncidentStatus.RESOLVED
     await _deliver(svc, incident_id)
     if not resolved:
         await LifecycleFlows(svc).resolve(incident_id, user or MONITOR_USER, force=True)

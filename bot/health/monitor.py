@@ -108,7 +108,7 @@ async def monitor_once(svc: Services, th: Thresholds | None = None) -> str:
     if (
         report.verdict != "down"
         and w.failing_streak == 0
-        and open_inc.status not in ("MONITORING", "RESOLVED")
+        and open_inc.status not in (IncidentStatus.MONITORING, IncidentStatus.RESOLVED)
     ):
         await _back_to_normal(svc, open_inc.id, w)
         return "recovered"
@@ -165,7 +165,7 @@ async def _back_to_normal(svc: Services, incident_id: str, w: Window) -> None:
             f"Status → MONITORING by the monitor: metrics back to normal ({w.describe()})",
             at=now,
             actor=MONITOR_USER,
-            data={"status": "MONITORING", "by": "monitor"},
+            data={"status": IncidentStatus.MONITORING, "by": "monitor"},
         )
         channel = inc.channel_id
     await IncidentFlows(svc).refresh_template(incident_id)

@@ -19,6 +19,7 @@ from bot.incidents.lifecycle import announce_declared
 from bot.models import Incident, OutboxMessage
 from bot.outbox import deliver, enqueue
 from bot.ports import ChatError
+from bot.states import IncidentStatus, ProvisionState
 
 log = logging.getLogger("incident_bot.declare")
 
@@ -86,7 +87,7 @@ class IncidentFlows:
         async with self.svc.db.session() as s:
             row = await service.get(s, existing)
         assert row is not None
-        if row.provision_state == "ready":
+        if row.provision_state == ProvisionState.READY:
             return DeclareResult("ready", row.id, row.channel_id)
         return DeclareResult("failed", row.id, row.channel_id, row.provision_error)
 
@@ -126,7 +127,7 @@ class IncidentFlows:
         return Incident(
             id=inc_id,
             severity=req.severity,
-            status="NEW",
+            status=IncidentStatus.NEW,
             summary=req.summary,
             impact=req.impact,
             root_cause="",
@@ -142,7 +143,7 @@ class IncidentFlows:
             is_drill=req.is_drill,
             source=req.source,
             problem_key=req.problem_key,
-            provision_state="pending",
+            provision_state=ProvisionState.PENDING,
         )
 
     # -- war room -----------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class IncidentFlows:
                 inc = await service.get(s, incident)
                 if inc is None:
                     return DeclareResult("failed", incident, error="incident not found")
-                if inc.provision_state == "ready":
+                if inc.provision_state == ProvisionState.READY:
                     return DeclareResult("ready", inc.id, inc.channel_id)
             step = "conversations.create"
             if inc.channel_id is None:
@@ -182,7 +183,7 @@ class IncidentFlows:
         async with self.svc.db.session() as s:
             row = await service.get(s, incident)
             assert row is not None
-            row.provision_state, row.provision_error = "ready", None
+            row.provision_state, row.provision_error = ProvisionState.READY, None
             await service.add_event(
                 s,
                 incident,
@@ -317,7 +318,7 @@ class IncidentFlows:
             row = await service.get(s, incident)
             if row is None:
                 return
-            row.provision_state, row.provision_error = "failed", f"{step}: {exc.error}"
+            row.provision_state, row.provision_error = ProvisionState.FAILED, f"{step}: {exc.error}"
             await service.add_event(
                 s,
                 incident,
