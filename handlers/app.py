@@ -14,7 +14,18 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
 from bot.ports import ChatError, Reply
-from handlers import registry
+
+# The command modules, named explicitly: importing them registers their handlers, actions, events, views.
+from handlers import (
+    cmd_dr,
+    cmd_health,
+    cmd_lifecycle,
+    cmd_pir,
+    commands,
+    events,
+    registry,
+    table,
+)
 from handlers.parse import UsageError, parse
 
 log = logging.getLogger("incident_bot.handlers")
@@ -24,22 +35,13 @@ UNAVAILABLE = (
 )
 BROKEN = "⚠️ Something went wrong handling that. It has been logged; try again."
 
-# Importing the command modules registers their subcommands, actions, events and views.
-_MODULES = (
-    "handlers.commands",
-    "handlers.cmd_lifecycle",
-    "handlers.cmd_health",
-    "handlers.cmd_pir",
-    "handlers.cmd_dr",
-    "handlers.events",
-)
+COMMAND_MODULES = (commands, cmd_lifecycle, cmd_health, cmd_pir, cmd_dr, events)
+TABLE = table.build()
 
 
-def _load_modules() -> None:
-    import importlib
-
-    for name in _MODULES:
-        importlib.import_module(name)
+def _load_modules() -> tuple[object, ...]:
+    """The command modules are imported with this module; kept for callers written before the table."""
+    return COMMAND_MODULES
 
 
 async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = False) -> None:
@@ -90,13 +92,14 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
     except UsageError as exc:
         return {"response_type": "ephemeral", "text": exc.message}
     svc.metrics.commands.labels(sub=cmd.name).inc()
-    handler = registry.COMMANDS.get(cmd.name)
-    if handler is None:
+    row = TABLE.get(cmd.name)
+    if row is None:
         return {
             "response_type": "ephemeral",
             "text": f"`/incident {cmd.name}` is not available in this build.",
         }
-    if cmd.name in registry.INSTANT:
+    handler = row.handler
+    if row.instant:
         reply = await handler(ctx, cmd)
         return {"response_type": "ephemeral", "text": reply.text if reply else ""}
     svc.tasks.spawn(run_guarded(ctx, handler(ctx, cmd), replace=cmd.name == "declare"), f"cmd-{cmd.name}")
@@ -109,7 +112,6 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
 
 
 def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
-    _load_modules()
     token = svc.settings.secret("slack_bot_token")
 
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:

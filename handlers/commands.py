@@ -9,13 +9,14 @@ from bot.escalation import flows as esc
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
 from bot.ports import Reply
-from handlers.parse import USAGE, Command
+from handlers import table
+from handlers.parse import Command
 from handlers.registry import Ctx, action, command
 
 
 @command("help")
 async def help_(ctx: Ctx, cmd: Command) -> Reply:
-    return Reply(USAGE)
+    return Reply(table.help_text(table.build()))
 
 
 async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
