@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import importlib.metadata
 import json
 import math
@@ -34,6 +32,8 @@ from typing import Any
 # Module level: FastAPI resolves the endpoint's (postponed) annotations against this module's globals.
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from sandbox.page import sign as slack_sign
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-bench-token-0123456789"
@@ -104,9 +104,8 @@ def verdict(ok: bool) -> str:
 
 
 def sign(body: bytes, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
-    sig = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig}
+    """Slack's request signature headers: the one implementation is the sandbox page's."""
+    return slack_sign(secret, body, ts)
 
 
 def slash_form(text: str, *, response_url: str, user: str = "UDECLARER", trigger: str = "") -> bytes:

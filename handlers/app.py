@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
+from bot.errors import UserFacingError
 from bot.ports import ChatError, Reply
 
 # The command modules, named explicitly: importing them registers their handlers, actions, events, views.
@@ -65,7 +66,7 @@ async def run_guarded(ctx: registry.Ctx, work: Any, *, replace: bool = False) ->
     """Run a handler after the ack; every outcome becomes an answer to the person, never a stack trace."""
     try:
         reply = await work
-    except UsageError as exc:
+    except UserFacingError as exc:  # UsageError, DrillRefused, SignoffError: the message is the answer
         reply = Reply(exc.message, ok=False)
     except DatabaseUnavailable:
         reply = Reply(UNAVAILABLE, ok=False)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from bot import timefmt
 from bot.incidents.lifecycle import (
     MAX_FIELD,
     OPEN_STATUSES,
@@ -278,12 +279,7 @@ def resolve_anyway_button(incident_id: str) -> dict[str, Any]:
 
 
 def zone(tz: str | None) -> ZoneInfo | None:
-    if not tz:
-        return None
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    return timefmt.zone(tz)
 
 
 def entry_line(e: TimelineEntry, tz: ZoneInfo | None) -> str:

@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.errors import UserFacingError
 from bot.playbook import AREAS, SEVERITIES, STATUSES
 from bot.states import IncidentStatus
 
@@ -39,10 +40,8 @@ _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _PERIOD = re.compile(r"^(\d{1,4})d$")
 
 
-class UsageError(ValueError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class UsageError(UserFacingError, ValueError):
+    """Bad command text, or the wrong place to run it: the usage to show."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from bot import incident_store as service
 from bot.config import Settings, get_settings
 from bot.context import Services
 from bot.dr.plan import DR_PLAN, load_dr, plan_hash
+from bot.errors import UserFacingError
 from bot.health.flows import recover, run_check
 from bot.health.monitor import MONITOR_USER, PROBLEM
 from bot.health.probes import describe_error
@@ -86,12 +87,8 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-class DrillRefused(Exception):
+class DrillRefused(UserFacingError):
     """The drill cannot start (or go on); `message` says why, for the person who asked."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def _iso(at: datetime | None) -> str | None:

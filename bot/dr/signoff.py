@@ -17,14 +17,13 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.dr.drill import drill_summary
 from bot.dr.plan import load_dr, plan_hash
+from bot.errors import UserFacingError
 from bot.models import Drill, Signoff
 from bot.playbook import format_duration
 
 
-class SignoffError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class SignoffError(UserFacingError):
+    """A sign-off refused (unknown role, not allowed); `message` says why."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
 from bot.states import IncidentStatus, PageState, TimerState
+from bot.timefmt import fmt_elapsed
 from bot.timers import finish, retry_later
 
 log = logging.getLogger("incident_bot.escalation")
@@ -136,11 +137,7 @@ class PageView:
 
 
 def _open_for(now: datetime, since: datetime) -> str:
-    secs = int((now - since).total_seconds())
-    if secs < 60:
-        return f"{max(secs, 0)} s"
-    mins = secs // 60
-    return f"{mins} min" if mins < 120 else f"{mins // 60} h {mins % 60} min"
+    return fmt_elapsed(now - since)
 
 
 async def fire_page(svc: Services, timer: Timer, worker: str) -> None:

@@ -25,6 +25,7 @@ from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
 from bot.states import OPEN_STATUSES, IncidentStatus
+from bot.timefmt import fmt_elapsed
 
 log = logging.getLogger("incident_bot.lifecycle")
 
@@ -108,10 +109,7 @@ def resolve_check(inc: Incident, now: datetime, required: timedelta) -> ResolveC
 
 
 def minutes(td: timedelta | None) -> str:
-    if td is None:
-        return "—"
-    total = int(td.total_seconds() // 60)
-    return f"{total} min" if total < 120 else f"{total // 60} h {total % 60} min"
+    return fmt_elapsed(td)
 
 
 def post_resolution_text(

@@ -9,8 +9,9 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from bot import timefmt
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, get_settings
 from bot.context import Services
@@ -33,10 +34,7 @@ class _Offline:
 
 
 def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    return timefmt.zone(name)
 
 
 def pir_main(argv: Sequence[str]) -> int:

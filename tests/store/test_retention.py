@@ -61,7 +61,9 @@ async def test_retention_prunes_old_finished_rows_and_keeps_what_is_in_flight(
                 claimed_at=start + timedelta(days=400),  # its lease has not run out
             )
         )
-        s.add_all([_sample(start - timedelta(days=10), "recent"), _sample(start - timedelta(days=100), "old")])
+        s.add_all(
+            [_sample(start - timedelta(days=10), "recent"), _sample(start - timedelta(days=100), "old")]
+        )
 
     clock.advance(days=31)
     await worker.tick()  # the first retention pass of this worker runs at once
