@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import Database
 from bot.models import Incident, ProcessedRequest, TimelineEvent
 from bot.states import IncidentStatus
 
@@ -121,3 +122,22 @@ async def event_kinds(session: AsyncSession, incident_id: str) -> list[str]:
 
 def ago(now: datetime, then: datetime) -> timedelta:
     return now - then
+
+
+# -- one-shot reads and claims with their own transaction, for adapters (no sessions in handlers) ----------
+
+
+async def load(db: Database, incident_id: str) -> Incident | None:
+    async with db.session() as s:
+        return await get(s, incident_id)
+
+
+async def load_by_channel(db: Database, channel_id: str) -> Incident | None:
+    async with db.session() as s:
+        return await by_channel(s, channel_id)
+
+
+async def claim_request_once(db: Database, key: str, at: datetime) -> bool:
+    """True the first time `key` is seen (then it is recorded), False for a retry of it."""
+    async with db.session() as s:
+        return await claim_request(s, key, at)

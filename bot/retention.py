@@ -7,10 +7,11 @@ incidents, their timeline and their pages (the PIR's record) are kept."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import Delete, delete, func
 
 from bot.context import Services
 from bot.models import CheckSample, OutboxMessage, ProcessedRequest, Timer
@@ -27,41 +28,42 @@ class Pruned:
     requests: int = 0
 
 
+def _outbox(cutoff: datetime) -> Delete:
+    done = OutboxMessage.state.in_((OutboxState.SENT, OutboxState.FAILED))
+    return delete(OutboxMessage).where(done, OutboxMessage.created_at < cutoff)
+
+
+def _timers(cutoff: datetime) -> Delete:
+    done = Timer.state.in_((TimerState.DONE, TimerState.DROPPED, TimerState.FAILED))
+    return delete(Timer).where(done, func.coalesce(Timer.fired_at, Timer.due_at) < cutoff)
+
+
+def _samples(cutoff: datetime) -> Delete:
+    return delete(CheckSample).where(CheckSample.at < cutoff)
+
+
+def _requests(cutoff: datetime) -> Delete:
+    return delete(ProcessedRequest).where(ProcessedRequest.at < cutoff)
+
+
 async def prune(svc: Services, now: datetime | None = None) -> Pruned:
     """One retention pass, one transaction per table."""
     now = now or svc.clock.now()
     st = svc.settings
-
-    def cutoff(days: float) -> datetime | None:
-        return now - timedelta(days=days) if days > 0 else None
-
+    kinds: list[tuple[str, float, Callable[[datetime], Delete]]] = [
+        ("outbox", st.retention_outbox_days, _outbox),
+        ("timers", st.retention_timers_days, _timers),
+        ("samples", st.retention_samples_days, _samples),
+        ("requests", st.retention_requests_days, _requests),
+    ]
     counts: dict[str, int] = {}
-    stmts = {
-        "outbox": (
-            st.retention_outbox_days,
-            lambda c: delete(OutboxMessage).where(
-                OutboxMessage.state.in_((OutboxState.SENT, OutboxState.FAILED)), OutboxMessage.created_at < c
-            ),
-        ),
-        "timers": (
-            st.retention_timers_days,
-            lambda c: delete(Timer).where(
-                Timer.state.in_((TimerState.DONE, TimerState.DROPPED, TimerState.FAILED)),
-                func.coalesce(Timer.fired_at, Timer.due_at) < c,
-            ),
-        ),
-        "samples": (st.retention_samples_days, lambda c: delete(CheckSample).where(CheckSample.at < c)),
-        "requests": (
-            st.retention_requests_days,
-            lambda c: delete(ProcessedRequest).where(ProcessedRequest.at < c),
-        ),
-    }
-    for name, (days, make) in stmts.items():
-        c = cutoff(days)
-        if c is None:
-            continue
+    for name, days, stmt in kinds:
+        if days <= 0:
+            continue  # 0 keeps that kind forever
         async with svc.db.session() as s:
-            result = await s.execute(make(c).execution_options(synchronize_session=False))
+            result = await s.execute(
+                stmt(now - timedelta(days=days)).execution_options(synchronize_session=False)
+            )
         counts[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
     pruned = Pruned(**counts)
     if any(counts.values()):

@@ -175,10 +175,10 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
 
         async def work() -> None:
             event_id = body.get("event_id")
-            if event_id:
-                async with svc.db.session() as s:
-                    if not await service.claim_request(s, f"event:{event_id}", svc.clock.now()):
-                        return  # Slack's retry of an event we already handled
+            if event_id and not await service.claim_request_once(
+                svc.db, f"event:{event_id}", svc.clock.now()
+            ):
+                return  # Slack's retry of an event we already handled
             await handler(svc, event)
 
         svc.tasks.spawn(work(), f"event-{event.get('type')}")

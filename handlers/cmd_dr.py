@@ -165,8 +165,7 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
 async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """Check now and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
     incident_id = str(body["actions"][0].get("value", ""))
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id)
+    inc = await service.load(ctx.svc.db, incident_id)
     if inc is None or not inc.channel_id:
         return Reply("That drill's incident has no war room.", ok=False)
     ctx.channel = inc.channel_id

@@ -26,8 +26,7 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
         return Reply(f"{result.incident_id} is already open for this problem: <#{result.channel_id}>")
     if result.incident_id is None:
         return Reply("That request was already handled.")
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, result.incident_id)
+    inc = await service.load(ctx.svc.db, result.incident_id)
     assert inc is not None
     text, blocks = ctx.svc.render.declared_reply(
         IncidentCard.of(inc, ctx.svc.playbook), result.channel_id, result.error

@@ -26,8 +26,7 @@ class Ctx:
 
     async def incident_here(self) -> Incident:
         """The incident whose war room this is, or a clear answer saying where to run the command."""
-        async with self.svc.db.session() as s:
-            inc = await service.by_channel(s, self.channel)
+        inc = await service.load_by_channel(self.svc.db, self.channel)
         if inc is None:
             raise UsageError("Run this in an incident's war room channel (`#incident-…`).")
         return inc
