@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -45,9 +45,9 @@ def register_kinds(d: Dispatch) -> Dispatch:
     return d
 
 
-@dataclass
-class Opened:
-    """What `open_services` yields: the Services, and the Slack client Bolt needs (serve, Socket Mode)."""
+class Opened(NamedTuple):
+    """The Services, and the Slack client Bolt needs (serve, Socket Mode). A tuple, so code written for the
+    old `svc, client = build_services(...)` still unpacks it."""
 
     svc: Services
     client: AsyncWebClient
