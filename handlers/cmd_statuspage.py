@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import Incident
+from bot.models import Incident, StatusUpdate
 from bot.ports import Reply
 from bot.statuspage import publish as sp
 from bot.statuspage.model import (
@@ -104,8 +104,6 @@ def validate_compose(values: dict[str, Any]) -> dict[str, str]:
 
 
 def preview_blocks(svc: Any, result: sp.DraftResult, draft: Draft, inc: Incident) -> tuple[str, Blocks]:
-    from bot.models import StatusUpdate
-
     fake = StatusUpdate(
         id=result.update_id,
         title=draft.title,

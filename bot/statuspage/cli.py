@@ -23,9 +23,10 @@ from sqlalchemy import select
 from bot.config import Settings, get_settings
 from bot.db import Database, DatabaseUnavailable
 from bot.models import StatusMaintenance, StatusSubscriber
-from bot.playbook import PlaybookError, parse_duration
+from bot.playbook import PlaybookError
 from bot.statuspage.config import load_config
 from bot.statuspage.store import schedule_maintenance
+from bot.timefmt import parse_duration
 
 
 def _when(text: str) -> datetime:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from sqlalchemy import select
@@ -23,7 +25,6 @@ from bot.statuspage.config import load_config
 from bot.statuspage.render import update_text
 from bot.statuspage.store import update_view
 
-KINDS = ("status_webhook", "status_atlassian")
 TIMEOUT = 10.0
 
 
@@ -38,14 +39,6 @@ def verify(secret: str, header: str, body: bytes) -> bool:
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     expected = sign(secret, parts.get("t", ""), body)
     return hmac.compare_digest(expected, header)
-
-
-async def perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
-    if row.method == "status_webhook":
-        return await _webhook(svc, row)
-    if row.method == "status_atlassian":
-        return await _atlassian(svc, row)
-    raise ChatError(row.method, "unknown_outbox_kind")
 
 
 def _http_error(method: str, exc: Exception | int) -> ChatError:
@@ -89,7 +82,8 @@ async def _payload(
     return u, pub, body
 
 
-async def _webhook(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+async def webhook_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `status_webhook` effect (registered at wiring): one signed POST of one update to one subscriber."""
     p = row.payload
     async with svc.db.session() as s:
         sub = await s.get(StatusSubscriber, int(p["subscriber_id"]))
@@ -115,7 +109,7 @@ async def _webhook(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     return {"status": resp.status_code}
 
 
-async def _atlassian(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+async def atlassian_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     """Mirror one update: create the Atlassian incident on the first update, PATCH it afterwards, and PATCH
     each mapped component's status."""
     page = svc.settings.statuspage_atlassian_page_id
@@ -168,9 +162,6 @@ async def _atlassian(svc: Services, row: OutboxMessage) -> dict[str, Any] | None
 
 async def add_subscriber(svc: Services, url: str) -> tuple[int, str]:
     """Register a webhook; returns its id and the signing secret to give to its owner."""
-    import secrets
-    from urllib.parse import urlparse
-
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError("a webhook URL must be http(s)://host/…")

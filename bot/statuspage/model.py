@@ -9,7 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-STATES = ("operational", "degraded", "partial_outage", "major_outage")
+from bot.states import ComponentState, PublicIncidentStatus
+
+STATES: tuple[str, ...] = tuple(ComponentState)
 STATE_LABEL = {
     "operational": "Operational",
     "degraded": "Degraded performance",
@@ -22,7 +24,7 @@ OVERALL_LABEL = {
     "partial_outage": "Partial outage",
     "major_outage": "Major outage",
 }
-INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+INCIDENT_STATUSES: tuple[str, ...] = tuple(PublicIncidentStatus)
 INCIDENT_LABEL = {s: s.capitalize() for s in INCIDENT_STATUSES}
 # Share of a period counted as unavailable in each state (degraded is slow, not down; a partial outage
 # is counted as half down). Documented in the README next to the bars.

@@ -13,12 +13,16 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
-from bot.models import Incident, StatusIncident, StatusSubscriber, StatusUpdate, Timer
+from bot.models import Incident, StatusComponent, StatusIncident, StatusSubscriber, StatusUpdate, Timer
 from bot.outbox import deliver, enqueue
+from bot.states import StatusUpdateState
 from bot.statuspage.config import PageConfig, load_config
 from bot.statuspage.model import INCIDENT_LABEL, STATE_LABEL, Draft, worst
+from bot.statuspage.render import update_text
+from bot.statuspage.store import set_public_state, update_view
+from bot.timefmt import fmt_elapsed
 
 log = logging.getLogger("incident_bot.statuspage")
 
@@ -62,8 +66,6 @@ class Current:
 
 
 async def current_public(svc: Services, incident_id: str) -> Current:
-    from bot.models import StatusComponent
-
     async with svc.db.session() as s:
         pub = (
             await s.execute(select(StatusIncident).where(StatusIncident.incident_id == incident_id))
@@ -108,7 +110,7 @@ async def create_draft(
             status=draft.status,
             message=draft.message.strip(),
             components={k: v for k, v in draft.states.items() if k in known},
-            state="draft",
+            state=StatusUpdateState.DRAFT,
             author=user,
             created_at=now,
             preview_token=secrets.token_urlsafe(32),
@@ -129,7 +131,7 @@ class PublishResult:
 
 async def _latest_published(s: AsyncSession, incident_id: str) -> datetime | None:
     stmt = select(func.max(StatusUpdate.published_at)).where(
-        StatusUpdate.incident_id == incident_id, StatusUpdate.state == "published"
+        StatusUpdate.incident_id == incident_id, StatusUpdate.state == StatusUpdateState.PUBLISHED
     )
     return (await s.execute(stmt)).scalar_one_or_none()
 
@@ -158,16 +160,16 @@ async def _publish_locked(
     inc = await service.get(s, u.incident_id, for_update=True)
     if inc is None:
         return PublishResult("missing", "That incident no longer exists.")
-    if u.state == "published":
+    if u.state == StatusUpdateState.PUBLISHED:
         return PublishResult("already", "That update is already published.", inc.id)
-    if u.state == "discarded":
+    if u.state == StatusUpdateState.DISCARDED:
         return PublishResult("stale", "That draft was discarded.", inc.id)
     if not may_publish(svc, inc, user):
         text = f"Only {who_may(inc)} (or a status-page admin) can publish for {inc.id}."
         return PublishResult("forbidden", text, inc.id)
     latest = await _latest_published(s, inc.id)
     if latest is not None and latest > u.created_at:
-        u.state = "discarded"
+        u.state = StatusUpdateState.DISCARDED
         return PublishResult(
             "stale",
             "A newer public update was published after this preview; nothing was sent. "
@@ -175,8 +177,8 @@ async def _publish_locked(
             inc.id,
         )
     if needs_approval(svc, inc):
-        if u.state == "draft":
-            u.state = "awaiting_approval"
+        if u.state == StatusUpdateState.DRAFT:
+            u.state = StatusUpdateState.AWAITING_APPROVAL
             await _ask_approval(svc, s, inc, u, now)
             text = "P0: a second person must approve this update. I asked in the war room."
             return PublishResult("awaiting_approval", text, inc.id)
@@ -193,13 +195,13 @@ async def _publish_locked(
 async def discard(svc: Services, update_id: int, user: str) -> str:
     async with svc.db.session() as s:
         u = await s.get(StatusUpdate, update_id)
-        if u is None or u.state not in ("draft", "awaiting_approval"):
+        if u is None or u.state not in (StatusUpdateState.DRAFT, StatusUpdateState.AWAITING_APPROVAL):
             return "Nothing to discard."
         if user != u.author:
             inc = await service.get(s, u.incident_id or "")
             if inc is None or not may_publish(svc, inc, user):
                 return "Only its author, the commander or the comms lead can discard this draft."
-        u.state = "discarded"
+        u.state = StatusUpdateState.DISCARDED
     return "Draft discarded; nothing was published."
 
 
@@ -208,9 +210,6 @@ async def _ask_approval(
 ) -> None:
     if not inc.channel_id:
         return
-    from bot.statuspage.render import update_text
-    from bot.statuspage.store import update_view
-
     text = update_text(u.title, update_view(u, config_of(svc), at=now))
     quoted = "\n".join(f"> {_mrkdwn(line)}" for line in text.splitlines())
     blocks = [
@@ -253,8 +252,6 @@ def _mrkdwn(text: str) -> str:
 async def _publish(
     svc: Services, s: AsyncSession, inc: Incident, u: StatusUpdate, user: str, now: datetime
 ) -> None:
-    from bot.statuspage.store import set_public_state
-
     config = config_of(svc)
     pub = (
         await s.execute(select(StatusIncident).where(StatusIncident.incident_id == inc.id))
@@ -272,7 +269,7 @@ async def _publish(
     for key, state in u.components.items():
         if config.component(key) is not None:
             await set_public_state(s, key, state, now)
-    u.state, u.published_at, u.status_incident_id = "published", now, pub.id
+    u.state, u.published_at, u.status_incident_id = StatusUpdateState.PUBLISHED, now, pub.id
     affected = ", ".join(
         f"{c.name} ({STATE_LABEL[u.components[c.key]].lower()})"
         for c in config.components
@@ -384,7 +381,7 @@ async def on_declared(svc: Services, incident_id: str) -> None:
         who = f"<@{inc.commander}>" if inc.commander else "Commander"
         text = (
             f"📣 {who}: {inc.severity} affects customers. Publish a public status-page update within "
-            f"{_minutes(target)} (by {inc.declared_at + target:%H:%M} UTC). Nothing is published automatically."
+            f"{fmt_elapsed(target)} (by {inc.declared_at + target:%H:%M} UTC). Nothing is published automatically."
         )
         blocks = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
@@ -428,11 +425,6 @@ async def on_resolved(svc: Services, s: AsyncSession, inc: Incident, now: dateti
     )
 
 
-def _minutes(td: timedelta) -> str:
-    secs = int(td.total_seconds())
-    return f"{secs // 60} min" if secs >= 60 else f"{secs} s"
-
-
 async def fire_status_reminder(svc: Services, timer: Timer, worker: str) -> None:
 
     now = svc.clock.now()
@@ -461,7 +453,7 @@ async def fire_status_reminder(svc: Services, timer: Timer, worker: str) -> None
         since = (
             "customers have heard nothing yet"
             if latest is None
-            else f"last public update {_minutes(now - latest)} ago"
+            else f"last public update {fmt_elapsed(now - latest)} ago"
         )
         text = f"⏰ Public update due, {who}: {since}."
         await service.add_event(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.incident_store import _insert
 from bot.models import (
     StatusComponent,
     StatusComponentChange,
@@ -18,6 +19,7 @@ from bot.models import (
     StatusMaintenance,
     StatusUpdate,
 )
+from bot.states import StatusUpdateState
 from bot.statuspage.config import PageConfig
 from bot.statuspage.model import (
     STATES,
@@ -35,8 +37,6 @@ from bot.statuspage.model import (
 async def _component_row(s: AsyncSession, key: str, at: datetime, *, lock: bool = False) -> StatusComponent:
     """The component's row, created on first use. Two workers' monitors may both create it: the insert does
     nothing on conflict, then the row is read (locked on PostgreSQL, so their changes serialise)."""
-    from bot.incidents.service import _insert
-
     await s.execute(
         _insert(s, StatusComponent)
         .values(key=key, state="operational", effective="operational", automated_reason="", updated_at=at)
@@ -148,7 +148,7 @@ async def snapshot(s: AsyncSession, config: PageConfig, now: datetime, url: str)
                 select(StatusUpdate)
                 .where(
                     StatusUpdate.status_incident_id.in_([i.id for i in incs]),
-                    StatusUpdate.state == "published",
+                    StatusUpdate.state == StatusUpdateState.PUBLISHED,
                 )
                 .order_by(StatusUpdate.published_at.desc(), StatusUpdate.id.desc())
             )

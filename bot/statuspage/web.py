@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.context import Services
 from bot.models import StatusIncident, StatusUpdate
+from bot.states import StatusUpdateState
 from bot.statuspage import render
 from bot.statuspage.config import PageConfig, load_config
 from bot.statuspage.model import IncidentView, Snapshot
@@ -75,7 +76,7 @@ async def preview_snapshot(svc: Services, token: str) -> Snapshot | None:
         draft = (
             await s.execute(select(StatusUpdate).where(StatusUpdate.preview_token == token))
         ).scalar_one_or_none()
-        if draft is None or draft.state not in ("draft", "awaiting_approval"):
+        if draft is None or draft.state not in (StatusUpdateState.DRAFT, StatusUpdateState.AWAITING_APPROVAL):
             return None
         snap = await snapshot(s, config, now, svc.settings.public_url)
         existing = None

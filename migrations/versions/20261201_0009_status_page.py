@@ -1,7 +1,7 @@
 """status page
 
 Revision ID: 0009
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -11,9 +11,20 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Frozen copies of bot.states (ComponentState, PublicIncidentStatus, StatusUpdateState) at the time of
+# writing: a migration must not change when the code does.
+COMPONENT_STATES = ("operational", "degraded", "partial_outage", "major_outage")
+INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+UPDATE_STATES = ("draft", "awaiting_approval", "published", "discarded")
+
+
+def _check(table: str, column: str, states: tuple[str, ...]) -> sa.CheckConstraint:
+    sql = f"{column} IN ({', '.join(repr(s) for s in states)})"
+    return sa.CheckConstraint(sql, name=op.f(f"ck_{table}_{column}"))
 
 
 def upgrade() -> None:
@@ -27,6 +38,7 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_status_component_changes")),
+        _check("status_component_changes", "state", COMPONENT_STATES),
     )
     with op.batch_alter_table("status_component_changes", schema=None) as batch_op:
         batch_op.create_index("ix_status_component_changes_component_at", ["component", "at"], unique=False)
@@ -41,6 +53,9 @@ def upgrade() -> None:
         sa.Column("effective", sa.String(length=16), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_status_components")),
+        _check("status_components", "state", COMPONENT_STATES),
+        _check("status_components", "automated_state", COMPONENT_STATES),
+        _check("status_components", "effective", COMPONENT_STATES),
     )
     op.create_table(
         "status_maintenance",
@@ -89,6 +104,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_status_incidents")),
         sa.UniqueConstraint("incident_id", name=op.f("uq_status_incidents_incident_id")),
+        _check("status_incidents", "status", INCIDENT_STATUSES),
+        _check("status_incidents", "impact", COMPONENT_STATES),
     )
     op.create_table(
         "status_updates",
@@ -121,6 +138,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_status_updates")),
         sa.UniqueConstraint("preview_token", name=op.f("uq_status_updates_preview_token")),
+        _check("status_updates", "state", UPDATE_STATES),
+        _check("status_updates", "status", INCIDENT_STATUSES),
     )
     with op.batch_alter_table("status_updates", schema=None) as batch_op:
         batch_op.create_index("ix_status_updates_state_published", ["state", "published_at"], unique=False)

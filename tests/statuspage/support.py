@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Incident
-from bot.sandbox.slack_standin import Message
+from sandbox.slack_standin import Message
 from tests.support import BotHarness
 
 COMMANDER, MEMBER, OUTSIDER = "UDECLARER", "UOTHER", "UOUTSIDER"

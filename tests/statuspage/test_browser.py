@@ -17,17 +17,17 @@ import httpx
 import pytest
 
 from bot.clock import ManualClock
-from bot.main import create_app
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
 from bot.statuspage import publish as sp
 from bot.statuspage.model import Draft
 from bot.statuspage.store import schedule_maintenance, set_automated_state
 from bot.statuspage.web import page_config
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.sandbox.test_browser import ARGS, ARTIFACTS, CHROMIUM, ROOT, _missing
 from tests.statuspage.support import COMMANDER, declare
 from tests.support import BotHarness
+from wiring.app import create_app
 
 pytestmark = pytest.mark.browser
 

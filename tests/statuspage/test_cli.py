@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cli import main
+from wiring.cli import main
 
 
 def test_subscribe_list_unsubscribe_and_maintenance(

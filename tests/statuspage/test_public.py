@@ -12,10 +12,10 @@ import pytest
 from bot.clock import ManualClock
 from bot.health.monitor import monitor_once
 from bot.incidents.lifecycle import LifecycleFlows, TemplateEdit
-from bot.sandbox.factory_sim import FactoryServers
 from bot.statuspage.model import Change, day_bars
 from bot.statuspage.store import schedule_maintenance
 from bot.statuspage.web import page_config
+from sandbox.factory_sim import FactoryServers
 from tests.statuspage.support import COMMANDER, buttons, compose_and_preview, declare
 from tests.support import BotHarness
 

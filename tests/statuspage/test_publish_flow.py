@@ -11,7 +11,7 @@ from bot.config import Settings
 from bot.models import StatusUpdate, Timer
 from bot.pir.data import load_for
 from bot.pir.render import render_markdown
-from bot.sandbox.slack_standin import SlackStandin, view_problems
+from sandbox.slack_standin import SlackStandin, view_problems
 from tests.conftest import make_settings
 from tests.statuspage.support import (
     COMMANDER,
@@ -174,8 +174,8 @@ def approval_settings(db_url: str, slack: SlackStandin) -> Settings:
 async def abot(approval_settings: Settings, slack: SlackStandin, clock: ManualClock):  # type: ignore[no-untyped-def]
     import httpx
 
-    from bot.main import create_app
-    from bot.sandbox.servers import LoopServer
+    from sandbox.servers import LoopServer
+    from wiring.app import create_app
 
     app = create_app(approval_settings, clock=clock)
     async with LoopServer(app) as server, httpx.AsyncClient(timeout=30) as http:

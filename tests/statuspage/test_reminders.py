@@ -4,7 +4,7 @@ and P2/P3 declarations behave."""
 from __future__ import annotations
 
 from bot.clock import ManualClock
-from bot.timers import run_due
+from bot.dispatch import run_due
 from tests.statuspage.support import (
     COMMANDER,
     buttons,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.sandbox.run import Sandbox, start_sandbox
+from wiring.sandbox import Sandbox, start_sandbox
 
 
 @pytest.fixture

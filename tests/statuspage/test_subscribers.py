@@ -14,16 +14,16 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.config import CONTENT_DIR, Settings
-from bot.main import build_services
 from bot.models import OutboxMessage
 from bot.outbox import LEASE, _claim, outbox_tick
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
 from bot.statuspage.deliver import add_subscriber, verify
 from bot.worker import Worker
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.statuspage.support import COMMANDER, buttons, compose_and_preview, declare
 from tests.support import BotHarness
+from wiring.services import build_services
 
 
 class Receiver:
@@ -208,7 +208,7 @@ async def test_atlassian_mirror_creates_then_updates(
             statuspage_atlassian_page_id="page123",
             statuspage_atlassian_api_key="atl-key",
         )
-        from bot.main import create_app
+        from wiring.app import create_app
 
         app = create_app(settings, clock=clock)
         async with LoopServer(app) as server, httpx.AsyncClient(timeout=30) as http:
