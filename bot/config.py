@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
+    # Alerts in (bot/alerts): one credential per sender, "user:password" (HTTP Basic) or a whole
+    # Authorization header value such as "Bearer <token>". Unset: that endpoint refuses everything (401).
+    alertmanager_credentials: SecretStr | None = None
+    grafana_credentials: SecretStr | None = None
+    alerts_file: Path = CONTENT_DIR / "alerts.yaml"
+    alerts_max_body: int = 4 * 1024 * 1024  # bytes; 1,000 Grafana alerts are about 1.5 MB
 
     @field_validator("slack_api_url")
     @classmethod

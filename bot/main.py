@@ -99,6 +99,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     from bot.pir.web import router as incidents_router
 
     app.include_router(incidents_router)
+    from bot.alerts.web import router as alerts_router
+
+    app.include_router(alerts_router)
     return app
 
 

@@ -73,10 +73,11 @@ class Worker:
 
 
 def default_ticks() -> list[Tick]:
+    from bot.alerts.flows import alerts_tick
     from bot.health.monitor import monitor_tick
     from bot.outbox import outbox_tick
 
-    return [monitor_tick, outbox_tick]
+    return [monitor_tick, alerts_tick, outbox_tick]
 
 
 async def run_worker(

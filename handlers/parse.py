@@ -25,6 +25,7 @@ USAGE = """*`/incident` commands*
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
 • `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
+• `/incident alerts` — the incident's alerts (outside a war room: alerts only recorded)
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
 • `/incident dr signoff product|ops` · `/incident dr status`
 • `/incident help`"""
@@ -237,4 +238,5 @@ _PARSERS = {
     "playbook": _playbook,
     "drill": _drill,
     "dr": _dr,
+    "alerts": _no_args("alerts"),
 }
