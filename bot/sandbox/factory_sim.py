@@ -339,6 +339,10 @@ class FactorySim:
         self.down = False  # maintained by FactoryServers
         self.control: ControlHook | None = None  # FactoryServers.set_mode, installed while it runs
         self.orders = 0
+        # The service's own order counters, served at the service's /metrics for Prometheus (the course's
+        # forks push the same figures to Grafana); failures are orders the service answered 500.
+        self.service_orders = 0
+        self.service_order_failures = 0
         self.vendor: dict[str, Any] = {
             "id": "pizza-sim",
             "name": "Simulated Pizza Vendor",
@@ -581,6 +585,23 @@ class FactorySim:
     async def _service_order(self, request: Request) -> Response:
         if not request.headers.get("authorization", "").lower().startswith("bearer "):
             return _message(401, "unauthorized")
+        self.service_orders += 1
+        response = await self._service_order_inner(request)
+        self.service_order_failures += response.status_code >= 500
+        return response
+
+    async def _service_metrics(self, request: Request) -> Response:
+        lines = [
+            "# HELP jwt_pizza_orders_total Orders the service was asked for.",
+            "# TYPE jwt_pizza_orders_total counter",
+            f"jwt_pizza_orders_total {self.service_orders}",
+            "# HELP jwt_pizza_order_failures_total Orders the service failed (HTTP 5xx).",
+            "# TYPE jwt_pizza_order_failures_total counter",
+            f"jwt_pizza_order_failures_total {self.service_order_failures}",
+        ]
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    async def _service_order_inner(self, request: Request) -> Response:
         order = {**(await _json_body(request)), "id": next(self._order_ids)}
         diner = {"id": 1, "name": "pizza diner", "email": "d@jwt.com"}
         try:  # the real service calls the Factory with no timeout
@@ -607,6 +628,7 @@ class FactorySim:
             Route("/", self._service_root, methods=["GET"]),
             Route("/api/docs", self._service_docs, methods=["GET"]),
             Route("/api/order", self._service_order, methods=["POST"]),
+            Route("/metrics", self._service_metrics, methods=["GET"]),
             *self._control_routes(),
         ]
         return Starlette(routes=routes, exception_handlers={404: _unknown_endpoint, 405: _unknown_endpoint})

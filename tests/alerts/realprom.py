@@ -121,6 +121,8 @@ def prometheus(tmp: Path, scrape_target: str, alertmanager_url: str, rules: dict
         f"--config.file={cfg}",
         f"--storage.tsdb.path={tmp / 'prom-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.external-url=http://127.0.0.1:{port}/",  # generatorURL links back here, not to the hostname
+        "--rules.alert.resend-delay=1s",
     ]
     return Process(args, tmp / "prometheus.log", f"http://127.0.0.1:{port}", "/-/ready").start()
 
