@@ -31,7 +31,8 @@ RULES = {
             "rules": [
                 {
                     "alert": "FactoryOrderErrorRateCritical",
-                    "expr": "sum(rate(jwt_pizza_order_failures_total[5s])) / sum(rate(jwt_pizza_orders_total[5s])) > 0.10",
+                    "expr": "sum(rate(jwt_pizza_order_failures_total[5s]))"
+                    " / sum(rate(jwt_pizza_orders_total[5s])) > 0.10",
                     "labels": {"service": "jwt-pizza-factory", "severity": "critical"},
                     "annotations": {"summary": "Order error rate {{ $value | humanizePercentage }} (> 10 %)"},
                 }
