@@ -132,7 +132,16 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
         await IncidentFlows(svc).push_template(str(row.incident_id))
         return None
     if row.method == "post":
-        ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
+        channel = row.channel
+        if p.get("war_room") and row.incident_id:
+            # Queued before the war room existed (keyed on the incident id, so after its provision row):
+            # the channel is looked up when it is sent.
+            async with svc.db.session() as s:
+                inc = await service.get(s, str(row.incident_id))
+            channel = (inc.channel_id if inc else None) or ""
+            if not channel:
+                raise ChatError("chat.postMessage", "war_room_not_ready")
+        ts = await svc.chat.post(channel, str(p.get("text", "")), p.get("blocks"))
         return {"ts": ts}
     raise ChatError(row.method, "unknown_outbox_kind")
 

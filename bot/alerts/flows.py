@@ -389,7 +389,7 @@ async def _effects(
             f"♻️ Firing again within {mins} min of resolve: no new incident opened. "
             "`/incident reopen` if it is back."
         )
-    if inc.channel_id and (c.new or c.refired or c.resolved):
+    if c.new or c.refired or c.resolved:
         msg = notification_message(
             n.source, c.new, c.refired, c.resolved, all_resolved=all_resolved, still_firing=still
         )
@@ -398,10 +398,11 @@ async def _effects(
         await enqueue(
             s,
             "post",
-            channel=inc.channel_id,
+            # Before the war room exists (Slack down at declare) the post waits behind the provisioning.
+            channel=inc.channel_id or inc.id,
             incident_id=inc.id,
             at=now,
-            payload={"text": msg},
+            payload={"text": msg, "war_room": True},
             dedupe_key=f"alerts:{nid}:{inc.id}:post",
         )
     return all_resolved and c.auto_resolve and inc.status != "RESOLVED"

@@ -494,3 +494,24 @@ async def test_huge_label_values_are_stored_whole_and_clipped_in_slack(
     async with bot.svc.db.session() as s:
         n = (await s.execute(select(func.count()).select_from(TimelineEvent))).scalar_one()
         assert n > 0
+
+
+async def test_slack_down_at_declare_the_alert_post_follows_the_war_room(
+    bot: BotHarness, clock: ManualClock
+) -> None:
+    bot.slack.fail_always(None, status=500, error="internal_error")
+    resp = await post(
+        bot, "grafana", grafana_body([grafana_alert("Outage", starts=clock.now(), labels=SERVICE)])
+    )
+    assert resp.status_code == 202  # stored and accepted whatever Slack does
+    [inc] = await bot.incidents()
+    assert inc.channel_id is None
+    bot.slack.clear_faults()
+    worker = Worker(bot.svc, worker_id="w")
+    for _ in range(8):
+        clock.advance(minutes=1)
+        await worker.tick()
+    [inc] = await bot.incidents()
+    assert inc.provision_state == "ready" and inc.channel_id
+    [msg] = alert_posts(bot, inc.channel_id)
+    assert "Outage" in msg
