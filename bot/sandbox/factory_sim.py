@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
 import hashlib
 import itertools
 import json
@@ -30,6 +31,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,7 @@ DEFAULT_API_KEY = "0123456789abcdef0123456789abcdef"
 FACTORY_VERSION = "20240518.154317"
 SERVICE_VERSION = "20240602.120000"
 CHAOS_TYPES = ("badjwt", "fail", "throttle")
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds; the doc's 500 ms, 1 s, 5 s
 SIM_MODES = ("healthy", "fail", "throttle", "badjwt", "hang", "down", "up")
 ReportUrlMode = Literal["real", "self"]
 ControlHook = Callable[[str, float | None], None]
@@ -343,6 +346,8 @@ class FactorySim:
         # forks push the same figures to Grafana); failures are orders the service answered 500.
         self.service_orders = 0
         self.service_order_failures = 0
+        self.service_latency = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket (last: +Inf); sum below
+        self.service_latency_sum = 0.0
         self.vendor: dict[str, Any] = {
             "id": "pizza-sim",
             "name": "Simulated Pizza Vendor",
@@ -586,8 +591,12 @@ class FactorySim:
         if not request.headers.get("authorization", "").lower().startswith("bearer "):
             return _message(401, "unauthorized")
         self.service_orders += 1
+        started = time.monotonic()
         response = await self._service_order_inner(request)
+        took = time.monotonic() - started
         self.service_order_failures += response.status_code >= 500
+        self.service_latency[bisect.bisect_left(LATENCY_BUCKETS, took)] += 1
+        self.service_latency_sum += took
         return response
 
     async def _service_metrics(self, request: Request) -> Response:
@@ -598,7 +607,15 @@ class FactorySim:
             "# HELP jwt_pizza_order_failures_total Orders the service failed (HTTP 5xx).",
             "# TYPE jwt_pizza_order_failures_total counter",
             f"jwt_pizza_order_failures_total {self.service_order_failures}",
+            "# HELP jwt_pizza_order_latency_seconds How long the service took to answer an order.",
+            "# TYPE jwt_pizza_order_latency_seconds histogram",
         ]
+        running = 0
+        for le, n in zip([*map(str, LATENCY_BUCKETS), "+Inf"], self.service_latency, strict=True):
+            running += n
+            lines.append(f'jwt_pizza_order_latency_seconds_bucket{{le="{le}"}} {running}')
+        lines.append(f"jwt_pizza_order_latency_seconds_sum {self.service_latency_sum}")
+        lines.append(f"jwt_pizza_order_latency_seconds_count {running}")
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     async def _service_order_inner(self, request: Request) -> Response:
