@@ -157,6 +157,26 @@ class _Lookup:
             self.incidents[incident_id] = await service.get(self.s, incident_id)
         return self.incidents[incident_id]
 
+    async def resolved_for(self, problem: str, since: datetime) -> Incident | None:
+        """The incident of this problem resolved at or after `since`, if any."""
+        key = f"resolved:{problem}"
+        if key not in self.problems:
+            stmt = (
+                select(Incident)
+                .where(
+                    Incident.problem_key == problem,
+                    Incident.status == "RESOLVED",
+                    Incident.resolved_at >= since,
+                )
+                .order_by(Incident.resolved_at.desc())
+                .limit(1)
+            )
+            inc = (await self.s.execute(stmt)).scalar_one_or_none()
+            self.problems[key] = inc
+            if inc is not None:
+                self.incidents[inc.id] = inc
+        return self.problems[key]
+
     async def open_for(self, problem: str) -> Incident | None:
         if problem not in self.problems:
             inc = await service.open_for_problem(self.s, problem)
@@ -186,10 +206,14 @@ async def _target(
         for problem in (r.problem, group_problem(n.source, n.group_key)):
             if problem and (inc := await look.open_for(problem)):
                 return _Target("attach", inc)
-    # 4. Flapping: it was on an incident resolved moments ago: back there, no new incident.
+    # 4. Flapping: it (or its group/problem) was on an incident resolved moments ago: back there, no new one.
     for row in reversed(earlier):
         if row.incident_id and (inc := await look.incident(row.incident_id)):
             if inc.resolved_at and now - inc.resolved_at <= pol.flap_damping:
+                return _Target("flap", inc)
+    if r.action == "declare" and a.firing:
+        for problem in (r.problem, group_problem(n.source, n.group_key)):
+            if problem and (inc := await look.resolved_for(problem, now - pol.flap_damping)):
                 return _Target("flap", inc)
     if r.action == "declare" and a.firing:
         return _Target("declare", problem=r.problem or group_problem(n.source, n.group_key))
