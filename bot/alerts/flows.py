@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.payload import AlertIn, Notification, parse
@@ -477,8 +477,14 @@ async def _declare(svc: Services, n: Notification, problem: str, route: Route, a
     title = esc(first.name) + (f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else "")
     text = f"{title}: {summary}" if summary else title
     source = SOURCE_NAMES.get(n.source, n.source)
+    # Two replicas (or an Alertmanager HA pair sending the same group to both) must declare once: the claim
+    # key is the same for both racers, and differs for the next incident of the problem after this one.
+    async with svc.db.session() as s:
+        earlier = await s.execute(select(func.count()).where(Incident.problem_key == problem))
+        request_key = f"alerts:declare:{problem}:{int(earlier.scalar_one())}"
     result = await IncidentFlows(svc).declare(
         DeclareRequest(
+            request_key=request_key,
             severity=route.severity,
             summary=" ".join(text.split())[:480],
             user=BOT_USER,
@@ -489,7 +495,7 @@ async def _declare(svc: Services, n: Notification, problem: str, route: Route, a
             problem_key=problem,
         )
     )
-    if result.state == "open_for_problem" or not result.incident_id:
+    if result.state in ("open_for_problem", "duplicate") or not result.incident_id:
         return
     async with svc.db.session() as s:
         await service.add_event(

@@ -515,3 +515,31 @@ async def test_slack_down_at_declare_the_alert_post_follows_the_war_room(
     assert inc.provision_state == "ready" and inc.channel_id
     [msg] = alert_posts(bot, inc.channel_id)
     assert "Outage" in msg
+
+
+async def test_two_replicas_get_the_same_notification_one_incident(
+    bot: BotHarness, settings: Any, clock: ManualClock
+) -> None:
+    """An Alertmanager HA pair (or a load balancer) hands the same group to two bot processes at once."""
+    from bot.main import create_app
+    from bot.sandbox.servers import LoopServer
+
+    other = create_app(settings, clock=clock)
+    body = json.dumps(grafana_body([grafana_alert("Twice", starts=clock.now(), labels=SERVICE)])).encode()
+    h = {"Content-Type": "application/json", **GRAFANA_AUTH}
+    async with LoopServer(other) as server:
+        r1, r2 = await asyncio.gather(
+            bot.http.post(f"{bot.url}/alerts/grafana", content=body, headers=h),
+            bot.http.post(f"{server.url}/alerts/grafana", content=body, headers=h),
+        )
+        await asyncio.gather(bot.drain(), other.state.svc.tasks.drain(timeout=30))
+        assert (r1.status_code, r2.status_code) == (202, 202)
+        clock.advance(seconds=61)  # a replica whose write lost a race retries through the worker
+        await Worker(other.state.svc, worker_id="w", extra_ticks=[alerts_tick]).tick()
+    [inc] = await bot.incidents()
+    async with bot.svc.db.session() as s:
+        states = [n.state for n in (await s.execute(select(AlertNotification))).scalars()]
+    assert states == ["done", "done"]
+    assert len(alert_posts(bot, str(inc.channel_id))) == 1
+    [row] = await alert_rows(bot)
+    assert row.repeats == 1
