@@ -382,6 +382,8 @@ async def _effects(
     ]
     names = ", ".join(f"*{one_line(x.name, 80)}*" for x in [*c.new, *c.refired, *c.resolved][:5])
     text = f"{name} notification: {', '.join(parts)}" + (f": {names}" if names else "")
+    if n.truncated:
+        text += f" ({n.truncated} more left out by the sender: raise max_alerts)"
     if all_resolved:
         text += ". All alerts resolved"
     await service.add_event(
@@ -400,6 +402,7 @@ async def _effects(
             "resolved": [x.fingerprint for x in c.resolved][:100],
             "repeats": c.repeats,
             "all_resolved": all_resolved,
+            "truncated": n.truncated,
         },
         dedupe_key=f"alerts:{nid}:{inc.id}",
     )
@@ -417,6 +420,8 @@ async def _effects(
         msg = notification_message(
             n.source, c.new, c.refired, c.resolved, all_resolved=all_resolved, still_firing=still
         )
+        if n.truncated:
+            msg += f"\n\n⚠️ {n.truncated} more alerts were left out by the sender (its max_alerts)."
         if lines:
             msg = "\n".join(lines) + "\n\n" + msg
         await enqueue(

@@ -543,3 +543,14 @@ async def test_two_replicas_get_the_same_notification_one_incident(
     assert len(alert_posts(bot, str(inc.channel_id))) == 1
     [row] = await alert_rows(bot)
     assert row.repeats == 1
+
+
+async def test_truncated_alerts_are_said(bot: BotHarness, clock: ManualClock) -> None:
+    body = grafana_body([grafana_alert("Many", starts=clock.now(), labels=SERVICE)])
+    body["truncatedAlerts"] = 7  # Alertmanager's max_alerts cut the list
+    await post(bot, "grafana", body)
+    [inc] = await bot.incidents()
+    [msg] = alert_posts(bot, str(inc.channel_id))
+    assert "7 more alerts were left out by the sender" in msg
+    [event] = [e for e in await bot.events(inc.id) if e.kind == "alert"]
+    assert event.data["truncated"] == 7
