@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     grafana_credentials: SecretStr | None = None
     alerts_file: Path = CONTENT_DIR / "alerts.yaml"
     alerts_max_body: int = 4 * 1024 * 1024  # bytes; 1,000 Grafana alerts are about 1.5 MB
+    # Retention (the worker's retention tick, docs/architecture.md): finished bookkeeping rows are deleted
+    # after these many days; incidents, timeline events and pages are kept. 0 keeps that kind forever.
+    retention_interval: float = 3600.0  # seconds between passes in one worker
+    retention_outbox_days: float = 30.0  # sent/failed outbox rows (a Slack retry storm is long over)
+    retention_timers_days: float = 30.0  # done/dropped/failed timers (the pages table keeps the record)
+    retention_samples_days: float = 90.0  # monitor/check samples (PIRs of that age show no check table)
+    retention_requests_days: float = 7.0  # processed Slack request ids (Slack retries within minutes)
 
     @field_validator("slack_api_url")
     @classmethod

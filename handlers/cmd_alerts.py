@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from bot import incident_store as service
 from bot.alerts import flows
-from bot.incidents import service
 from bot.ports import Reply
+from bot.states import AlertStatus
 from handlers.blocks import MAX_BLOCKS, Blocks, context, section
 from handlers.parse import Command
 from handlers.registry import Ctx, command
@@ -13,13 +14,12 @@ from handlers.registry import Ctx, command
 
 @command("alerts")
 async def alerts(ctx: Ctx, cmd: Command) -> Reply:
-    async with ctx.svc.db.session() as s:
-        inc = await service.by_channel(s, ctx.channel)
+    inc = await service.load_by_channel(ctx.svc.db, ctx.channel)
     if inc is not None:
         rows = await flows.incident_alerts(ctx.svc, inc.id)
         if not rows:
             return Reply(f"{inc.id} has no alerts from Grafana or Alertmanager.")
-        firing = sum(1 for a in rows if a.status == "firing")
+        firing = sum(1 for a in rows if a.status == AlertStatus.FIRING)
         title = f"*Alerts of {inc.id}*: {firing} firing, {len(rows) - firing} resolved"
     else:
         rows = await flows.unattached_alerts(ctx.svc)

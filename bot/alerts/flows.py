@@ -11,6 +11,7 @@ new incident like any open one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,12 +21,18 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
+from bot import timefmt
 from bot.alerts.payload import AlertIn, Notification, parse
 from bot.alerts.present import SOURCE_NAMES, alert_line, esc, notification_message, one_line
 from bot.alerts.routing import AlertPolicy, Route, load_policy
 from bot.context import Services
-from bot.incidents import service
+from bot.escalation.flows import replan
+from bot.incidents.flows import DeclareRequest, IncidentFlows
+from bot.incidents.lifecycle import LifecycleFlows
 from bot.models import Alert, AlertNotification, Incident
+from bot.outbox import deliver, enqueue
+from bot.states import AlertNotificationState, AlertStatus, IncidentStatus
 
 log = logging.getLogger("incident_bot.alerts")
 
@@ -45,8 +52,6 @@ def policy(svc: Services) -> AlertPolicy:
 
 
 def group_problem(source: str, group_key: str) -> str:
-    import hashlib
-
     return f"alert:{source[:2]}:{hashlib.sha256(group_key.encode()).hexdigest()[:40]}"
 
 
@@ -63,7 +68,7 @@ async def store(svc: Services, n: Notification, body: bytes) -> int:
             group_key=n.group_key,
             status=n.status,
             alert_count=len(n.alerts),
-            state="pending",
+            state=AlertNotificationState.PENDING,
             attempts=0,
             outcome={},
         )
@@ -86,11 +91,16 @@ async def _claim(svc: Services, nid: int) -> bool:
             AlertNotification.id == nid,
             AlertNotification.attempts < MAX_ATTEMPTS,
             or_(
-                AlertNotification.state == "pending",
-                and_(AlertNotification.state == "processing", AlertNotification.claimed_at < now - LEASE),
+                AlertNotification.state == AlertNotificationState.PENDING,
+                and_(
+                    AlertNotification.state == AlertNotificationState.PROCESSING,
+                    AlertNotification.claimed_at < now - LEASE,
+                ),
             ),
         )
-        .values(state="processing", claimed_at=now, attempts=AlertNotification.attempts + 1)
+        .values(
+            state=AlertNotificationState.PROCESSING, claimed_at=now, attempts=AlertNotification.attempts + 1
+        )
         .execution_options(synchronize_session=False)
     )
     async with svc.db.session() as s:
@@ -112,7 +122,11 @@ async def process(svc: Services, nid: int) -> dict[str, Any] | None:
                 row = await s.get(AlertNotification, nid)
                 if row is not None:
                     row.error = f"{type(exc).__name__}: {exc}"[:2000]
-                    row.state = "pending" if row.attempts < MAX_ATTEMPTS else "failed"
+                    row.state = (
+                        AlertNotificationState.PENDING
+                        if row.attempts < MAX_ATTEMPTS
+                        else AlertNotificationState.FAILED
+                    )
             return None
 
 
@@ -165,7 +179,7 @@ class _Lookup:
                 select(Incident)
                 .where(
                     Incident.problem_key == problem,
-                    Incident.status == "RESOLVED",
+                    Incident.status == IncidentStatus.RESOLVED,
                     Incident.resolved_at >= since,
                 )
                 .order_by(Incident.resolved_at.desc())
@@ -199,7 +213,11 @@ async def _target(
     earlier = look.by_fp.get(a.fingerprint, [])
     # 1. The alert already belongs to an open incident: it stays there (repeats, resolve, re-fire).
     for row in reversed(earlier):
-        if row.incident_id and (inc := await look.incident(row.incident_id)) and inc.status != "RESOLVED":
+        if (
+            row.incident_id
+            and (inc := await look.incident(row.incident_id))
+            and inc.status != IncidentStatus.RESOLVED
+        ):
             return _Target("attach", inc)
     if r.action != "record":
         # 2. The problem the rule names (the Factory monitor's), then 3. the sender's group.
@@ -271,7 +289,7 @@ async def _process(svc: Services, nid: int) -> dict[str, Any]:
             if change is not None:
                 row = look.rows[(a.fingerprint, inc.id if inc else UNATTACHED)]
                 if what == "new":
-                    (change.resolved if row.status == "resolved" else change.new).append(row)
+                    (change.resolved if row.status == AlertStatus.RESOLVED else change.new).append(row)
                 elif what == "refired":
                     change.refired.append(row)
                 elif what == "resolved":
@@ -286,20 +304,23 @@ async def _process(svc: Services, nid: int) -> dict[str, Any]:
         stored = await s.get(AlertNotification, nid)
         assert stored is not None
         outcome = {**counts, "incidents": sorted(changes), "declared": sorted(wanted)}
-        stored.state, stored.processed_at, stored.outcome, stored.error = "done", now, outcome, None
-    from bot.outbox import deliver
-
+        stored.state, stored.processed_at, stored.outcome, stored.error = (
+            AlertNotificationState.DONE,
+            now,
+            outcome,
+            None,
+        )
     for incident_id in changes:
         await deliver(svc, incident_id=incident_id)
     for incident_id in auto_resolve:
-        from bot.incidents.lifecycle import LifecycleFlows
-
         await LifecycleFlows(svc).resolve(incident_id, BOT_USER, force=True)
     return outcome
 
 
 async def _any_firing(s: AsyncSession, incident_id: str) -> bool:
-    stmt = select(Alert.id).where(Alert.incident_id == incident_id, Alert.status == "firing").limit(1)
+    stmt = (
+        select(Alert.id).where(Alert.incident_id == incident_id, Alert.status == AlertStatus.FIRING).limit(1)
+    )
     return (await s.execute(stmt)).first() is not None
 
 
@@ -346,15 +367,15 @@ async def _apply(
     # The latest annotations and values are what people need; labels are the identity and do not change.
     row.annotations, row.values, row.links = a.annotations, a.values or row.values, a.links or row.links
     if a.firing:
-        if row.status == "firing":
+        if row.status == AlertStatus.FIRING:
             row.repeats += 1
             return "repeat"
-        row.status, row.ends_at, row.flaps = "firing", None, row.flaps + 1
+        row.status, row.ends_at, row.flaps = AlertStatus.FIRING, None, row.flaps + 1
         if a.starts_at:
             row.starts_at = row.starts_at or a.starts_at
         return "refired"
-    if row.status == "firing":
-        row.status, row.ends_at = "resolved", a.ends_at or now
+    if row.status == AlertStatus.FIRING:
+        row.status, row.ends_at = AlertStatus.RESOLVED, a.ends_at or now
         return "resolved"
     return "repeat_resolved"
 
@@ -363,8 +384,6 @@ async def _effects(
     svc: Services, s: AsyncSession, n: Notification, nid: int, c: _Change, now: datetime
 ) -> bool:
     """Timeline, war-room post and status change of one incident. True when it should auto-resolve."""
-    from bot.outbox import enqueue
-
     inc = c.inc
     firing_now = await _any_firing(s, inc.id)
     all_resolved = c.firing_before and not firing_now and bool(c.resolved)
@@ -407,13 +426,13 @@ async def _effects(
         dedupe_key=f"alerts:{nid}:{inc.id}",
     )
     lines: list[str] = []
-    if (c.new or c.refired) and inc.status == "MONITORING":
+    if (c.new or c.refired) and inc.status == IncidentStatus.MONITORING:
         await _back_to_investigating(svc, s, inc, [*c.new, *c.refired][0].name, now)
         lines.append("🔁 An alert is firing again: status → INVESTIGATING (the fix did not hold).")
-    if c.flap and inc.status == "RESOLVED" and (c.new or c.refired):
-        mins = int(svc_policy_damping(svc).total_seconds() // 60)
+    if c.flap and inc.status == IncidentStatus.RESOLVED and (c.new or c.refired):
+        damping = timefmt.format_duration(svc_policy_damping(svc))
         lines.append(
-            f"♻️ Firing again within {mins} min of resolve: no new incident opened. "
+            f"♻️ Firing again within {damping} of resolve: no new incident opened. "
             "`/incident reopen` if it is back."
         )
     if c.new or c.refired or c.resolved:
@@ -434,7 +453,7 @@ async def _effects(
             payload={"text": msg, "war_room": True},
             dedupe_key=f"alerts:{nid}:{inc.id}:post",
         )
-    return all_resolved and c.auto_resolve and inc.status != "RESOLVED"
+    return all_resolved and c.auto_resolve and inc.status != IncidentStatus.RESOLVED
 
 
 def svc_policy_damping(svc: Services) -> timedelta:
@@ -442,9 +461,7 @@ def svc_policy_damping(svc: Services) -> timedelta:
 
 
 async def _firing_count(s: AsyncSession, incident_id: str) -> int:
-    from sqlalchemy import func
-
-    stmt = select(func.count()).where(Alert.incident_id == incident_id, Alert.status == "firing")
+    stmt = select(func.count()).where(Alert.incident_id == incident_id, Alert.status == AlertStatus.FIRING)
     return int((await s.execute(stmt)).scalar_one())
 
 
@@ -452,10 +469,7 @@ async def _back_to_investigating(
     svc: Services, s: AsyncSession, inc: Incident, alert: str, now: datetime
 ) -> None:
     """The same rule as a person leaving MONITORING: the resolution clock starts over, the ladder re-plans."""
-    from bot.escalation.flows import replan
-    from bot.outbox import enqueue
-
-    inc.status, inc.monitoring_at, inc.updated_at = "INVESTIGATING", None, now
+    inc.status, inc.monitoring_at, inc.updated_at = IncidentStatus.INVESTIGATING, None, now
     await replan(svc, s, inc, reason="alert firing again")
     await service.add_event(
         s,
@@ -464,15 +478,12 @@ async def _back_to_investigating(
         f"Status MONITORING → INVESTIGATING: alert *{one_line(alert, 120)}* is firing again",
         at=now,
         actor=BOT_USER,
-        data={"from": "MONITORING", "to": "INVESTIGATING", "via": "alert"},
+        data={"from": IncidentStatus.MONITORING, "to": IncidentStatus.INVESTIGATING, "via": "alert"},
     )
     await enqueue(s, "template", channel=inc.channel_id or inc.id, incident_id=inc.id, at=now)
 
 
 async def _declare(svc: Services, n: Notification, problem: str, route: Route, alerts: list[AlertIn]) -> None:
-    from bot.incidents.flows import DeclareRequest, IncidentFlows
-    from bot.timers import run_due
-
     now = svc.clock.now()
     first = alerts[0]
     starts = [a.starts_at for a in alerts if a.starts_at is not None]
@@ -514,7 +525,7 @@ async def _declare(svc: Services, n: Notification, problem: str, route: Route, a
             actor=n.source,
             data={"rule": route.rule, "problem": problem, "detected_at": str(detected)},
         )
-    await run_due(svc, "alerts", incident_id=result.incident_id)
+    await svc.kick(result.incident_id, by="alerts")  # the L1 page goes out now
     log.warning(
         "%s alert declared %s (%s, rule %s)", n.source, result.incident_id, route.severity, route.rule
     )
@@ -574,9 +585,13 @@ async def alerts_tick(svc: Services) -> None:
             AlertNotification.attempts < MAX_ATTEMPTS,
             or_(
                 and_(
-                    AlertNotification.state == "pending", AlertNotification.received_at <= now - WORKER_GRACE
+                    AlertNotification.state == AlertNotificationState.PENDING,
+                    AlertNotification.received_at <= now - WORKER_GRACE,
                 ),
-                and_(AlertNotification.state == "processing", AlertNotification.claimed_at < now - LEASE),
+                and_(
+                    AlertNotification.state == AlertNotificationState.PROCESSING,
+                    AlertNotification.claimed_at < now - LEASE,
+                ),
             ),
         )
         .order_by(AlertNotification.id)

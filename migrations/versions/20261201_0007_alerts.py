@@ -1,7 +1,7 @@
 """alerts in: stored webhook notifications and the alerts they carry
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 20:30:00
 """
 
@@ -11,11 +11,18 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Frozen copies of bot.states.AlertNotificationState and AlertStatus (a migration must not change with the code).
+NOTIFICATION_STATES = ("pending", "processing", "done", "failed")
+ALERT_STATUSES = ("firing", "resolved")
+
+
+def _in(column: str, states: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(s) for s in states)})"
 
 
 def upgrade() -> None:
@@ -35,6 +42,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("outcome", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_notifications")),
+        sa.CheckConstraint(_in("state", NOTIFICATION_STATES), name=op.f("ck_alert_notifications_state")),
     )
     with op.batch_alter_table("alert_notifications", schema=None) as batch_op:
         batch_op.create_index("ix_alert_notifications_state", ["state", "received_at"], unique=False)
@@ -70,6 +78,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("source", "fingerprint", "scope", name="uq_alerts_source_fingerprint_scope"),
+        sa.CheckConstraint(_in("status", ALERT_STATUSES), name=op.f("ck_alerts_status")),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.create_index("ix_alerts_incident", ["incident_id"], unique=False)

@@ -30,12 +30,12 @@ from sqlalchemy import select
 
 from bot.alerts.flows import alerts_all_resolved, group_problem
 from bot.incidents.lifecycle import LifecycleFlows
-from bot.main import create_app
 from bot.models import Alert, Incident, TimelineEvent
-from bot.sandbox.servers import ServerThread
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.servers import ServerThread
+from sandbox.slack_standin import SlackStandin
 from tests.alerts.payloads import GRAFANA_TOKEN, grafana_alert, grafana_body
 from tests.conftest import make_settings
+from wiring.app import create_app
 
 FPS = ("a1a1a1a1", "b2b2b2b2", "c3c3c3c3")
 LABELS = {"service": "jwt-pizza-service", "severity": "critical"}

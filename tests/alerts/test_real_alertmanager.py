@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.main import create_app
 from bot.models import Alert, AlertNotification, Incident
 from bot.pir.flows import pir_url
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.alerts.payloads import AM_PASSWORD, AM_USER, iso
 from tests.alerts.realprom import Process, alertmanager, wait_for
 from tests.support import BotHarness
+from wiring.app import create_app
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.main import create_app
 from bot.models import Alert
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.alerts.payloads import AM_PASSWORD, AM_USER
 from tests.alerts.realprom import alertmanager, prometheus, wait_for
 from tests.conftest import MakeServers
 from tests.support import BotHarness
+from wiring.app import create_app
 
 RULES = {
     "groups": [

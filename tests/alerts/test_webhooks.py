@@ -521,8 +521,8 @@ async def test_two_replicas_get_the_same_notification_one_incident(
     bot: BotHarness, settings: Any, clock: ManualClock
 ) -> None:
     """An Alertmanager HA pair (or a load balancer) hands the same group to two bot processes at once."""
-    from bot.main import create_app
-    from bot.sandbox.servers import LoopServer
+    from sandbox.servers import LoopServer
+    from wiring.app import create_app
 
     other = create_app(settings, clock=clock)
     body = json.dumps(grafana_body([grafana_alert("Twice", starts=clock.now(), labels=SERVICE)])).encode()
