@@ -25,6 +25,7 @@ lint: install
 
 test: install
 	bash scripts/ensure-chromium.sh || true
+	bash scripts/ensure-alertmanager.sh || true
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     statuspage_atlassian_url: str = "https://api.statuspage.io/v1/"
     statuspage_atlassian_page_id: str | None = None
     statuspage_atlassian_api_key: SecretStr | None = None
+    # Alerts in (bot/alerts): one credential per sender, "user:password" (HTTP Basic) or a whole
+    # Authorization header value such as "Bearer <token>". Unset: that endpoint refuses everything (401).
+    alertmanager_credentials: SecretStr | None = None
+    grafana_credentials: SecretStr | None = None
+    alerts_file: Path = CONTENT_DIR / "alerts.yaml"
+    alerts_max_body: int = 4 * 1024 * 1024  # bytes; 1,000 Grafana alerts are about 1.5 MB
     # Retention (the worker's retention tick, docs/architecture.md): finished bookkeeping rows are deleted
     # after these many days; incidents, timeline events and pages are kept. 0 keeps that kind forever.
     retention_interval: float = 3600.0  # seconds between passes in one worker

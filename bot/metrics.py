@@ -35,6 +35,32 @@ class Metrics:
             registry=r,
         )
         self.commands = Counter("incident_bot_commands", "Slash commands by subcommand", ["sub"], registry=r)
+        # Alerts in (bot/alerts): every alert of every accepted notification, repeats, routing decisions,
+        # and bodies refused (unauthorized, too_large, malformed).
+        self.alerts_received = Counter(
+            "incident_bot_alerts_received",
+            "Alerts received by source and status",
+            ["source", "status"],
+            registry=r,
+        )
+        self.alerts_deduped = Counter(
+            "incident_bot_alerts_deduplicated",
+            "Alerts that were repeats (still firing)",
+            ["source"],
+            registry=r,
+        )
+        self.alerts_routed = Counter(
+            "incident_bot_alerts_routed",
+            "Alerts by routing rule and what was done",
+            ["rule", "action"],
+            registry=r,
+        )
+        self.alerts_rejected = Counter(
+            "incident_bot_alert_notifications_rejected",
+            "Alert webhook bodies refused, by source and reason",
+            ["source", "reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.states import (
+    AlertNotificationState,
+    AlertStatus,
     ComponentState,
     IncidentStatus,
     OutboxState,
@@ -386,6 +388,69 @@ class StatusSubscriber(Base):
     secret: Mapped[str] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+
+
+class AlertNotification(Base):
+    """One webhook body from Grafana or Alertmanager, stored as received before the sender gets its 2xx:
+    processing happens afterwards (and again after a crash), so nothing the sender handed over is lost."""
+
+    __tablename__ = "alert_notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))  # alertmanager | grafana
+    received_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(Text)  # the JSON exactly as sent
+    group_key: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="")  # the notification's firing|resolved
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(12), default=AlertNotificationState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (
+        Index("ix_alert_notifications_state", "state", "received_at"),
+        CheckConstraint(check_in("state", AlertNotificationState), name="state"),
+    )
+
+
+class Alert(Base):
+    """One alert (by fingerprint) as seen for one incident, or unattached (`scope` '-') when routing only
+    records it. Repeats of the same notification change `repeats`, nothing else that is shown."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(40))  # the incident id, or '-' when not attached
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    group_key: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # AlertStatus
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    links: Mapped[dict[str, Any]] = mapped_column(
+        default=dict
+    )  # generator, dashboard, panel, silence, runbook
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rule: Mapped[str] = mapped_column(String(64), default="")  # the routing rule, or 'unmatched'
+    action: Mapped[str] = mapped_column(String(16), default="record")  # declare | attach | record | flap
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    repeats: Mapped[int] = mapped_column(Integer, default=0)  # "still firing" notifications
+    flaps: Mapped[int] = mapped_column(Integer, default=0)  # resolved -> firing again
+    notifications: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        UniqueConstraint("source", "fingerprint", "scope", name="uq_alerts_source_fingerprint_scope"),
+        Index("ix_alerts_incident", "incident_id"),
+        CheckConstraint(check_in("status", AlertStatus), name="status"),
+    )
 
 
 ALL_TABLES = [t.name for t in Base.metadata.sorted_tables]

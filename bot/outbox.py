@@ -131,7 +131,15 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
 async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     """The `post` effect: a message to the row's channel (registered at wiring like every other kind)."""
     p = row.payload
-    ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
+    channel = row.channel
+    if p.get("war_room") and row.incident_id:
+        # Queued before the war room existed (keyed on the incident id, so after its provision row): the
+        # channel is looked up when it is sent (bot/alerts posts this way).
+        inc = await service.load(svc.db, str(row.incident_id))
+        channel = (inc.channel_id if inc else None) or ""
+        if not channel:
+            raise ChatError("chat.postMessage", "war_room_not_ready")
+    ts = await svc.chat.post(channel, str(p.get("text", "")), p.get("blocks"))
     return {"ts": ts}
 
 

@@ -75,6 +75,22 @@ class StatusUpdateState(StrEnum):
     DISCARDED = "discarded"
 
 
+class AlertNotificationState(StrEnum):
+    """A stored Grafana/Alertmanager webhook body (bot/alerts): processed once, after the sender's 2xx."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"  # claimed; a claim older than the lease belongs to a dead process
+    DONE = "done"
+    FAILED = "failed"  # gave up after MAX_ATTEMPTS
+
+
+class AlertStatus(StrEnum):
+    """One alert as the sender reports it."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
 def check_in(column: str, states: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint keeping `column` to the enum's values (models and migration share it)."""
     return f"{column} IN ({', '.join(repr(s.value) for s in states)})"

@@ -18,6 +18,7 @@ from bot.ports import ChatError, Reply
 
 # The command modules, named explicitly: importing them registers their handlers, actions, events, views.
 from handlers import (
+    cmd_alerts,
     cmd_dr,
     cmd_health,
     cmd_lifecycle,
@@ -37,7 +38,7 @@ UNAVAILABLE = (
 )
 BROKEN = "⚠️ Something went wrong handling that. It has been logged; try again."
 
-COMMAND_MODULES = (commands, cmd_lifecycle, cmd_health, cmd_pir, cmd_dr, cmd_statuspage, events)
+COMMAND_MODULES = (commands, cmd_lifecycle, cmd_health, cmd_pir, cmd_dr, cmd_statuspage, cmd_alerts, events)
 TABLE = table.build()
 
 

@@ -28,6 +28,7 @@ USAGE = """*`/incident` commands*
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
 • `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
 • `/incident statuspage [resolved]` — write a public status-page update (commander, comms lead, admins)
+• `/incident alerts` — the incident's alerts (outside a war room: alerts only recorded)
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
 • `/incident dr signoff product|ops` · `/incident dr status`
 • `/incident help`"""
@@ -248,4 +249,5 @@ _PARSERS = {
     "drill": _drill,
     "dr": _dr,
     "statuspage": _statuspage,
+    "alerts": _no_args("alerts"),
 }

@@ -63,6 +63,7 @@ WORDS: dict[str, tuple[tuple[str, ...], Permission]] = {
     "dr": (("dr_status", "dr_signoff"), Permission.ANYONE),
     # Run in the war room; publishing itself is the commander's, the comms lead's or an admin's.
     "statuspage": (("statuspage",), Permission.IN_WAR_ROOM),
+    "alerts": (("alerts",), Permission.ANYONE),  # in a war room its alerts; elsewhere the recorded-only ones
 }
 ALIASES = {"acknowledge": "ack"}
 

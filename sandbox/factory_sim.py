@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
 import hashlib
 import itertools
 import json
@@ -30,6 +31,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,7 @@ DEFAULT_API_KEY = "0123456789abcdef0123456789abcdef"
 FACTORY_VERSION = "20240518.154317"
 SERVICE_VERSION = "20240602.120000"
 CHAOS_TYPES = ("badjwt", "fail", "throttle")
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds; the doc's 500 ms, 1 s, 5 s
 SIM_MODES = ("healthy", "fail", "throttle", "badjwt", "hang", "down", "up")
 ReportUrlMode = Literal["real", "self"]
 ControlHook = Callable[[str, float | None], None]
@@ -339,6 +342,12 @@ class FactorySim:
         self.down = False  # maintained by FactoryServers
         self.control: ControlHook | None = None  # FactoryServers.set_mode, installed while it runs
         self.orders = 0
+        # The service's own order counters, served at the service's /metrics for Prometheus (the course's
+        # forks push the same figures to Grafana); failures are orders the service answered 500.
+        self.service_orders = 0
+        self.service_order_failures = 0
+        self.service_latency = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket (last: +Inf); sum below
+        self.service_latency_sum = 0.0
         self.vendor: dict[str, Any] = {
             "id": "pizza-sim",
             "name": "Simulated Pizza Vendor",
@@ -581,6 +590,35 @@ class FactorySim:
     async def _service_order(self, request: Request) -> Response:
         if not request.headers.get("authorization", "").lower().startswith("bearer "):
             return _message(401, "unauthorized")
+        self.service_orders += 1
+        started = time.monotonic()
+        response = await self._service_order_inner(request)
+        took = time.monotonic() - started
+        self.service_order_failures += response.status_code >= 500
+        self.service_latency[bisect.bisect_left(LATENCY_BUCKETS, took)] += 1
+        self.service_latency_sum += took
+        return response
+
+    async def _service_metrics(self, request: Request) -> Response:
+        lines = [
+            "# HELP jwt_pizza_orders_total Orders the service was asked for.",
+            "# TYPE jwt_pizza_orders_total counter",
+            f"jwt_pizza_orders_total {self.service_orders}",
+            "# HELP jwt_pizza_order_failures_total Orders the service failed (HTTP 5xx).",
+            "# TYPE jwt_pizza_order_failures_total counter",
+            f"jwt_pizza_order_failures_total {self.service_order_failures}",
+            "# HELP jwt_pizza_order_latency_seconds How long the service took to answer an order.",
+            "# TYPE jwt_pizza_order_latency_seconds histogram",
+        ]
+        running = 0
+        for le, n in zip([*map(str, LATENCY_BUCKETS), "+Inf"], self.service_latency, strict=True):
+            running += n
+            lines.append(f'jwt_pizza_order_latency_seconds_bucket{{le="{le}"}} {running}')
+        lines.append(f"jwt_pizza_order_latency_seconds_sum {self.service_latency_sum}")
+        lines.append(f"jwt_pizza_order_latency_seconds_count {running}")
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    async def _service_order_inner(self, request: Request) -> Response:
         order = {**(await _json_body(request)), "id": next(self._order_ids)}
         diner = {"id": 1, "name": "pizza diner", "email": "d@jwt.com"}
         try:  # the real service calls the Factory with no timeout
@@ -607,6 +645,7 @@ class FactorySim:
             Route("/", self._service_root, methods=["GET"]),
             Route("/api/docs", self._service_docs, methods=["GET"]),
             Route("/api/order", self._service_order, methods=["POST"]),
+            Route("/metrics", self._service_metrics, methods=["GET"]),
             *self._control_routes(),
         ]
         return Starlette(routes=routes, exception_handlers={404: _unknown_endpoint, 405: _unknown_endpoint})

@@ -14,6 +14,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, select
 
+from bot.alerts.web import router as alerts_router
 from bot.clock import Clock
 from bot.config import Settings, get_settings
 from bot.context import Services
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app.include_router(incidents_router)
     app.include_router(status_router)  # /status, /status.json, /status/feed.atom
+    app.include_router(alerts_router)
     return app
 
 

@@ -10,6 +10,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import outbox, retention
+from bot.alerts.flows import alerts_tick
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import Services
@@ -40,6 +41,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("status_webhook", webhook_effect)
     d.effect("status_atlassian", atlassian_effect)
     d.tick(monitor_tick)
+    d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)
     d.tick(outbox.outbox_tick)
     d.tick(retention.RetentionTick())
 

@@ -25,6 +25,8 @@ from bot.statuspage.publish import on_declared
 log = logging.getLogger("incident_bot.declare")
 
 MAX_NAME_ATTEMPTS = 20
+# Declared by the bot itself: nobody is commander until a person takes it.
+AUTOMATED_SOURCES = ("monitor", "alertmanager", "grafana")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class IncidentFlows:
             root_cause="",
             next_steps="",
             area=req.area,
-            commander=req.user if req.source != "monitor" else None,
+            commander=req.user if req.source not in AUTOMATED_SOURCES else None,
             declared_by=req.user,
             declared_at=now,
             detected_at=req.detected_at or now,

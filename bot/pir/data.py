@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Protocol, cast
 from sqlalchemy import String, and_, case, func, null, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.alerts.pir import AlertRow, load_alerts
 from bot.clock import Clock
 from bot.db import Database
 from bot.models import ActionItem, CheckSample, Incident, Page, TimelineEvent
@@ -127,6 +128,7 @@ class PirData:
     events: list[EventRow]
     generated_at: datetime
     names: dict[str, str] = field(default_factory=dict)  # user id -> display name (roster)
+    alerts: list[AlertRow] = field(default_factory=list)  # Grafana/Alertmanager alerts (bot/alerts)
 
     @property
     def escalated(self) -> bool:
@@ -315,10 +317,11 @@ async def load(
             ).scalars()
         ]
         checks = await load_checks(s, info, now)
+        alerts = await load_alerts(s, incident_id)
         events: list[EventRow] = []
         async for page in event_pages(s, incident_id):
             events.extend(page)
-    return PirData(info, pages, actions, checks, events, now, dict(names or {}))
+    return PirData(info, pages, actions, checks, events, now, dict(names or {}), alerts)
 
 
 class ReadDeps(Protocol):

@@ -550,6 +550,47 @@ def _checks(pir: PirData) -> list[Block]:
     ]
 
 
+_ALERT_LINKS = (
+    ("generator", "source"),
+    ("dashboard", "dashboard"),
+    ("panel", "panel"),
+    ("runbook", "runbook"),
+)
+
+
+def _alerts(pir: PirData) -> list[Block]:
+    """Alerts from Grafana/Alertmanager tied to the incident, with start/end and links (bot/alerts)."""
+    if not pir.alerts:
+        return []
+    rows = []
+    for a in pir.alerts:
+        links: list[Inline] = []
+        for key, label in _ALERT_LINKS:
+            if a.links.get(key) and _safe_href(a.links[key]):
+                links += [" " if links else "", Link(label, a.links[key])]
+        rows.append(
+            (
+                a.name,
+                a.source,
+                a.status
+                + (f", {a.repeats} repeats" if a.repeats else "")
+                + (f", flapped {a.flaps}x" if a.flaps else ""),
+                fmt_utc(a.starts_at),
+                fmt_utc(a.ends_at) if a.ends_at else "—",
+                a.summary[:300] or "—",
+                tuple(links) if links else "—",
+            )
+        )
+    firing = sum(1 for a in pir.alerts if a.status == "firing")
+    note = (
+        f"{len(pir.alerts)} alert(s), {firing} still firing."
+        if firing
+        else f"{len(pir.alerts)} alert(s), all resolved."
+    )
+    headers = ("Alert", "Source", "Status", "Started (UTC)", "Ended (UTC)", "Summary", "Links")
+    return [Heading(2, "Alerts"), Table(headers, rows), Para((note,), muted=True)]
+
+
 def _review(pir: PirData, book: SeverityBook) -> list[Block]:
     inc, n = pir.incident, pir.names
     mtta, mttr = measures(pir.times, book)[1:]
@@ -640,6 +681,7 @@ def build(pir: PirData, book: SeverityBook, tz: str | ZoneInfo = "UTC") -> list[
     blocks += _metrics(pir, book)
     blocks += _escalation(pir)
     blocks += _checks(pir)
+    blocks += _alerts(pir)
     blocks += _review(pir, book)
     blocks += _actions(pir)
     blocks += _customer_communication(pir)

@@ -21,6 +21,8 @@ from bot.dr.backup import CorruptBackup, RestoreRefused, backup, backup_main, re
 from bot.migrate import alembic_config
 from bot.models import (
     ActionItem,
+    Alert,
+    AlertNotification,
     Base,
     CheckSample,
     Drill,
@@ -194,6 +196,22 @@ async def seed(url: str) -> None:
                         title="DB", starts_at=T0, ends_at=T0 + timedelta(hours=1), created_at=T0
                     ),
                     StatusSubscriber(url="https://hooks.example/x", secret="s" * 64, created_at=T0),
+                    AlertNotification(
+                        source="grafana", received_at=T0, body='{"alerts": []}', outcome={"new": 1}
+                    ),
+                    Alert(
+                        source="grafana",
+                        fingerprint="c6eadffa33fcdf37",
+                        scope="INC-20261123-183045",
+                        incident_id="INC-20261123-183045",
+                        name="Ünïcode <alert>",
+                        status="firing",
+                        labels={"zone": "us-1"},
+                        values={"B": 44.23943737541908},
+                        starts_at=T0,
+                        first_seen=T0,
+                        last_seen=T0,
+                    ),
                 ]
             )
     finally:

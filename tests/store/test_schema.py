@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db import Database, make_engine
 from bot.models import (
+    Alert,
+    AlertNotification,
     Base,
     Incident,
     OutboxMessage,
@@ -25,6 +27,8 @@ from bot.models import (
     Timer,
 )
 from bot.states import (
+    AlertNotificationState,
+    AlertStatus,
     ComponentState,
     IncidentStatus,
     OutboxState,
@@ -112,6 +116,12 @@ MAKE: dict[str, Callable[[str, str], list[Any]]] = {
     "public_incident_status": lambda n, v: [
         StatusIncident(title="t", status=v, impact="operational", created_at=NOW)
     ],
+    "alert_notification_state": lambda n, v: [
+        AlertNotification(source="grafana", received_at=NOW, body="{}", state=v, outcome={})
+    ],
+    "alert_status": lambda n, v: [
+        Alert(source="grafana", fingerprint=f"f{n}", scope="-", status=v, first_seen=NOW, last_seen=NOW)
+    ],
 }
 GOOD = {
     "incident_status": IncidentStatus.INVESTIGATING,
@@ -122,6 +132,8 @@ GOOD = {
     "status_update_state": StatusUpdateState.AWAITING_APPROVAL,
     "component_state": ComponentState.PARTIAL_OUTAGE,
     "public_incident_status": PublicIncidentStatus.MONITORING,
+    "alert_notification_state": AlertNotificationState.PROCESSING,
+    "alert_status": AlertStatus.RESOLVED,
 }
 
 
