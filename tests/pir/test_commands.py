@@ -175,6 +175,6 @@ async def test_stats_command(bot: BotHarness, clock: ManualClock) -> None:
     blocks = str(reply["blocks"])
     for fact in ("*P1* (1)", "MTTA 2 min ✅ (< 15 min)", "MTTR 33 min ✅ (< 1 h)"):
         assert fact in blocks
-    assert "*Escalation rate* 0.0 % (0 of 1 reached L2+), target < 10 % ✅" in blocks
+    assert "*Escalation rate* 0.0 % (0 of 1 escalated beyond their first page), target < 10 % ✅" in blocks
     resp, _ = await bot.command("stats soon", user="UOTHER", channel="CGENERAL")
     assert "Usage" in resp.json()["text"]
