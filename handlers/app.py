@@ -32,6 +32,7 @@ _MODULES = (
     "handlers.cmd_pir",
     "handlers.cmd_dr",
     "handlers.events",
+    "handlers.cmd_home",
 )
 
 

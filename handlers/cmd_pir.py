@@ -155,7 +155,8 @@ def stats_blocks(st: Stats, days: int) -> tuple[str, Blocks]:
         section(f"*{st.total} incidents* ({counts}), {st.open} still open. Drills are not counted."),
         section("*Per severity* (means, against the targets)", fields=fields),
         section(
-            f"*Escalation rate* {fmt_rate(st.escalation_rate)} ({st.escalated} of {st.total} escalated beyond their first page), "
+            f"*Escalation rate* {fmt_rate(st.escalation_rate)} ({st.escalated} of {st.total}"
+            " escalated beyond their first page), "
             f"target < {st.escalation_target * 100:.0f} %{esc}\n"
             f"*MTTF* {mttf}{trend} (uptime {fmt_duration(st.uptime)} / {st.total}){prev}"
         ),

@@ -16,6 +16,7 @@ MAX_TEXT = 4000
 USAGE = """*`/incident` commands*
 • `/incident declare P0|P1|P2|P3 <summary> [--area db|app|infra|security|api|frontend]` — open a war room
   (no arguments: a form)
+• `/incident list [open|recent]` — open incidents, or those resolved lately
 • `/incident ack` — acknowledge the page · `/incident escalate` — page the next level now
 • `/incident update` — edit the pinned template
 • `/incident status NEW|INVESTIGATING|IDENTIFIED|MONITORING`
@@ -208,6 +209,13 @@ def _dr(rest: str) -> Command:
     raise UsageError("Usage: `/incident dr signoff product|ops` or `/incident dr status`")
 
 
+def _list(rest: str) -> Command:
+    which = rest.lower() or "open"
+    if which not in ("open", "recent"):
+        raise UsageError("Usage: `/incident list [open|recent]`")
+    return Command("list", {"which": which})
+
+
 def _pir(rest: str) -> Command:
     if rest:
         raise UsageError("Usage: `/incident pir` (in the war room)")
@@ -237,4 +245,5 @@ _PARSERS = {
     "playbook": _playbook,
     "drill": _drill,
     "dr": _dr,
+    "list": _list,
 }

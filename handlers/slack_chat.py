@@ -130,6 +130,9 @@ class SlackChat:
         data = await self._call("views.open", trigger_id=trigger_id, view=view)
         return str(data.get("view", {}).get("id", ""))
 
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        await self._call("views.publish", user_id=user, view=view)
+
     async def permalink(self, channel: str, ts: str) -> str | None:
         try:
             data = await self._call("chat.getPermalink", channel=channel, message_ts=ts)

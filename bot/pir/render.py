@@ -930,7 +930,8 @@ def stats_blocks(stats: Stats, days: int) -> list[Block]:
             [
                 (
                     Strong("Escalation rate:"),
-                    f" {fmt_rate(stats.escalation_rate)} ({stats.escalated} of {stats.total} escalated beyond their first page)"
+                    f" {fmt_rate(stats.escalation_rate)} ({stats.escalated} of {stats.total}"
+                    " escalated beyond their first page)"
                     f", target < {stats.escalation_target * 100:.0f} %{esc_mark}",
                 ),
                 (
