@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from bot.clock import ManualClock
 from tests.support import BotHarness
 
