@@ -33,6 +33,7 @@ _MODULES = (
     "handlers.cmd_dr",
     "handlers.events",
     "handlers.cmd_home",
+    "handlers.cmd_shortcuts",
 )
 
 
@@ -148,6 +149,22 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
             response_url=body.get("response_url"),
         )
         svc.tasks.spawn(run_guarded(ctx, handler(ctx, body)), f"action-{action_id}")
+
+    @app.shortcut(re.compile(r".+"))
+    async def on_shortcut(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        callback_id = str(body.get("callback_id") or "")
+        handler = registry.SHORTCUTS.get(callback_id)
+        if handler is None:
+            return
+        ctx = registry.Ctx(
+            svc,
+            user=(body.get("user") or {}).get("id", ""),
+            channel=(body.get("channel") or {}).get("id", ""),
+            trigger_id=body.get("trigger_id"),
+            response_url=body.get("response_url"),
+        )
+        svc.tasks.spawn(run_guarded(ctx, handler(ctx, body)), f"shortcut-{callback_id}")
 
     @app.view(re.compile(r".+"))
     async def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -76,6 +76,19 @@ def action(*ids: str) -> Callable[[ActionHandler], ActionHandler]:
     return register
 
 
+# Global and message shortcuts by callback_id (the manifest declares them).
+SHORTCUTS: dict[str, ActionHandler] = {}
+
+
+def shortcut(*callback_ids: str) -> Callable[[ActionHandler], ActionHandler]:
+    def register(fn: ActionHandler) -> ActionHandler:
+        for c in callback_ids:
+            SHORTCUTS[c] = fn
+        return fn
+
+    return register
+
+
 EventHandler = Callable[[Services, dict[str, Any]], Awaitable[None]]
 EVENTS: dict[str, EventHandler] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.clock import ManualClock
+from handlers.lifecycle_blocks import DECLARE_CALLBACK
 from tests.support import BotHarness
 
 
@@ -65,3 +66,31 @@ async def test_app_home_shows_open_incidents_pages_and_on_call(bot: BotHarness) 
     # The messages tab is not ours to draw.
     await bot.event({"type": "app_home_opened", "user": primary, "tab": "messages"})
     assert len(bot.slack.calls_to("views.publish")) == 2
+
+
+async def test_global_shortcut_opens_the_declare_form(bot: BotHarness) -> None:
+    resp = await bot.shortcut("declare_incident", user="UOTHER")
+    assert resp.status_code == 200
+    [call] = bot.slack.calls_to("views.open", ok=True)
+    assert call.args["view"]["callback_id"] == DECLARE_CALLBACK
+
+
+async def test_message_shortcut_puts_a_message_on_the_timeline_once(bot: BotHarness) -> None:
+    inc_id = await _declare(bot, "P1 Orders failing")
+    [inc] = [i for i in await bot.incidents() if i.id == inc_id]
+    assert inc.channel_id
+    msg = bot.slack.add_message(inc.channel_id, "UDECLARER", "Oven 3 is on fire <!here>")
+    shared = {"ts": msg.ts, "text": msg.text, "user": "UDECLARER", "type": "message"}
+    await bot.shortcut("add_to_timeline", user="UOTHER", channel=inc.channel_id, message=shared)
+    await bot.shortcut("add_to_timeline", user="UOTHER", channel=inc.channel_id, message=shared)
+    pinned = [e for e in await bot.events(inc.id) if e.kind == "pinned"]
+    assert [e.text for e in pinned] == ["Oven 3 is on fire <!here>"]  # stored as typed, once
+
+    general = bot.slack.add_channel("general", members=["UOTHER"])
+    lunch = bot.slack.add_message(general.id, "UOTHER", "lunch?")
+    await bot.shortcut(
+        "add_to_timeline", user="UOTHER", channel=general.id, message={"ts": lunch.ts, "text": "lunch?"}
+    )
+    assert [e.id for e in await bot.events(inc.id) if e.kind == "pinned"] == [e.id for e in pinned]
+    answers = [r for rs in bot.slack.responses.values() for r in rs]
+    assert any("war room" in str(r.get("text")) for r in answers)
