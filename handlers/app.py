@@ -34,6 +34,7 @@ _MODULES = (
     "handlers.events",
     "handlers.cmd_home",
     "handlers.cmd_shortcuts",
+    "handlers.cmd_playbook",
 )
 
 

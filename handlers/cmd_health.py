@@ -1,4 +1,4 @@
-"""`/incident check`, the recovery button, declaring from a check, and `/incident playbook`."""
+"""`/incident check`, the recovery button and declaring from a check."""
 
 from __future__ import annotations
 
@@ -106,28 +106,3 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
         request_key=f"action:{ctx.trigger_id}" if ctx.trigger_id else None,
     )
     return await run_declare(ctx, req)
-
-
-@command("playbook")
-async def playbook(ctx: Ctx, cmd: Command) -> Reply:
-    from bot.health.playbook_doc import sections
-
-    wanted = cmd.args.get("section")
-    parts = sections()
-    if wanted:
-        match = [(t, b) for t, b in parts if str(wanted) in t.lower()]
-        if not match:
-            names = ", ".join(t for t, _ in parts)
-            raise UsageError(f"No section matches `{wanted}`. Sections: {names}")
-        parts = match
-    out: bk.Blocks = [bk.header("JWT Pizza Factory playbook")]
-    for title, body in parts:
-        out.append(bk.section(f"*{title}*"))
-        for i in range(0, len(body), 2900):
-            out.append(bk.section(body[i : i + 2900]))
-    if len(out) > bk.MAX_BLOCKS:
-        out = [
-            *out[: bk.MAX_BLOCKS - 1],
-            bk.context("…more: ask for one section, e.g. `/incident playbook recovery`"),
-        ]
-    return Reply("JWT Pizza Factory playbook", out)
