@@ -35,6 +35,7 @@ _MODULES = (
     "handlers.cmd_home",
     "handlers.cmd_shortcuts",
     "handlers.cmd_playbook",
+    "handlers.cmd_template",
 )
 
 
