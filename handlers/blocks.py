@@ -168,6 +168,13 @@ class BlockKitRenderer:
             context(f"✅ Acknowledged by <@{by}>"),
         ]
 
+    def announcement(self, text: str, incident_id: str, channel_id: str | None) -> Blocks:
+        """A stakeholder line; with a war room, a button that lets anyone reading it join."""
+        blocks: Blocks = [section(text)]
+        if channel_id:
+            blocks.append(actions(button("Join war room", "join_war_room", incident_id), block_id="announce"))
+        return blocks
+
 
 def usage_blocks(text: str) -> Blocks:
     return [section(text)]

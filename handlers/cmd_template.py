@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.incidents.lifecycle import LifecycleFlows
-from bot.ports import Reply
+from bot.ports import ChatError, Reply
 from handlers.cmd_health import check
 from handlers.cmd_lifecycle import incident_by_id, resolve, update
 from handlers.parse import Command
@@ -44,3 +44,18 @@ async def template_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
 async def template_resolve(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     await _bound(ctx, body, change=False)
     return await resolve(ctx, Command("resolve"))
+
+
+@action("join_war_room")
+async def join_war_room(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    """From an announcement: anyone in the workspace may join the war room (it is a public channel)."""
+    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=False)
+    assert inc.channel_id is not None
+    try:
+        await ctx.svc.chat.invite(inc.channel_id, [ctx.user])
+    except ChatError as exc:
+        if exc.error != "already_in_channel":
+            return Reply(
+                f"Could not add you to <#{inc.channel_id}> ({exc.error}); open it from the channel list."
+            )
+    return Reply(f"You are in <#{inc.channel_id}>, the war room of {inc.id}.")

@@ -286,6 +286,12 @@ class LifecycleFlows:
             inc.updated_at = now
             await replan(self.svc, s, inc, reason=f"status {status}")
             line = f"🔄 {line} by <@{user}>"
+            if status in ANNOUNCED_STATUSES and inc.severity in ANNOUNCED_SEVERITIES:
+                # Stakeholders of a major incident hear when the cause is known and when the fix is in.
+                note = (
+                    f"{_drill(inc)}{STATUS_ICON[status]} {inc.id} ({self._label(inc.severity)}) is {status}"
+                )
+                await self._announce(s, inc.id, f"{note}: {inc.summary}{_room(inc)}", now)
             if status == "MONITORING":
                 wait = self.monitoring_minimum()
                 line += f". `/incident resolve` after {minutes(wait)} with no issues ({now + wait:%H:%M} UTC)"
@@ -609,7 +615,10 @@ class LifecycleFlows:
             dedupe_key=dedupe_key,
         )
         if fresh:
-            await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload={"text": text})
+            inc = await service.get(s, incident_id)
+            blocks = self.svc.render.announcement(text, incident_id, inc.channel_id if inc else None)
+            payload = {"text": text, "blocks": blocks}
+            await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload=payload)
         return fresh
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -645,6 +654,11 @@ class LifecycleFlows:
                 at=self.svc.clock.now(),
                 data={"method": exc.method, "error": exc.error},
             )
+
+
+ANNOUNCED_STATUSES = ("IDENTIFIED", "MONITORING")
+ANNOUNCED_SEVERITIES = ("P0", "P1")
+STATUS_ICON = {"IDENTIFIED": "🔎", "MONITORING": "👀"}
 
 
 async def announce_declared(svc: Services, incident_id: str) -> bool:
