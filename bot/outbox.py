@@ -134,6 +134,13 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     if row.method == "post":
         ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
         return {"ts": ts}
+    if row.method == "archive":
+        try:
+            await svc.chat.archive(row.channel)
+        except ChatError as exc:
+            if exc.error != "already_archived":
+                raise
+        return None
     raise ChatError(row.method, "unknown_outbox_kind")
 
 

@@ -25,7 +25,8 @@ USAGE = """*`/incident` commands*
 • `/incident resolve` · `/incident reopen` · `/incident timeline`
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
-• `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
+• `/incident pir` · `/incident pir done` (closes the war room)
+• `/incident stats [30d]` · `/incident playbook [section]`
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
 • `/incident dr signoff product|ops` · `/incident dr status`
 • `/incident help`"""
@@ -217,8 +218,10 @@ def _list(rest: str) -> Command:
 
 
 def _pir(rest: str) -> Command:
+    if rest.lower() == "done":
+        return Command("pir_done")
     if rest:
-        raise UsageError("Usage: `/incident pir` (in the war room)")
+        raise UsageError("Usage: `/incident pir` or `/incident pir done` (in the war room)")
     return Command("pir")
 
 

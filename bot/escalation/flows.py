@@ -102,6 +102,17 @@ async def replan(
                 plan_version=inc.plan_version,
             )
         )
+    archive_after = scaled(svc, svc.playbook.severities.war_room_archive_after)
+    if resolved and inc.resolved_at is not None and archive_after and inc.channel_id:
+        timers.append(
+            Timer(
+                incident_id=inc.id,
+                kind="archive_war_room",
+                step=f"archive-{inc.cycle}",
+                due_at=inc.resolved_at + archive_after,
+                plan_version=inc.plan_version,
+            )
+        )
     s.add_all(timers)
     paging = policy_of(svc).paging.get(inc.severity)
     if reason == "declared" and paging is not None and paging.mode == "none":
