@@ -186,7 +186,7 @@ class Plain:
             if sigil == "@":
                 out = "@" + (self.names.get(target) or label or target)
             elif sigil == "#":
-                out = "#" + (label or target)
+                out = "#" + (label or self.names.get(target) or target)
             elif sigil == "!":
                 out = "@" + (label or target.split("^")[0])
             else:
