@@ -46,7 +46,11 @@ async def incident_by_id(ctx: Ctx, incident_id: str, *, change: bool) -> Inciden
     return await ctx.incident_to_change() if change else inc
 
 
-def _reply(outcome: Outcome) -> Reply:
+def _reply(outcome: Outcome) -> Reply | None:
+    """Quiet by default: a change already shows in the war room (the line and the edited template), so the
+    person who made it gets no private echo; refusals and no-ops are still answered."""
+    if outcome.ok and outcome.changed:
+        return None
     return Reply(outcome.text, ok=outcome.ok)
 
 
@@ -71,34 +75,34 @@ async def update(ctx: Ctx, cmd: Command) -> Reply | None:
 
 
 @command("status")
-async def status(ctx: Ctx, cmd: Command) -> Reply:
+async def status(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).set_status(inc.id, ctx.user, str(cmd.args["status"])))
 
 
 @command("severity")
-async def severity(ctx: Ctx, cmd: Command) -> Reply:
+async def severity(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).set_severity(inc.id, ctx.user, str(cmd.args["severity"])))
 
 
-async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply:
+async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, role, str(cmd.args["user"])))
 
 
 @command("commander")
-async def commander(ctx: Ctx, cmd: Command) -> Reply:
+async def commander(ctx: Ctx, cmd: Command) -> Reply | None:
     return await _role(ctx, cmd, "commander")
 
 
 @command("comms")
-async def comms(ctx: Ctx, cmd: Command) -> Reply:
+async def comms(ctx: Ctx, cmd: Command) -> Reply | None:
     return await _role(ctx, cmd, "comms_lead")
 
 
 @command("note")
-async def note(ctx: Ctx, cmd: Command) -> Reply:
+async def note(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).note(inc.id, ctx.user, str(cmd.args["text"])))
 
@@ -114,7 +118,7 @@ async def resolve(ctx: Ctx, cmd: Command) -> Reply:
 
 
 @command("reopen")
-async def reopen(ctx: Ctx, cmd: Command) -> Reply:
+async def reopen(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).reopen(inc.id, ctx.user))
 
@@ -196,8 +200,9 @@ async def submit_update(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) 
         outcome = await LifecycleFlows(ctx.svc).update_template(inc.id, ctx.user, edit)
     except UsageError as exc:
         outcome = Outcome(False, exc.message)
-    if not outcome.ok:  # success shows as the edited template and the line in the channel
-        await _tell(ctx, _reply(outcome))
+    reply = _reply(outcome)
+    if reply is not None:  # success shows as the edited template and the line in the channel
+        await _tell(ctx, reply)
 
 
 async def submit_declare(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) -> None:
