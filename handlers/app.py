@@ -150,7 +150,8 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
             trigger_id=body.get("trigger_id"),
             response_url=body.get("response_url"),
         )
-        svc.tasks.spawn(run_guarded(ctx, handler(ctx, body)), f"action-{action_id}")
+        replace = action_id in registry.REPLACES_MESSAGE
+        svc.tasks.spawn(run_guarded(ctx, handler(ctx, body), replace=replace), f"action-{action_id}")
 
     @app.shortcut(re.compile(r".+"))
     async def on_shortcut(ack: Any, body: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from bot.ports import ChatError, Reply
 from handlers import lifecycle_blocks as lb
 from handlers.commands import run_declare
 from handlers.parse import Command, UsageError
-from handlers.registry import VIEWS, Ctx, ViewHandler, action, command
+from handlers.registry import REPLACES_MESSAGE, VIEWS, Ctx, ViewHandler, action, command
 
 log = logging.getLogger("incident_bot.lifecycle")
 
@@ -158,6 +158,9 @@ async def resolve_anyway(ctx: Ctx, body: dict[str, Any]) -> Reply:
     inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
     result = await LifecycleFlows(ctx.svc).resolve(inc.id, ctx.user, force=True)
     return Reply(result.text, ok=result.ok)
+
+
+REPLACES_MESSAGE.add("timeline_older")
 
 
 @action("timeline_older")

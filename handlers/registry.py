@@ -50,6 +50,8 @@ class Ctx:
 
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]
+# Buttons whose answer replaces the message they sit on (paging through one view), not a new message.
+REPLACES_MESSAGE: set[str] = set()
 ActionHandler = Callable[[Ctx, dict[str, Any]], Awaitable[Reply | None]]
 
 COMMANDS: dict[str, CommandHandler] = {}

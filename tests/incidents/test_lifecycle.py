@@ -397,6 +397,7 @@ async def test_timeline_pages_newest_last_with_older_button(bot: BotHarness, clo
     assert resp.status_code == 200
     pages = [r for rs in bot.slack.responses.values() for r in rs if "Timeline" in str(r.get("text"))]
     assert len(pages) == 2
+    assert pages[-1].get("replace_original") is True  # "Older" pages through one message
     second = str(pages[-1]["blocks"])
     assert "note 09" in second and "note 28" not in second
     assert not block_problems(pages[-1]["blocks"], 50, "/blocks")
