@@ -128,12 +128,12 @@ async def timeline(ctx: Ctx, cmd: Command) -> Reply:
     inc = await war_room_incident(ctx, change=False)
     flows = LifecycleFlows(ctx.svc)
     await flows.record_command(inc.id, ctx.user, f"<@{ctx.user}> viewed the timeline", command="timeline")
-    return await _timeline_page(ctx, inc.id, None)
+    return await _timeline_page(ctx, inc.id, None, all_kinds=bool(cmd.args.get("all")))
 
 
-async def _timeline_page(ctx: Ctx, incident_id: str, before: int | None) -> Reply:
+async def _timeline_page(ctx: Ctx, incident_id: str, before: int | None, *, all_kinds: bool = False) -> Reply:
     page = await LifecycleFlows(ctx.svc).timeline(
-        incident_id, ctx.user, before=before, page_size=lb.PAGE_SIZE
+        incident_id, ctx.user, before=before, page_size=lb.PAGE_SIZE, all_kinds=all_kinds
     )
     if page is None:
         raise UsageError("That incident no longer exists.")
@@ -169,7 +169,7 @@ async def timeline_older(ctx: Ctx, body: dict[str, Any]) -> Reply:
     if parsed is None:
         raise UsageError("That button is out of date; run `/incident timeline` again.")
     inc = await incident_by_id(ctx, parsed[0], change=False)
-    return await _timeline_page(ctx, inc.id, parsed[1])
+    return await _timeline_page(ctx, inc.id, parsed[1], all_kinds=parsed[2])
 
 
 # -- forms --------------------------------------------------------------------------------------------------

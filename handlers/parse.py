@@ -22,7 +22,7 @@ USAGE = """*`/incident` commands*
 • `/incident status NEW|INVESTIGATING|IDENTIFIED|MONITORING`
 • `/incident severity P0|P1|P2|P3` · `/incident commander @user` · `/incident comms @user`
 • `/incident note <text>`
-• `/incident resolve` · `/incident reopen` · `/incident timeline`
+• `/incident resolve` · `/incident reopen` · `/incident timeline [all]`
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
 • `/incident pir` · `/incident pir done` (closes the war room)
@@ -210,6 +210,13 @@ def _dr(rest: str) -> Command:
     raise UsageError("Usage: `/incident dr signoff product|ops` or `/incident dr status`")
 
 
+def _timeline(rest: str) -> Command:
+    which = rest.lower()
+    if which not in ("", "all"):
+        raise UsageError("Usage: `/incident timeline [all]` (all: with the bot's bookkeeping entries)")
+    return Command("timeline", {"all": which == "all"})
+
+
 def _list(rest: str) -> Command:
     which = rest.lower() or "open"
     if which not in ("open", "recent"):
@@ -238,7 +245,7 @@ _PARSERS = {
     "note": _note,
     "resolve": _no_args("resolve"),
     "reopen": _no_args("reopen"),
-    "timeline": _no_args("timeline"),
+    "timeline": _timeline,
     "help": lambda rest: Command("help"),
     "check": _no_args("check"),
     "action": _action,

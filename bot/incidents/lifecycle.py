@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import Services
 from bot.escalation.flows import replan
 from bot.incidents import service
+from bot.incidents.bookkeeping import is_bookkeeping
 from bot.models import Incident, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
@@ -212,6 +213,8 @@ class TimelinePage:
     total: int
     older_cursor: int | None  # the id of entries[0] when older entries exist
     tz: str | None = None
+    all_kinds: bool = False  # bookkeeping entries included
+    hidden: int = 0  # bookkeeping entries left out of this view
 
 
 # -- flows --------------------------------------------------------------------------------------------------
@@ -486,12 +489,23 @@ class LifecycleFlows:
 
     # -- timeline ----------------------------------------------------------------------------------------
     async def timeline(
-        self, incident_id: str, viewer: str, *, before: int | None = None, page_size: int = 20
+        self,
+        incident_id: str,
+        viewer: str,
+        *,
+        before: int | None = None,
+        page_size: int = 20,
+        all_kinds: bool = False,
     ) -> TimelinePage | None:
         async with self.svc.db.session() as s:
             if await service.get(s, incident_id) is None:
                 return None
             rows = await service.events(s, incident_id, include_removed=True)
+        hidden = 0
+        if not all_kinds:
+            kept = [e for e in rows if not is_bookkeeping(e.kind)]
+            hidden = sum(not e.removed for e in rows) - sum(not e.removed for e in kept)
+            rows = kept
         # Positions come from the full list, so a cursor stays valid even if its event was unpinned since.
         end = len(rows)
         if before is not None:
@@ -508,6 +522,8 @@ class LifecycleFlows:
             total=total,
             older_cursor=chunk[0].id if older and chunk else None,
             tz=tz,
+            all_kinds=all_kinds,
+            hidden=hidden,
         )
 
     # -- timeline capture: 📌 reactions and joins ---------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from bot.incidents.bookkeeping import is_bookkeeping
 from bot.pir.data import EventRow, IncidentInfo, PirData
 from bot.pir.metrics import (
     DEFINITIONS,
@@ -615,8 +616,23 @@ def _repeated_pins(events: Sequence[EventRow]) -> frozenset[int]:
 
 
 def _timeline(pir: PirData, zone: ZoneInfo) -> list[Block]:
-    table = Timeline(pir.events, pir.names, None if _is_utc(zone) else zone, _repeated_pins(pir.events))
-    return [Heading(2, "Timeline"), Para((f"{len(table)} events, oldest first.",), muted=True), table]
+    """The story first; the bot's own bookkeeping (reminders, Slack housekeeping) after it, for audit."""
+    local = None if _is_utc(zone) else zone
+    story = [e for e in pir.events if not is_bookkeeping(e[1])]
+    kept = [e for e in pir.events if is_bookkeeping(e[1])]
+    table = Timeline(story, pir.names, local, _repeated_pins(story))
+    out: list[Block] = [
+        Heading(2, "Timeline"),
+        Para((f"{len(table)} events, oldest first.",), muted=True),
+        table,
+    ]
+    if kept:
+        out += [
+            Heading(3, "Bookkeeping"),
+            Para((f"{len(kept)} entries: reminders and the bot's Slack housekeeping.",), muted=True),
+            Timeline(kept, pir.names, local, frozenset()),
+        ]
+    return out
 
 
 def build(pir: PirData, book: SeverityBook, tz: str | ZoneInfo = "UTC") -> list[Block]:

@@ -381,7 +381,7 @@ async def test_timeline_pages_newest_last_with_older_button(bot: BotHarness, clo
         clock.advance(seconds=30)
         await LifecycleFlows(bot.svc).note(inc.id, MEMBER, f"note {n:02d} " + "x" * 600)
     total = len(await bot.events(inc.id)) + 1  # + the "viewed the timeline" command event
-    _, text, payload = await run(bot, inc, "timeline")
+    _, text, payload = await run(bot, inc, "timeline all")  # all: bookkeeping entries too
     blocks = payload["blocks"]
     assert not block_problems(blocks, 50, "/blocks")
     flat = str(blocks)
