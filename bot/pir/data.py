@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -50,6 +50,7 @@ class IncidentInfo:
     is_drill: bool
     source: str
     cycle: int
+    identified_at: datetime | None = None  # from the timeline: the first move to IDENTIFIED
 
     def times(self, escalated: bool = False) -> Times:
         return Times(
@@ -319,7 +320,18 @@ async def load(
         events: list[EventRow] = []
         async for page in event_pages(s, incident_id):
             events.extend(page)
+    info = replace(info, identified_at=identified_at(events, info))
     return PirData(info, pages, actions, checks, events, now, dict(names or {}))
+
+
+def identified_at(events: Sequence[EventRow], info: IncidentInfo) -> datetime | None:
+    """When the cause was found: the first status change to IDENTIFIED after the declaration."""
+    for e in events:
+        if e[1] == "status" and (e[4] or {}).get("to") == "IDENTIFIED":
+            at = event_time(e)
+            if at >= info.declared_at:
+                return at
+    return None
 
 
 class ReadDeps(Protocol):

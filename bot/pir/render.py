@@ -267,16 +267,25 @@ def phases(inc: IncidentInfo, now: datetime) -> list[Phase]:
     detected = inc.detected_at or inc.declared_at
     if detected < inc.declared_at:
         out.append(Phase("Detection", detected, inc.declared_at))
-    marks = [t for t in (inc.acknowledged_at, inc.monitoring_at) if t is not None and t >= inc.declared_at]
+    marks = [
+        t
+        for t in (inc.acknowledged_at, inc.identified_at, inc.monitoring_at)
+        if t is not None and t >= inc.declared_at
+    ]
     first = min(marks) if marks else end
     label = "Awaiting acknowledgement" if inc.acknowledged_at else "Unacknowledged response"
     out.append(Phase(label, inc.declared_at, min(first, end)))
-    ack, mon = inc.acknowledged_at, inc.monitoring_at
-    if ack is not None and ack < end:
-        stop = mon if mon is not None and mon > ack else end
-        out.append(Phase("Investigating", ack, min(stop, end)))
-    if mon is not None and mon < end:
-        out.append(Phase("Monitoring", max(mon, inc.declared_at), end))
+    # Every status the incident went through after the acknowledgement, each until the next one.
+    steps = [
+        ("Investigating", inc.acknowledged_at),
+        ("Identified", inc.identified_at),
+        ("Monitoring", inc.monitoring_at),
+    ]
+    started = sorted(((max(t, inc.declared_at), name) for name, t in steps if t is not None and t < end))
+    for i, (start, name) in enumerate(started):
+        stop = started[i + 1][0] if i + 1 < len(started) else end
+        if stop > start or i + 1 == len(started):
+            out.append(Phase(name, start, stop))
     if ongoing and out:
         last = out[-1]
         out[-1] = Phase(last.name, last.start, last.end, active=True)
@@ -288,6 +297,7 @@ def milestones(inc: IncidentInfo) -> list[tuple[str, datetime]]:
         ("Detected", inc.detected_at if inc.detected_at and inc.detected_at < inc.declared_at else None),
         ("Declared", inc.declared_at),
         ("Acknowledged", inc.acknowledged_at),
+        ("Identified", inc.identified_at),
         ("Monitoring", inc.monitoring_at),
         ("Resolved", inc.resolved_at),
     ]
@@ -319,6 +329,7 @@ _COLORS = {
     "Awaiting acknowledgement": "#b91c1c",
     "Unacknowledged response": "#b91c1c",
     "Investigating": "#1d4ed8",
+    "Identified": "#7c3aed",
     "Monitoring": "#047857",
 }
 
@@ -341,9 +352,13 @@ def gantt_svg(inc: IncidentInfo, items: list[Phase]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="gantt" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{e(inc.id)} phases">'
     ]
-    fmt = "%H:%M" if span < 20 * 3600 else "%m-%d %H:%M"
+    fmt = "%H:%M:%S" if span < 600 else "%H:%M" if span < 20 * 3600 else "%m-%d %H:%M"
+    shown = set()
     for i in range(5):
         t = t0 + timedelta(seconds=span * i / 4)
+        if f"{t:{fmt}}" in shown:  # a short incident: two ticks in the same minute would repeat a label
+            continue
+        shown.add(f"{t:{fmt}}")
         xi = x(t)
         out.append(f'<line x1="{xi:.1f}" y1="{top - 6}" x2="{xi:.1f}" y2="{height - 26}" class="grid"/>')
         out.append(f'<text x="{xi:.1f}" y="{height - 10}" text-anchor="middle" class="tick">{t:{fmt}}</text>')
