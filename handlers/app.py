@@ -57,6 +57,10 @@ async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = Fa
             if replace:
                 payload["replace_original"] = True
             await ctx.svc.chat.respond(ctx.response_url, payload)
+            if reply.public is not None:
+                text, blocks = reply.public
+                public = {"response_type": "in_channel", "text": text, "blocks": blocks}
+                await ctx.svc.chat.respond(ctx.response_url, public)
         else:
             await ctx.svc.chat.ephemeral(ctx.channel, ctx.user, reply.text, reply.blocks)
     except ChatError as exc:

@@ -142,6 +142,15 @@ class BlockKitRenderer:
         text = f"{card.id} declared ({card.severity_label}). War room: <#{channel_id}>"
         return text, [section(f"✅ {text}")]
 
+    def declared_public(self, card: IncidentCard, by: str, channel_id: str) -> tuple[str, Blocks]:
+        summary = card.summary.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        drill = "[DRILL] " if card.is_drill else ""
+        text = f"{drill}🚨 <@{by}> declared {card.id} ({card.severity_label}): {summary} — war room <#{channel_id}>"
+        return text, [
+            section(clip(text, SECTION_MAX)),
+            actions(button("Join war room", "join_war_room", card.id), block_id="declared"),
+        ]
+
     def page_dm(self, page: Any) -> tuple[str, Blocks]:
         drill = "[DRILL] " if page.is_drill else ""
         room = f"<#{page.channel_id}>" if page.channel_id else "(war room not ready yet)"

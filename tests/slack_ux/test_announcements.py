@@ -51,3 +51,16 @@ async def test_identified_and_monitoring_are_announced_for_p0_p1_only(
     assert sum(p1.id in t and "is MONITORING" in t for t in lines) == 1
     assert not any(p2.id in t and " is " in t for t in lines)  # a P2's progress is the war room's business
     assert not any("is INVESTIGATING" in t for t in lines)
+
+
+async def test_declaring_in_a_channel_tells_that_channel(bot: BotHarness) -> None:
+    _resp, url = await bot.command("declare P1 Orders failing <!channel>", channel="CGENERAL")
+    [inc] = await bot.incidents()
+    replies = bot.replies(url)
+    private = [r for r in replies if r.get("response_type") != "in_channel"]
+    public = [r for r in replies if r.get("response_type") == "in_channel"]
+    assert private and "declared" in private[-1]["text"]  # the declarer's own answer
+    [said] = public
+    assert inc.id in said["text"] and f"<#{inc.channel_id}>" in said["text"]
+    assert "<!channel>" not in str(said) and "&lt;!channel&gt;" in said["text"]  # nobody is pinged
+    assert any(e.get("action_id") == "join_war_room" for b in said["blocks"] for e in b.get("elements", []))
