@@ -41,6 +41,13 @@ async def pages_in_cycle(s: AsyncSession, inc: Incident) -> list[Page]:
     return list((await s.execute(stmt)).scalars())
 
 
+def _initial_reason(reason: str) -> str | None:
+    """A severity change pages the new severity's initial levels: say so on the page."""
+    if reason.startswith("severity "):
+        return f"severity changed {reason.removeprefix('severity ')}"
+    return None
+
+
 async def replan(
     svc: Services, s: AsyncSession, inc: Incident, *, reason: str, forced: tuple[str, ...] = ()
 ) -> list[Timer]:
@@ -66,6 +73,7 @@ async def replan(
             cycle_start=inc.cycle_started_at,
             forced=forced,
             now=now,
+            initial_reason=_initial_reason(reason),
         ),
     )
     timers = [
