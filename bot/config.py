@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
+    # Bookmarks in every war room besides its timeline & PIR: "Title=https://…, Title=https://…"
+    # (dashboards, the playbook, the runbook).
+    war_room_links: str = ""
+
+    def war_room_bookmarks(self) -> list[tuple[str, str]]:
+        """(title, url) pairs from WAR_ROOM_LINKS; entries that are not http(s) links are ignored."""
+        out = []
+        for item in self.war_room_links.split(","):
+            title, _, url = item.partition("=")
+            title, url = title.strip(), url.strip()
+            if title and url.startswith(("https://", "http://")):
+                out.append((title[:60], url))
+        return out
 
     @field_validator("slack_api_url")
     @classmethod

@@ -134,6 +134,9 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     if row.method == "post":
         ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
         return {"ts": ts}
+    if row.method == "bookmark":
+        await svc.chat.add_bookmark(row.channel, str(p["title"]), str(p["link"]), p.get("emoji"))
+        return None
     if row.method == "archive":
         try:
             await svc.chat.archive(row.channel)

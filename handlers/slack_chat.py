@@ -163,6 +163,12 @@ class SlackChat:
         name = u.get("real_name") or profile.get("real_name") or profile.get("display_name") or u.get("name")
         return str(name) if name else None
 
+    async def add_bookmark(self, channel: str, title: str, link: str, emoji: str | None = None) -> None:
+        args: dict[str, Any] = {"channel_id": channel, "title": title, "type": "link", "link": link}
+        if emoji:
+            args["emoji"] = emoji
+        await self._call("bookmarks.add", **args)
+
     async def archive(self, channel: str) -> None:
         await self._call("conversations.archive", channel=channel)
 

@@ -20,6 +20,8 @@ from bot.ports import ChatError
 log = logging.getLogger("incident_bot.declare")
 
 MAX_NAME_ATTEMPTS = 20
+# A war room's PIR bookmark must outlive the review (held within 5-7 days): signed for 90 days.
+BOOKMARK_TTL = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,29 @@ class IncidentFlows:
             )
         from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
 
+        await self._bookmarks(incident, channel)
         await announce_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
+
+    async def _bookmarks(self, incident: str, channel: str) -> None:
+        """The war room's bookmarks bar: its timeline & PIR, then the configured links. Queued once."""
+        from bot.outbox import deliver, enqueue
+        from bot.pir import links
+
+        now, st = self.svc.clock.now(), self.svc.settings
+        pir = links.incident_url(st.public_url, incident, st.link_secret(), now, suffix="", ttl=BOOKMARK_TTL)
+        marks = [("Timeline & PIR", pir, ":memo:"), *((t, u, ":link:") for t, u in st.war_room_bookmarks())]
+        async with self.svc.db.session() as s:
+            fresh = await service.add_event(
+                s, incident, "slack", f"Bookmarked {len(marks)} links in the war room", at=now,
+                data={"step": "bookmarks"}, dedupe_key=f"{incident}:provision:bookmarks",
+            )  # fmt: skip
+            if not fresh:
+                return
+            for title, link, emoji in marks:
+                payload = {"title": title, "link": link, "emoji": emoji}
+                await enqueue(s, "bookmark", channel=channel, incident_id=incident, at=now, payload=payload)
+        await deliver(self.svc, incident_id=incident)
 
     async def refresh_template(self, incident: str) -> bool:
         """Edit the pinned template in place (through the outbox, so a Slack outage only delays it).
