@@ -7,8 +7,8 @@ from typing import Any
 
 from bot.context import Services
 from bot.incidents import listing
-from bot.pir.metrics import fmt_duration
 from bot.ports import ChatError, Reply
+from bot.timefmt import fmt_duration
 from handlers.blocks import MAX_BLOCKS, Blocks, context, divider, header, section
 from handlers.parse import Command
 from handlers.registry import Ctx, command, event

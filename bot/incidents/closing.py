@@ -13,12 +13,13 @@ from typing import Literal
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
 from bot.models import Incident, Timer
 from bot.outbox import deliver, enqueue
 from bot.pir.flows import pir_url
-from bot.pir.metrics import fmt_duration
+from bot.states import IncidentStatus, TimerState
+from bot.timefmt import fmt_duration
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datet
     # A PIR reminder would now post into an archived channel: it has nothing left to remind of.
     await s.execute(
         update(Timer)
-        .where(Timer.incident_id == inc.id, Timer.kind == "pir_reminder", Timer.state == "pending")
-        .values(state="dropped", last_error="war room closed")
+        .where(Timer.incident_id == inc.id, Timer.kind == "pir_reminder", Timer.state == TimerState.PENDING)
+        .values(state=TimerState.DROPPED, last_error="war room closed")
     )
     return True
 
@@ -65,7 +66,7 @@ async def pir_done(svc: Services, incident_id: str, user: str) -> CloseResult:
         inc = await service.get(s, incident_id, for_update=True)
         if inc is None:
             return CloseResult("missing", incident_id)
-        if inc.status != "RESOLVED":
+        if inc.status != IncidentStatus.RESOLVED:
             return CloseResult("not_resolved", incident_id)
         await service.add_event(
             s, inc.id, "pir_done", f"PIR marked done by <@{user}>", at=now, actor=user,
@@ -82,14 +83,14 @@ async def fire_archive(svc: Services, timer: Timer, worker: str) -> None:
     now = svc.clock.now()
     async with svc.db.session() as s:
         t = await s.get(Timer, timer.id)
-        if t is None or t.state != "claimed" or t.claimed_by != worker:
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
         inc = await service.get(s, t.incident_id or "", for_update=True)
-        if inc is None or t.plan_version != inc.plan_version or inc.status != "RESOLVED":
-            t.state, t.last_error = "dropped", "stale plan"
+        if inc is None or t.plan_version != inc.plan_version or inc.status != IncidentStatus.RESOLVED:
+            t.state, t.last_error = TimerState.DROPPED, "stale plan"
             return
         after = fmt_duration((inc.resolved_at and now - inc.resolved_at) or None)
         await _queue_close(svc, s, inc, now, f"{after} after resolve")
-        t.state, t.fired_at = "done", now
+        t.state, t.fired_at = TimerState.DONE, now
         incident_id = inc.id
     await deliver(svc, incident_id=incident_id)

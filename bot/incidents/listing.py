@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.context import Services
 from bot.models import Incident, Page
 from bot.pir import links
+from bot.states import IncidentStatus, PageState
 
 RECENT = timedelta(days=14)
 MOST = 20  # Slack's 50-block limit: App Home shows at most this many rows per list
@@ -66,7 +67,7 @@ def _row(inc: Incident, pir_url: str | None = None) -> IncidentRow:
 async def open_incidents(svc: Services, *, limit: int = MOST) -> list[IncidentRow]:
     stmt = (
         select(Incident)
-        .where(Incident.status != "RESOLVED")
+        .where(Incident.status != IncidentStatus.RESOLVED)
         .order_by(Incident.severity, Incident.declared_at.desc())
         .limit(limit)
     )
@@ -78,7 +79,7 @@ async def recent_resolved(svc: Services, *, limit: int = MOST) -> list[IncidentR
     now = svc.clock.now()
     stmt = (
         select(Incident)
-        .where(Incident.status == "RESOLVED", Incident.resolved_at >= now - RECENT)
+        .where(Incident.status == IncidentStatus.RESOLVED, Incident.resolved_at >= now - RECENT)
         .order_by(Incident.resolved_at.desc())
         .limit(limit)
     )
@@ -94,9 +95,9 @@ async def open_pages_for(svc: Services, user: str, *, limit: int = MOST) -> list
         select(Page, Incident)
         .join(Incident, Incident.id == Page.incident_id)
         .where(
-            Incident.status != "RESOLVED",
+            Incident.status != IncidentStatus.RESOLVED,
             Incident.acknowledged_at.is_(None),
-            Page.state == "sent",
+            Page.state == PageState.SENT,
         )
         .order_by(Page.sent_at.desc())
         .limit(200)

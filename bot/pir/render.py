@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from bot.incidents.bookkeeping import is_bookkeeping
+from bot.bookkeeping import is_bookkeeping
 from bot.pir.data import EventRow, IncidentInfo, PirData
 from bot.pir.metrics import (
     DEFINITIONS,

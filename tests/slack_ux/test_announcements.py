@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
-from bot.sandbox.slack_standin import Channel, SlackStandin
+from sandbox.slack_standin import Channel, SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
 

@@ -4,7 +4,7 @@ Bookkeeping section."""
 
 from __future__ import annotations
 
-from bot.incidents.bookkeeping import BOOKKEEPING_KINDS
+from bot.bookkeeping import BOOKKEEPING_KINDS
 from bot.pir import links
 from tests.support import BotHarness
 

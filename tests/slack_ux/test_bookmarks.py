@@ -6,7 +6,7 @@ import pytest
 
 from bot.config import Settings
 from bot.incidents.flows import IncidentFlows
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from bot.clock import ManualClock
 from bot.models import Incident
+from bot.outbox import deliver
 from bot.worker import Worker
 from tests.support import BotHarness
 
@@ -57,8 +58,6 @@ async def test_archived_after_the_configured_days_by_the_worker(bot: BotHarness,
     assert not bot.slack.channels[inc.channel_id].is_archived  # 7 days in severities.yaml
     clock.advance(timedelta(days=1, minutes=1).total_seconds())
     await worker.tick()
-    from bot.outbox import deliver
-
     await deliver(bot.svc)
     assert bot.slack.channels[inc.channel_id].is_archived
     assert len(_closing_posts(bot, inc.channel_id)) == 1
