@@ -64,6 +64,20 @@ class Settings(BaseSettings):
     retention_samples_days: float = 90.0  # monitor/check samples (PIRs of that age show no check table)
     retention_requests_days: float = 7.0  # processed Slack request ids (Slack retries within minutes)
 
+    # Bookmarks in every war room besides its timeline & PIR: "Title=https://…, Title=https://…"
+    # (dashboards, the playbook, the runbook).
+    war_room_links: str = ""
+
+    def war_room_bookmarks(self) -> list[tuple[str, str]]:
+        """(title, url) pairs from WAR_ROOM_LINKS; entries that are not http(s) links are ignored."""
+        out = []
+        for item in self.war_room_links.split(","):
+            title, _, url = item.partition("=")
+            title, url = title.strip(), url.strip()
+            if title and url.startswith(("https://", "http://")):
+                out.append((title[:60], url))
+        return out
+
     @field_validator("slack_api_url")
     @classmethod
     def _slash(cls, v: str) -> str:

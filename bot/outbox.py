@@ -143,6 +143,23 @@ async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | Non
     return {"ts": ts}
 
 
+async def bookmark_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `bookmark` effect: one link in the channel's bookmarks bar (payload title, link, emoji)."""
+    p = row.payload
+    await svc.chat.add_bookmark(row.channel, str(p["title"]), str(p["link"]), p.get("emoji"))
+    return None
+
+
+async def archive_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `archive` effect: archive the row's channel; one archived already counts as done."""
+    try:
+        await svc.chat.archive(row.channel)
+    except ChatError as exc:
+        if exc.error != "already_archived":
+            raise
+    return None
+
+
 async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     now = svc.clock.now()
     give_up = not exc.transient or now - row.created_at > GIVE_UP_AFTER

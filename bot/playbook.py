@@ -62,6 +62,7 @@ class SeverityBook:
     escalation_rate_target: float
     monitoring_minimum: timedelta
     pir_remind_after: timedelta
+    war_room_archive_after: timedelta | None = None  # None: war rooms stay open
 
     def __getitem__(self, key: str) -> Severity:
         return self.severities[key]
@@ -95,6 +96,7 @@ def load_severities(path: Path) -> SeverityBook:
         or timedelta(0),
         pir_remind_after=parse_duration((data.get("pir") or {}).get("remind_after", "5d"))
         or timedelta(days=5),
+        war_room_archive_after=parse_duration((data.get("pir") or {}).get("archive_after")),
     )
 
 

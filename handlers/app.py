@@ -21,9 +21,13 @@ from handlers import (
     cmd_alerts,
     cmd_dr,
     cmd_health,
+    cmd_home,
     cmd_lifecycle,
     cmd_pir,
+    cmd_playbook,
+    cmd_shortcuts,
     cmd_statuspage,
+    cmd_template,
     commands,
     events,
     registry,
@@ -38,7 +42,20 @@ UNAVAILABLE = (
 )
 BROKEN = "⚠️ Something went wrong handling that. It has been logged; try again."
 
-COMMAND_MODULES = (commands, cmd_lifecycle, cmd_health, cmd_pir, cmd_dr, cmd_statuspage, cmd_alerts, events)
+COMMAND_MODULES = (
+    commands,
+    cmd_lifecycle,
+    cmd_health,
+    cmd_pir,
+    cmd_dr,
+    cmd_statuspage,
+    cmd_alerts,
+    events,
+    cmd_home,
+    cmd_shortcuts,
+    cmd_playbook,
+    cmd_template,
+)
 TABLE = table.build()
 
 
@@ -58,6 +75,10 @@ async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = Fa
             if replace:
                 payload["replace_original"] = True
             await ctx.svc.chat.respond(ctx.response_url, payload)
+            if reply.public is not None:
+                text, blocks = reply.public
+                public = {"response_type": "in_channel", "text": text, "blocks": blocks}
+                await ctx.svc.chat.respond(ctx.response_url, public)
         else:
             await ctx.svc.chat.ephemeral(ctx.channel, ctx.user, reply.text, reply.blocks)
     except ChatError as exc:
@@ -151,7 +172,24 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
             trigger_id=body.get("trigger_id"),
             response_url=body.get("response_url"),
         )
-        svc.tasks.spawn(run_guarded(ctx, handler(ctx, body)), f"action-{action_id}")
+        replace = action_id in registry.REPLACES_MESSAGE
+        svc.tasks.spawn(run_guarded(ctx, handler(ctx, body), replace=replace), f"action-{action_id}")
+
+    @app.shortcut(re.compile(r".+"))
+    async def on_shortcut(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        callback_id = str(body.get("callback_id") or "")
+        handler = registry.SHORTCUTS.get(callback_id)
+        if handler is None:
+            return
+        ctx = registry.Ctx(
+            svc,
+            user=(body.get("user") or {}).get("id", ""),
+            channel=(body.get("channel") or {}).get("id", ""),
+            trigger_id=body.get("trigger_id"),
+            response_url=body.get("response_url"),
+        )
+        svc.tasks.spawn(run_guarded(ctx, handler(ctx, body)), f"shortcut-{callback_id}")
 
     @app.view(re.compile(r".+"))
     async def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

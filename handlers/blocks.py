@@ -72,6 +72,24 @@ def _or_dash(text: str) -> str:
     return text.strip() or "_not yet known_"
 
 
+TEMPLATE_ACTIONS = "template_actions"
+
+
+def template_actions(card: IncidentCard) -> dict[str, Any]:
+    """The buttons people need on the pinned template; each is permission-checked when pressed."""
+    buttons = []
+    if not card.acked:
+        buttons.append(button("Acknowledge", "ack_incident", card.id, "primary"))
+    if not card.commander:
+        buttons.append(button("Take command", "take_command", card.id, None if buttons else "primary"))
+    buttons += [
+        button("Update", "template_update", card.id),
+        button("Run check", "template_check", card.id),
+        button("Resolve", "template_resolve", card.id),
+    ]
+    return actions(*buttons, block_id=TEMPLATE_ACTIONS)
+
+
 class BlockKitRenderer:
     """Implements bot.ports.Renderer."""
 
@@ -102,7 +120,10 @@ class BlockKitRenderer:
             extra.append(f"Comms: <@{card.comms_lead}>")
         if card.is_drill:
             extra.append("*DRILL — not a real incident*")
-        blocks += [context(*extra), context("Edit with `/incident update` · this message is edited in place")]
+        blocks.append(context(*extra))
+        if card.status != "RESOLVED":  # a resolved incident's template is a record: nothing left to press
+            blocks.append(template_actions(card))
+        blocks.append(context("Edit with `/incident update` · this message is edited in place"))
         return f"{drill}{card.id} [{card.severity_label}] {card.status}: {card.summary}", blocks
 
     def declared_reply(
@@ -120,6 +141,15 @@ class BlockKitRenderer:
             ]
         text = f"{card.id} declared ({card.severity_label}). War room: <#{channel_id}>"
         return text, [section(f"✅ {text}")]
+
+    def declared_public(self, card: IncidentCard, by: str, channel_id: str) -> tuple[str, Blocks]:
+        summary = card.summary.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        drill = "[DRILL] " if card.is_drill else ""
+        text = f"{drill}🚨 <@{by}> declared {card.id} ({card.severity_label}): {summary} — war room <#{channel_id}>"
+        return text, [
+            section(clip(text, SECTION_MAX)),
+            actions(button("Join war room", "join_war_room", card.id), block_id="declared"),
+        ]
 
     def page_dm(self, page: Any) -> tuple[str, Blocks]:
         drill = "[DRILL] " if page.is_drill else ""
@@ -146,6 +176,13 @@ class BlockKitRenderer:
             section(f"📟 Page L{page.level} for *{page.incident_id}*"),
             context(f"✅ Acknowledged by <@{by}>"),
         ]
+
+    def announcement(self, text: str, incident_id: str, channel_id: str | None) -> Blocks:
+        """A stakeholder line; with a war room, a button that lets anyone reading it join."""
+        blocks: Blocks = [section(text)]
+        if channel_id:
+            blocks.append(actions(button("Join war room", "join_war_room", incident_id), block_id="announce"))
+        return blocks
 
 
 def usage_blocks(text: str) -> Blocks:

@@ -1,4 +1,4 @@
-"""`/incident check`, the recovery button, declaring from a check, and `/incident playbook`."""
+"""`/incident check`, the recovery button and declaring from a check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, recover, run_check
-from bot.health.playbook_doc import sections
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
 from bot.incidents.flows import DeclareRequest
@@ -105,26 +104,3 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
         request_key=f"action:{ctx.trigger_id}" if ctx.trigger_id else None,
     )
     return await run_declare(ctx, req)
-
-
-@command("playbook")
-async def playbook(ctx: Ctx, cmd: Command) -> Reply:
-    wanted = cmd.args.get("section")
-    parts = sections()
-    if wanted:
-        match = [(t, b) for t, b in parts if str(wanted) in t.lower()]
-        if not match:
-            names = ", ".join(t for t, _ in parts)
-            raise UsageError(f"No section matches `{wanted}`. Sections: {names}")
-        parts = match
-    out: bk.Blocks = [bk.header("JWT Pizza Factory playbook")]
-    for title, body in parts:
-        out.append(bk.section(f"*{title}*"))
-        for i in range(0, len(body), 2900):
-            out.append(bk.section(body[i : i + 2900]))
-    if len(out) > bk.MAX_BLOCKS:
-        out = [
-            *out[: bk.MAX_BLOCKS - 1],
-            bk.context("…more: ask for one section, e.g. `/incident playbook recovery`"),
-        ]
-    return Reply("JWT Pizza Factory playbook", out)

@@ -22,7 +22,7 @@ from bot.ports import ChatError, Reply
 from handlers import lifecycle_blocks as lb
 from handlers.commands import run_declare
 from handlers.parse import Command, UsageError
-from handlers.registry import VIEWS, Ctx, ViewHandler, action, command
+from handlers.registry import REPLACES_MESSAGE, VIEWS, Ctx, ViewHandler, action, command
 
 log = logging.getLogger("incident_bot.lifecycle")
 
@@ -44,7 +44,11 @@ async def incident_by_id(ctx: Ctx, incident_id: str, *, change: bool) -> Inciden
     return await ctx.incident_to_change() if change else inc
 
 
-def _reply(outcome: Outcome) -> Reply:
+def _reply(outcome: Outcome) -> Reply | None:
+    """Quiet by default: a change already shows in the war room (the line and the edited template), so the
+    person who made it gets no private echo; refusals and no-ops are still answered."""
+    if outcome.ok and outcome.changed:
+        return None
     return Reply(outcome.text, ok=outcome.ok)
 
 
@@ -69,34 +73,34 @@ async def update(ctx: Ctx, cmd: Command) -> Reply | None:
 
 
 @command("status")
-async def status(ctx: Ctx, cmd: Command) -> Reply:
+async def status(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).set_status(inc.id, ctx.user, str(cmd.args["status"])))
 
 
 @command("severity")
-async def severity(ctx: Ctx, cmd: Command) -> Reply:
+async def severity(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).set_severity(inc.id, ctx.user, str(cmd.args["severity"])))
 
 
-async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply:
+async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, role, str(cmd.args["user"])))
 
 
 @command("commander")
-async def commander(ctx: Ctx, cmd: Command) -> Reply:
+async def commander(ctx: Ctx, cmd: Command) -> Reply | None:
     return await _role(ctx, cmd, "commander")
 
 
 @command("comms")
-async def comms(ctx: Ctx, cmd: Command) -> Reply:
+async def comms(ctx: Ctx, cmd: Command) -> Reply | None:
     return await _role(ctx, cmd, "comms_lead")
 
 
 @command("note")
-async def note(ctx: Ctx, cmd: Command) -> Reply:
+async def note(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).note(inc.id, ctx.user, str(cmd.args["text"])))
 
@@ -112,7 +116,7 @@ async def resolve(ctx: Ctx, cmd: Command) -> Reply:
 
 
 @command("reopen")
-async def reopen(ctx: Ctx, cmd: Command) -> Reply:
+async def reopen(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
     return _reply(await LifecycleFlows(ctx.svc).reopen(inc.id, ctx.user))
 
@@ -122,12 +126,12 @@ async def timeline(ctx: Ctx, cmd: Command) -> Reply:
     inc = await war_room_incident(ctx, change=False)
     flows = LifecycleFlows(ctx.svc)
     await flows.record_command(inc.id, ctx.user, f"<@{ctx.user}> viewed the timeline", command="timeline")
-    return await _timeline_page(ctx, inc.id, None)
+    return await _timeline_page(ctx, inc.id, None, all_kinds=bool(cmd.args.get("all")))
 
 
-async def _timeline_page(ctx: Ctx, incident_id: str, before: int | None) -> Reply:
+async def _timeline_page(ctx: Ctx, incident_id: str, before: int | None, *, all_kinds: bool = False) -> Reply:
     page = await LifecycleFlows(ctx.svc).timeline(
-        incident_id, ctx.user, before=before, page_size=lb.PAGE_SIZE
+        incident_id, ctx.user, before=before, page_size=lb.PAGE_SIZE, all_kinds=all_kinds
     )
     if page is None:
         raise UsageError("That incident no longer exists.")
@@ -154,13 +158,16 @@ async def resolve_anyway(ctx: Ctx, body: dict[str, Any]) -> Reply:
     return Reply(result.text, ok=result.ok)
 
 
+REPLACES_MESSAGE.add("timeline_older")
+
+
 @action("timeline_older")
 async def timeline_older(ctx: Ctx, body: dict[str, Any]) -> Reply:
     parsed = lb.parse_older(str(body["actions"][0].get("value", "")))
     if parsed is None:
         raise UsageError("That button is out of date; run `/incident timeline` again.")
     inc = await incident_by_id(ctx, parsed[0], change=False)
-    return await _timeline_page(ctx, inc.id, parsed[1])
+    return await _timeline_page(ctx, inc.id, parsed[1], all_kinds=parsed[2])
 
 
 # -- forms --------------------------------------------------------------------------------------------------
@@ -194,8 +201,9 @@ async def submit_update(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) 
         outcome = await LifecycleFlows(ctx.svc).update_template(inc.id, ctx.user, edit)
     except UsageError as exc:
         outcome = Outcome(False, exc.message)
-    if not outcome.ok:  # success shows as the edited template and the line in the channel
-        await _tell(ctx, _reply(outcome))
+    reply = _reply(outcome)
+    if reply is not None:  # success shows as the edited template and the line in the channel
+        await _tell(ctx, reply)
 
 
 async def submit_declare(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from bot.incidents import closing
 from bot.pir import flows
 from bot.pir.metrics import Measure, Stats, fmt_duration, fmt_rate, fmt_target
 from bot.ports import ChatError, Reply
@@ -62,6 +63,19 @@ async def pir(ctx: Ctx, cmd: Command) -> Reply:
         # The war room is gone or Slack refused: the person who asked still gets the link.
         return Reply(f"Could not post in the war room ({exc.error}). Your PIR link: {summary.url}", blocks)
     return Reply(f"Posted the PIR summary for {inc.id} in <#{ctx.channel}>.")
+
+
+@command("pir_done")
+async def pir_done(ctx: Ctx, cmd: Command) -> Reply:
+    inc = await ctx.incident_to_change()
+    result = await closing.pir_done(ctx.svc, inc.id, ctx.user)
+    if result.state == "not_resolved":
+        return Reply(
+            f"{inc.id} is not resolved yet: resolve it, hold the review, then mark the PIR done.", ok=False
+        )
+    if result.state == "already":
+        return Reply(f"The war room of {inc.id} is already closed.")
+    return Reply(f"📦 PIR of {inc.id} marked done: the war room is being archived.")
 
 
 @command("action_add")
@@ -155,7 +169,8 @@ def stats_blocks(st: Stats, days: int) -> tuple[str, Blocks]:
         section(f"*{st.total} incidents* ({counts}), {st.open} still open. Drills are not counted."),
         section("*Per severity* (means, against the targets)", fields=fields),
         section(
-            f"*Escalation rate* {fmt_rate(st.escalation_rate)} ({st.escalated} of {st.total} reached L2+), "
+            f"*Escalation rate* {fmt_rate(st.escalation_rate)} ({st.escalated} of {st.total}"
+            " escalated beyond their first page), "
             f"target < {st.escalation_target * 100:.0f} %{esc}\n"
             f"*MTTF* {mttf}{trend} (uptime {fmt_duration(st.uptime)} / {st.total}){prev}"
         ),

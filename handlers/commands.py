@@ -28,10 +28,13 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
         return Reply("That request was already handled.")
     inc = await service.load(ctx.svc.db, result.incident_id)
     assert inc is not None
-    text, blocks = ctx.svc.render.declared_reply(
-        IncidentCard.of(inc, ctx.svc.playbook), result.channel_id, result.error
-    )
-    return Reply(text, blocks, ok=result.error is None)
+    card = IncidentCard.of(inc, ctx.svc.playbook)
+    text, blocks = ctx.svc.render.declared_reply(card, result.channel_id, result.error)
+    public = None
+    if result.created and result.error is None and result.channel_id and ctx.channel != result.channel_id:
+        # Everyone where it was declared sees it, with a way in; the declarer's own answer stays private.
+        public = ctx.svc.render.declared_public(card, ctx.user, result.channel_id)
+    return Reply(text, blocks, ok=result.error is None, public=public)
 
 
 async def run_declare(ctx: Ctx, req: DeclareRequest) -> Reply:

@@ -310,7 +310,14 @@ def timeline_blocks(page: TimelinePage) -> tuple[str, Blocks]:
     blocks: Blocks = [header(title)]
     where = f"your local time ({page.tz}) in brackets" if tz else "your Slack profile has no time zone"
     blocks.append(
-        context(f"Entries {page.first_number}–{last} of {page.total}, newest last · times in UTC, {where}")
+        context(
+            f"Entries {page.first_number}–{last} of {page.total}, newest last · times in UTC, {where}"
+            + (
+                f" · {page.hidden} bookkeeping entries hidden: `/incident timeline all` shows them"
+                if page.hidden
+                else ""
+            )
+        )
     )
     chunks: list[str] = []
     current, day = "", None
@@ -332,7 +339,7 @@ def timeline_blocks(page: TimelinePage) -> tuple[str, Blocks]:
     blocks += [section(c) for c in chunks[:room]]
     if page.older_cursor is not None:
         blocks.append(divider())
-        older = f"{page.incident_id}|{page.older_cursor}"
+        older = f"{page.incident_id}|{page.older_cursor}" + ("|all" if page.all_kinds else "")
         blocks.append(
             actions(
                 {
@@ -351,12 +358,13 @@ def _date(at: datetime) -> str:
     return f"{at:%a %Y-%m-%d}"
 
 
-def parse_older(value: str) -> tuple[str, int] | None:
-    """The Older button's value `INC-…|<event id>`; None if it was tampered with."""
-    incident_id, _, cursor = value.partition("|")
-    if not incident_id or not cursor.isdigit():
+def parse_older(value: str) -> tuple[str, int, bool] | None:
+    """The Older button's value `INC-…|<event id>[|all]`; None if it was tampered with."""
+    incident_id, _, rest = value.partition("|")
+    cursor, _, which = rest.partition("|")
+    if not incident_id or not cursor.isdigit() or which not in ("", "all"):
         return None
-    return incident_id, int(cursor)
+    return incident_id, int(cursor), which == "all"
 
 
 def where_to_run(rooms: list[tuple[str, str]]) -> str:

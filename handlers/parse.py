@@ -18,15 +18,17 @@ MAX_TEXT = 4000
 USAGE = """*`/incident` commands*
 • `/incident declare P0|P1|P2|P3 <summary> [--area db|app|infra|security|api|frontend]` — open a war room
   (no arguments: a form)
+• `/incident list [open|recent]` — open incidents, or those resolved lately
 • `/incident ack` — acknowledge the page · `/incident escalate` — page the next level now
 • `/incident update` — edit the pinned template
 • `/incident status NEW|INVESTIGATING|IDENTIFIED|MONITORING`
 • `/incident severity P0|P1|P2|P3` · `/incident commander @user` · `/incident comms @user`
 • `/incident note <text>`
-• `/incident resolve` · `/incident reopen` · `/incident timeline`
+• `/incident resolve` · `/incident reopen` · `/incident timeline [all]`
 • `/incident check` — health of the JWT Pizza Factory and service
 • `/incident action add "<text>" @owner YYYY-MM-DD` · `/incident action done <n>` · `/incident actions`
-• `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
+• `/incident pir` · `/incident pir done` (closes the war room)
+• `/incident stats [30d]` · `/incident playbook [section]`
 • `/incident statuspage [resolved]` — write a public status-page update (commander, comms lead, admins)
 • `/incident alerts` — the incident's alerts (outside a war room: alerts only recorded)
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
@@ -210,9 +212,25 @@ def _dr(rest: str) -> Command:
     raise UsageError("Usage: `/incident dr signoff product|ops` or `/incident dr status`")
 
 
+def _timeline(rest: str) -> Command:
+    which = rest.lower()
+    if which not in ("", "all"):
+        raise UsageError("Usage: `/incident timeline [all]` (all: with the bot's bookkeeping entries)")
+    return Command("timeline", {"all": which == "all"})
+
+
+def _list(rest: str) -> Command:
+    which = rest.lower() or "open"
+    if which not in ("open", "recent"):
+        raise UsageError("Usage: `/incident list [open|recent]`")
+    return Command("list", {"which": which})
+
+
 def _pir(rest: str) -> Command:
+    if rest.lower() == "done":
+        return Command("pir_done")
     if rest:
-        raise UsageError("Usage: `/incident pir` (in the war room)")
+        raise UsageError("Usage: `/incident pir` or `/incident pir done` (in the war room)")
     return Command("pir")
 
 
@@ -238,7 +256,7 @@ _PARSERS = {
     "note": _note,
     "resolve": _no_args("resolve"),
     "reopen": _no_args("reopen"),
-    "timeline": _no_args("timeline"),
+    "timeline": _timeline,
     "help": lambda rest: Command("help"),
     "check": _no_args("check"),
     "action": _action,
@@ -250,4 +268,5 @@ _PARSERS = {
     "dr": _dr,
     "statuspage": _statuspage,
     "alerts": _no_args("alerts"),
+    "list": _list,
 }

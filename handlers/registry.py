@@ -46,6 +46,8 @@ class Ctx:
 
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]
+# Buttons whose answer replaces the message they sit on (paging through one view), not a new message.
+REPLACES_MESSAGE: set[str] = set()
 ActionHandler = Callable[[Ctx, dict[str, Any]], Awaitable[Reply | None]]
 
 COMMANDS: dict[str, CommandHandler] = {}
@@ -67,6 +69,19 @@ def action(*ids: str) -> Callable[[ActionHandler], ActionHandler]:
     def register(fn: ActionHandler) -> ActionHandler:
         for i in ids:
             ACTIONS[i] = fn
+        return fn
+
+    return register
+
+
+# Global and message shortcuts by callback_id (the manifest declares them).
+SHORTCUTS: dict[str, ActionHandler] = {}
+
+
+def shortcut(*callback_ids: str) -> Callable[[ActionHandler], ActionHandler]:
+    def register(fn: ActionHandler) -> ActionHandler:
+        for c in callback_ids:
+            SHORTCUTS[c] = fn
         return fn
 
     return register

@@ -41,7 +41,7 @@ class SlackChat:
     def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
         self.client = client
         self.metrics = metrics
-        self._tz: dict[str, str | None] = {}
+        self._users: dict[str, dict[str, Any]] = {}
         self._dm: dict[str, str] = {}  # a user's IM channel never changes: one conversations.open per user
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
@@ -130,6 +130,9 @@ class SlackChat:
         data = await self._call("views.open", trigger_id=trigger_id, view=view)
         return str(data.get("view", {}).get("id", ""))
 
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        await self._call("views.publish", user_id=user, view=view)
+
     async def permalink(self, channel: str, ts: str) -> str | None:
         try:
             data = await self._call("chat.getPermalink", channel=channel, message_ts=ts)
@@ -137,14 +140,34 @@ class SlackChat:
             return None
         return data.get("permalink")
 
-    async def user_tz(self, user: str) -> str | None:
-        if user not in self._tz:
+    async def _user(self, user: str) -> dict[str, Any] | None:
+        """users.info, cached per process: names and zones change rarely, and PIRs name many people."""
+        if user not in self._users:
             try:
                 data = await self._call("users.info", user=user)
-                self._tz[user] = data.get("user", {}).get("tz")
             except ChatError:
                 return None
-        return self._tz[user]
+            self._users[user] = dict(data.get("user") or {})
+        return self._users[user]
+
+    async def user_tz(self, user: str) -> str | None:
+        u = await self._user(user)
+        return None if u is None else u.get("tz")
+
+    async def user_name(self, user: str) -> str | None:
+        u = await self._user(user)
+        if not u:
+            return None
+        profile = u.get("profile") or {}
+        # A PIR is a document: full names read better there than handles.
+        name = u.get("real_name") or profile.get("real_name") or profile.get("display_name") or u.get("name")
+        return str(name) if name else None
+
+    async def add_bookmark(self, channel: str, title: str, link: str, emoji: str | None = None) -> None:
+        args: dict[str, Any] = {"channel_id": channel, "title": title, "type": "link", "link": link}
+        if emoji:
+            args["emoji"] = emoji
+        await self._call("bookmarks.add", **args)
 
     async def archive(self, channel: str) -> None:
         await self._call("conversations.archive", channel=channel)

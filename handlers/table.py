@@ -40,6 +40,7 @@ class Row:
 # word typed -> (names its parser yields, permission). Aliases ("acknowledge") are words of their own.
 WORDS: dict[str, tuple[tuple[str, ...], Permission]] = {
     "declare": (("declare", "declare_modal"), Permission.ANYONE),
+    "list": (("list",), Permission.ANYONE),
     "ack": (("ack",), Permission.IN_WAR_ROOM),
     "acknowledge": (("ack",), Permission.IN_WAR_ROOM),
     "escalate": (("escalate",), Permission.IN_WAR_ROOM),
@@ -56,7 +57,8 @@ WORDS: dict[str, tuple[tuple[str, ...], Permission]] = {
     "check": (("check",), Permission.ANYONE),
     "action": (("action_add", "action_done"), Permission.MEMBER),
     "actions": (("actions",), Permission.IN_WAR_ROOM),
-    "pir": (("pir",), Permission.IN_WAR_ROOM),
+    # `pir done` changes the incident: its handler asks for a war-room member (Ctx.incident_to_change).
+    "pir": (("pir", "pir_done"), Permission.IN_WAR_ROOM),
     "stats": (("stats",), Permission.ANYONE),
     "playbook": (("playbook",), Permission.ANYONE),
     "drill": (("drill",), Permission.ANYONE),

@@ -346,6 +346,43 @@ class SandboxPage:
         self._problem(user, channel, status, body, took, rid)
         return {"status": status, "seconds": round(took, 3)}
 
+    async def shortcut(
+        self, user: str, callback_id: str, channel: str = "", ts: str | None = None
+    ) -> dict[str, Any]:
+        """A global shortcut (lightning menu), or a message shortcut when `ts` names a message."""
+        payload: dict[str, Any] = {
+            "type": "shortcut",
+            "callback_id": callback_id,
+            "user": self._user_obj(user),
+            "api_app_id": APP_ID,
+            "token": "legacy",
+            "team": self._team(),
+            "trigger_id": self.standin.issue_trigger_id(user),
+            "action_ts": _now_ts(),
+        }
+        rid = None
+        if ts is not None:
+            msg = self.standin.message(channel, ts)
+            if msg is None:
+                return {"ok": False, "error": "message_not_found"}
+            response_url, rid = self._response_url(user, channel)
+            payload |= {
+                "type": "message_action",
+                "channel": {"id": channel, "name": self._channel_name(channel)},
+                "message_ts": ts,
+                "message": {"type": "message", "user": msg.user, "ts": msg.ts, "text": msg.text},
+                "response_url": response_url,
+            }
+        status, body, took = await self._post_payload(payload)
+        self._problem(user, channel, status, body, took, rid)
+        return {"status": status, "seconds": round(took, 3)}
+
+    async def open_home(self, user: str) -> dict[str, Any]:
+        """The viewer opened the bot's Home tab: Slack sends app_home_opened; the bot publishes the view."""
+        event = {"type": "app_home_opened", "user": user, "channel": "D" + user, "tab": "home"}
+        status, _body, took = await self._post_event(event | {"event_ts": _now_ts()})
+        return {"status": status, "seconds": round(took, 3)}
+
     async def submit_view(self, user: str, view_id: str, values: dict[str, Any]) -> dict[str, Any]:
         record = self.standin.views.get(view_id)
         if record is None:
@@ -493,6 +530,14 @@ class SandboxPage:
             for r in snap["views"]
             if r.get("user") == viewer and r["view"].get("type") == "modal" and r["id"] not in closed
         ]
+        home = next(
+            (
+                overrides.get(r["id"], r["view"])
+                for r in snap["views"]
+                if r.get("user") == viewer and r["view"].get("type") == "home"
+            ),
+            None,
+        )
         roster_users = [
             users[u.id] | {"role": u.role, "real_name": u.real_name}
             for u in self.users.values()
@@ -507,6 +552,8 @@ class SandboxPage:
             "channels": channels,
             "messages": messages,
             "views": views,
+            "home": home,
+            "bookmarks": snap["bookmarks"],
             "factory": self._factory_state(),
             "info": self.info,
         }
@@ -560,6 +607,8 @@ class SandboxPage:
             Route("/api/view/close", self._json(self._view_close), methods=["POST"]),
             Route("/api/reaction", self._json(self._reaction), methods=["POST"]),
             Route("/api/join", self._json(self._join), methods=["POST"]),
+            Route("/api/shortcut", self._json(self._shortcut), methods=["POST"]),
+            Route("/api/home", self._json(self._home), methods=["POST"]),
             Route("/api/factory/{mode}", self._factory, methods=["POST"]),
         ]
 
@@ -613,6 +662,16 @@ class SandboxPage:
 
     async def _join(self, data: dict[str, Any]) -> dict[str, Any]:
         return await self.join(self._who(data), str(data["channel"]))
+
+    async def _shortcut(self, data: dict[str, Any]) -> dict[str, Any]:
+        ts = data.get("ts")
+        channel = str(data.get("channel") or "")
+        return await self.shortcut(
+            self._who(data), str(data["callback_id"]), channel, str(ts) if ts else None
+        )
+
+    async def _home(self, data: dict[str, Any]) -> dict[str, Any]:
+        return await self.open_home(self._who(data))
 
     async def _index(self, request: Request) -> Response:
         return FileResponse(

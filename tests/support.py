@@ -85,6 +85,38 @@ class BotHarness:
             await self.drain()
         return resp
 
+    async def shortcut(
+        self,
+        callback_id: str,
+        *,
+        user: str,
+        channel: str = "",
+        message: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> httpx.Response:
+        """POST a signed global shortcut, or a message shortcut when `message` is given."""
+        payload: dict[str, Any] = {
+            "type": "message_action" if message is not None else "shortcut",
+            "callback_id": callback_id,
+            "team": {"id": "T0STANDIN"},
+            "user": {"id": user},
+            "api_app_id": "A0TEST",
+            "trigger_id": f"standin-{uuid.uuid4().hex}",
+            "action_ts": f"{time.time():.6f}",
+        }
+        if message is not None:
+            payload |= {
+                "channel": {"id": channel},
+                "message": message,
+                "message_ts": message.get("ts"),
+                "response_url": self.slack.new_response_url(),
+            }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        resp = await self.post_signed(body, "application/x-www-form-urlencoded")
+        if wait:
+            await self.drain()
+        return resp
+
     async def view_submission(
         self,
         callback_id: str,

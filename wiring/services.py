@@ -19,6 +19,7 @@ from bot.dispatch import Dispatch
 from bot.dr.drill import finish_drill_if_any
 from bot.escalation.flows import fire_page, fire_reminder
 from bot.health.monitor import monitor_tick
+from bot.incidents import closing
 from bot.incidents.flows import provision_effect, template_effect
 from bot.metrics import Metrics
 from bot.pir.flows import fire_pir_reminder
@@ -40,6 +41,9 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("post", outbox.post_effect)
     d.effect("status_webhook", webhook_effect)
     d.effect("status_atlassian", atlassian_effect)
+    d.timer("archive_war_room", closing.fire_archive)
+    d.effect("bookmark", outbox.bookmark_effect)
+    d.effect("archive", outbox.archive_effect)
     d.tick(monitor_tick)
     d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)
     d.tick(outbox.outbox_tick)

@@ -44,6 +44,13 @@ async def pages_in_cycle(s: AsyncSession, inc: Incident) -> list[Page]:
     return list((await s.execute(stmt)).scalars())
 
 
+def _initial_reason(reason: str) -> str | None:
+    """A severity change pages the new severity's initial levels: say so on the page."""
+    if reason.startswith("severity "):
+        return f"severity changed {reason.removeprefix('severity ')}"
+    return None
+
+
 async def replan(
     svc: Services, s: AsyncSession, inc: Incident, *, reason: str, forced: tuple[str, ...] = ()
 ) -> list[Timer]:
@@ -71,6 +78,7 @@ async def replan(
             cycle_start=inc.cycle_started_at,
             forced=forced,
             now=now,
+            initial_reason=_initial_reason(reason),
         ),
     )
     timers = [
@@ -104,6 +112,17 @@ async def replan(
                 kind="pir_reminder",
                 step=f"pir-{inc.cycle}",
                 due_at=inc.resolved_at + after,
+                plan_version=inc.plan_version,
+            )
+        )
+    archive_after = scaled(svc, svc.playbook.severities.war_room_archive_after)
+    if resolved and inc.resolved_at is not None and archive_after and inc.channel_id:
+        timers.append(
+            Timer(
+                incident_id=inc.id,
+                kind="archive_war_room",
+                step=f"archive-{inc.cycle}",
+                due_at=inc.resolved_at + archive_after,
                 plan_version=inc.plan_version,
             )
         )

@@ -98,10 +98,20 @@ class LadderState:
     cycle_start: datetime | None = None  # reopen restarts the clock
     forced: tuple[str, ...] = ()  # steps to page now (/incident escalate)
     now: datetime | None = None
+    initial_reason: str | None = None  # why the initial levels are paged, when it is not the declaration
 
 
 def _ago(td: timedelta) -> str:
     return fmt_elapsed(td)  # scaled ladders (sandbox --fast) run in seconds
+
+
+def _initial_reason(st: LadderState) -> str:
+    """A page says what actually triggered it: the declaration, a reopen, or a severity change."""
+    if st.initial_reason:
+        return f"{st.initial_reason} ({st.severity})"
+    if st.cycle_start is not None and st.cycle_start > st.declared_at:
+        return f"paged at reopen ({st.severity})"
+    return f"paged at declare ({st.severity})"
 
 
 def plan(policy: Policy, st: LadderState) -> list[PlannedStep]:
@@ -123,7 +133,7 @@ def plan(policy: Policy, st: LadderState) -> list[PlannedStep]:
         if not initial and not paging.escalate and not forced:
             continue
         if initial:
-            when, reason = start, f"paged at declare ({st.severity})"
+            when, reason = start, _initial_reason(st)
         else:
             base = start if lv.base == "declare" else st.sent.get(lv.base) or due.get(lv.base)
             if base is None:

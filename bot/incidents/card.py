@@ -28,6 +28,7 @@ class IncidentCard:
     declared_at: datetime
     acknowledged_by: str | None
     is_drill: bool
+    acked: bool = False  # acknowledged in the current cycle (a reopen starts a new one)
 
     @classmethod
     def of(cls, inc: Incident, playbook: Playbook) -> IncidentCard:
@@ -50,6 +51,7 @@ class IncidentCard:
             declared_at=inc.declared_at,
             acknowledged_by=inc.acknowledged_by,
             is_drill=inc.is_drill,
+            acked=inc.ack_cycle == inc.cycle,
         )
 
     def topic(self) -> str:

@@ -18,6 +18,7 @@ from bot.incidents.ids import channel_name, incident_id
 from bot.incidents.lifecycle import announce_declared
 from bot.models import Incident, OutboxMessage
 from bot.outbox import deliver, enqueue
+from bot.pir import links
 from bot.ports import ChatError
 from bot.states import IncidentStatus, ProvisionState
 from bot.statuspage.publish import on_declared
@@ -27,6 +28,8 @@ log = logging.getLogger("incident_bot.declare")
 MAX_NAME_ATTEMPTS = 20
 # Declared by the bot itself: nobody is commander until a person takes it.
 AUTOMATED_SOURCES = ("monitor", "alertmanager", "grafana")
+# A war room's PIR bookmark must outlive the review (held within 5-7 days): signed for 90 days.
+BOOKMARK_TTL = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -196,10 +199,28 @@ class IncidentFlows:
                 dedupe_key=f"{incident}:provision:ready",
             )
         # Stakeholders hear once the war room exists.
+        await self._bookmarks(incident, channel)
         await announce_declared(self.svc, incident)
         # P0/P1: prompt for a public status-page update.
         await on_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
+
+    async def _bookmarks(self, incident: str, channel: str) -> None:
+        """The war room's bookmarks bar: its timeline & PIR, then the configured links. Queued once."""
+        now, st = self.svc.clock.now(), self.svc.settings
+        pir = links.incident_url(st.public_url, incident, st.link_secret(), now, suffix="", ttl=BOOKMARK_TTL)
+        marks = [("Timeline & PIR", pir, ":memo:"), *((t, u, ":link:") for t, u in st.war_room_bookmarks())]
+        async with self.svc.db.session() as s:
+            fresh = await service.add_event(
+                s, incident, "slack", f"Bookmarked {len(marks)} links in the war room", at=now,
+                data={"step": "bookmarks"}, dedupe_key=f"{incident}:provision:bookmarks",
+            )  # fmt: skip
+            if not fresh:
+                return
+            for title, link, emoji in marks:
+                payload = {"title": title, "link": link, "emoji": emoji}
+                await enqueue(s, "bookmark", channel=channel, incident_id=incident, at=now, payload=payload)
+        await deliver(self.svc, incident_id=incident)
 
     async def refresh_template(self, incident: str) -> bool:
         """Edit the pinned template in place (through the outbox, so a Slack outage only delays it).

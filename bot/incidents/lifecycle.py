@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
+from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
 from bot.escalation.flows import replan
 from bot.models import Incident, TimelineEvent
@@ -211,6 +212,8 @@ class TimelinePage:
     total: int
     older_cursor: int | None  # the id of entries[0] when older entries exist
     tz: str | None = None
+    all_kinds: bool = False  # bookkeeping entries included
+    hidden: int = 0  # bookkeeping entries left out of this view
 
 
 # -- flows --------------------------------------------------------------------------------------------------
@@ -285,6 +288,12 @@ class LifecycleFlows:
             inc.updated_at = now
             await replan(self.svc, s, inc, reason=f"status {status}")
             line = f"🔄 {line} by <@{user}>"
+            if status in ANNOUNCED_STATUSES and inc.severity in ANNOUNCED_SEVERITIES:
+                # Stakeholders of a major incident hear when the cause is known and when the fix is in.
+                note = (
+                    f"{_drill(inc)}{STATUS_ICON[status]} {inc.id} ({self._label(inc.severity)}) is {status}"
+                )
+                await self._announce(s, inc.id, f"{note}: {inc.summary}{_room(inc)}", now)
             if status == IncidentStatus.MONITORING:
                 wait = self.monitoring_minimum()
                 line += f". `/incident resolve` after {minutes(wait)} with no issues ({now + wait:%H:%M} UTC)"
@@ -486,12 +495,23 @@ class LifecycleFlows:
 
     # -- timeline ----------------------------------------------------------------------------------------
     async def timeline(
-        self, incident_id: str, viewer: str, *, before: int | None = None, page_size: int = 20
+        self,
+        incident_id: str,
+        viewer: str,
+        *,
+        before: int | None = None,
+        page_size: int = 20,
+        all_kinds: bool = False,
     ) -> TimelinePage | None:
         async with self.svc.db.session() as s:
             if await service.get(s, incident_id) is None:
                 return None
             rows = await service.events(s, incident_id, include_removed=True)
+        hidden = 0
+        if not all_kinds:
+            kept = [e for e in rows if not is_bookkeeping(e.kind)]
+            hidden = sum(not e.removed for e in rows) - sum(not e.removed for e in kept)
+            rows = kept
         # Positions come from the full list, so a cursor stays valid even if its event was unpinned since.
         end = len(rows)
         if before is not None:
@@ -508,6 +528,8 @@ class LifecycleFlows:
             total=total,
             older_cursor=chunk[0].id if older and chunk else None,
             tz=tz,
+            all_kinds=all_kinds,
+            hidden=hidden,
         )
 
     # -- timeline capture: 📌 reactions and joins ---------------------------------------------------------
@@ -615,7 +637,10 @@ class LifecycleFlows:
             dedupe_key=dedupe_key,
         )
         if fresh:
-            await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload={"text": text})
+            inc = await service.get(s, incident_id)
+            blocks = self.svc.render.announcement(text, incident_id, inc.channel_id if inc else None)
+            payload = {"text": text, "blocks": blocks}
+            await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload=payload)
         return fresh
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -649,6 +674,11 @@ class LifecycleFlows:
                 at=self.svc.clock.now(),
                 data={"method": exc.method, "error": exc.error},
             )
+
+
+ANNOUNCED_STATUSES = ("IDENTIFIED", "MONITORING")
+ANNOUNCED_SEVERITIES = ("P0", "P1")
+STATUS_ICON = {"IDENTIFIED": "🔎", "MONITORING": "👀"}
 
 
 async def announce_declared(svc: Services, incident_id: str) -> bool:

@@ -6,18 +6,19 @@ a 100,000-event incident inside the bench's budget and lets a caller stream it (
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import String, and_, case, func, null, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.alerts.pir import AlertRow, load_alerts
 from bot.clock import Clock
 from bot.db import Database
 from bot.models import ActionItem, CheckSample, Incident, Page, TimelineEvent
+from bot.pir.alert_rows import AlertRow, load_alerts
 from bot.pir.metrics import Times
 from bot.playbook import Playbook
 
@@ -50,6 +51,7 @@ class IncidentInfo:
     is_drill: bool
     source: str
     cycle: int
+    identified_at: datetime | None = None  # from the timeline: the first move to IDENTIFIED
 
     def times(self, escalated: bool = False) -> Times:
         return Times(
@@ -321,7 +323,18 @@ async def load(
         events: list[EventRow] = []
         async for page in event_pages(s, incident_id):
             events.extend(page)
+    info = replace(info, identified_at=identified_at(events, info))
     return PirData(info, pages, actions, checks, events, now, dict(names or {}), alerts)
+
+
+def identified_at(events: Sequence[EventRow], info: IncidentInfo) -> datetime | None:
+    """When the cause was found: the first status change to IDENTIFIED after the declaration."""
+    for e in events:
+        if e[1] == "status" and (e[4] or {}).get("to") == "IDENTIFIED":
+            at = event_time(e)
+            if at >= info.declared_at:
+                return at
+    return None
 
 
 class ReadDeps(Protocol):
@@ -335,8 +348,40 @@ class ReadDeps(Protocol):
     def playbook(self) -> Playbook: ...
 
 
+_USER_ID = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+
+
+def user_ids(pir: PirData) -> set[str]:
+    """Every Slack user the PIR names: roles, pages, owners, actors and mentions in the timeline."""
+    inc = pir.incident
+    ids = {u for u in (inc.commander, inc.comms_lead, inc.declared_by, inc.acknowledged_by) if u}
+    ids |= {u for p in pir.pages for u in p.users} | {p.acked_by for p in pir.pages if p.acked_by}
+    ids |= {a.owner for a in pir.actions if a.owner}
+    for e in pir.events:
+        if e[2]:
+            ids.add(e[2])
+        ids.update(_USER_ID.findall(e[3]))
+    return {u for u in ids if u[:1] in ("U", "W")}
+
+
 async def load_for(svc: ReadDeps, incident_id: str) -> PirData | None:
-    """`load` with the names and labels from the app's playbook."""
+    """`load` with the names and labels from the app's playbook; people who are not on the roster are
+    looked up in Slack (cached) where the caller has a chat port, so the PIR shows names, not ids."""
+    pir = await _load_for(svc, incident_id)
+    if pir is None:
+        return None
+    if pir.incident.channel_id and pir.incident.channel_name:
+        pir.names.setdefault(pir.incident.channel_id, pir.incident.channel_name)
+    chat = getattr(svc, "chat", None)
+    if chat is not None and hasattr(chat, "user_name"):
+        for uid in sorted(user_ids(pir) - set(pir.names)):
+            name = await chat.user_name(uid)
+            if name:
+                pir.names[uid] = name
+    return pir
+
+
+async def _load_for(svc: ReadDeps, incident_id: str) -> PirData | None:
     pb = svc.playbook
     return await load(
         svc.db,

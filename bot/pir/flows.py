@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot import incident_store as service
 from bot.context import Services
-from bot.models import ActionItem, Incident, Page, Timer
+from bot.escalation.policy import load_policy
+from bot.models import ActionItem, CheckSample, Incident, Page, Timer
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
 from bot.pir.metrics import Measure, Stats, Times, compute_stats, fmt_duration, measures
@@ -328,8 +329,18 @@ async def _save_sent(svc: Services, timer_id: int, sent: dict[str, object]) -> N
 
 
 async def incident_times(svc: ReadDeps, since: datetime, until: datetime) -> list[Times]:
-    """Real incidents (drills excluded) declared in [since, until), with whether each escalated past L1."""
-    escalated = exists().where(Page.incident_id == Incident.id, Page.level >= 2)
+    """Real incidents (drills excluded) declared in [since, until), with whether each was paged beyond its
+    severity's initial levels (a P0's L2 page at declare is the plan, not an escalation)."""
+    top_level = (
+        select(func.max(Page.level))
+        .where(Page.incident_id == Incident.id)
+        .correlate(Incident)
+        .scalar_subquery()
+    )
+    initial = {
+        sev: max(p.initial_levels, default=1)
+        for sev, p in load_policy(svc.playbook.escalation).paging.items()
+    }
     stmt = select(
         Incident.severity,
         Incident.declared_at,
@@ -337,11 +348,23 @@ async def incident_times(svc: ReadDeps, since: datetime, until: datetime) -> lis
         Incident.acknowledged_at,
         Incident.monitoring_at,
         Incident.resolved_at,
-        escalated.label("escalated"),
+        top_level.label("top_level"),
     ).where(Incident.declared_at >= since, Incident.declared_at < until, Incident.is_drill.is_(False))
     async with svc.db.session() as s:
         rows = (await s.execute(stmt)).all()
-    return [Times(sev, dec, det, ack, mon, res, bool(esc)) for sev, dec, det, ack, mon, res, esc in rows]
+    return [
+        Times(sev, dec, det, ack, mon, res, (top or 0) > initial.get(sev, 1))
+        for sev, dec, det, ack, mon, res, top in rows
+    ]
+
+
+async def observed_since(svc: ReadDeps) -> datetime | None:
+    """When the bot first saw anything: its first incident (drills too) or its first health check."""
+    async with svc.db.session() as s:
+        first_incident = (await s.execute(select(func.min(Incident.declared_at)))).scalar_one_or_none()
+        first_check = (await s.execute(select(func.min(CheckSample.at)))).scalar_one_or_none()
+    seen = [t for t in (first_incident, first_check) if t is not None]
+    return min(seen) if seen else None
 
 
 async def stats(svc: ReadDeps, days: int = 30) -> Stats:
@@ -349,4 +372,6 @@ async def stats(svc: ReadDeps, days: int = 30) -> Stats:
     period = timedelta(days=days)
     start = end - period
     times = await incident_times(svc, start - period, end)  # one query for both periods
-    return compute_stats(times, start, end, svc.playbook.severities, previous=times)
+    return compute_stats(
+        times, start, end, svc.playbook.severities, previous=times, observed_since=await observed_since(svc)
+    )

@@ -3,9 +3,11 @@
 Definitions used everywhere (the PIR states them too):
 - detection time = incident.detected_at (the monitor's first failing sample), else the declaration time;
 - MTTD = declared_at − detected_at; MTTA = acknowledged_at − declared_at; MTTR = resolved_at − declared_at;
-- escalation rate = incidents with a page at level ≥ 2 / all incidents in the period;
-- MTTF = uptime / number of incidents, uptime = period − time covered by incidents (declared → resolved,
-  clipped to the period; overlapping incidents count once).
+- escalation rate = incidents paged beyond their severity's initial levels / all incidents in the period (a
+  P0 pages L1 and L2 at once: that L2 is the plan, not an escalation);
+- MTTF = uptime / number of incidents, uptime = observed period − time covered by incidents (declared →
+  resolved, clipped to the period; overlapping incidents count once). The observed period starts when the bot
+  first saw anything (its first incident or health check), not 30 days ago on a fresh install.
 Targets are met when strictly below them ("P0: <15 min", "<10 %").
 """
 
@@ -38,7 +40,7 @@ class Times:
     acknowledged_at: datetime | None = None
     monitoring_at: datetime | None = None
     resolved_at: datetime | None = None
-    escalated: bool = False  # any page at level >= 2
+    escalated: bool = False  # paged beyond the severity's initial levels
 
     @property
     def detected(self) -> datetime:
@@ -176,9 +178,11 @@ def compute_stats(
     book: SeverityBook,
     *,
     previous: Sequence[Times] | None = None,
+    observed_since: datetime | None = None,
 ) -> Stats:
     """Metrics over the incidents declared in [start, end). `previous`, the incidents of the period
-    before, gives the MTTF trend."""
+    before, gives the MTTF trend. `observed_since` (when the bot first saw anything) clips both periods: time
+    before it was not observed, so it is not uptime."""
     inside = [t for t in incidents if start <= t.declared_at < end]
     by_sev: dict[str, SeverityStats] = {}
     for sev in SEVERITIES:
@@ -198,8 +202,9 @@ def compute_stats(
         Measure("MTTA", mean(mtta(t) for t in inside), None),
         Measure("MTTR", mean(mttr(t) for t in inside), None),
     ]
+    seen = _observed(start, end, observed_since)
     down = _downtime(inside, start, end)
-    uptime = (end - start) - down
+    uptime = max(seen - down, timedelta(0))
     escalated = sum(1 for t in inside if t.escalated)
     prev_mttf, prev_total = None, None
     if previous is not None:
@@ -207,8 +212,9 @@ def compute_stats(
         p_start = start - length
         prev = [t for t in previous if p_start <= t.declared_at < start]
         prev_total = len(prev)
-        prev_up = length - _downtime(prev, p_start, start)
-        prev_mttf = prev_up / prev_total if prev_total else None
+        prev_seen = _observed(p_start, start, observed_since)
+        prev_up = max(prev_seen - _downtime(prev, p_start, start), timedelta(0))
+        prev_mttf = prev_up / prev_total if prev_total and prev_seen else None
     return Stats(
         start=start,
         end=end,
@@ -225,6 +231,13 @@ def compute_stats(
         previous_mttf=_round(prev_mttf) if prev_mttf is not None else None,
         previous_total=prev_total,
     )
+
+
+def _observed(start: datetime, end: datetime, since: datetime | None) -> timedelta:
+    """How much of [start, end) the bot observed."""
+    if since is None:
+        return end - start
+    return max(end - max(start, since), timedelta(0))
 
 
 def _downtime(group: Sequence[Times], start: datetime, end: datetime) -> timedelta:

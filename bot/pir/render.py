@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from bot.bookkeeping import is_bookkeeping
 from bot.pir.data import EventRow, IncidentInfo, PirData
 from bot.pir.metrics import (
     DEFINITIONS,
@@ -186,7 +187,7 @@ class Plain:
             if sigil == "@":
                 out = "@" + (self.names.get(target) or label or target)
             elif sigil == "#":
-                out = "#" + (label or target)
+                out = "#" + (label or self.names.get(target) or target)
             elif sigil == "!":
                 out = "@" + (label or target.split("^")[0])
             else:
@@ -266,16 +267,25 @@ def phases(inc: IncidentInfo, now: datetime) -> list[Phase]:
     detected = inc.detected_at or inc.declared_at
     if detected < inc.declared_at:
         out.append(Phase("Detection", detected, inc.declared_at))
-    marks = [t for t in (inc.acknowledged_at, inc.monitoring_at) if t is not None and t >= inc.declared_at]
+    marks = [
+        t
+        for t in (inc.acknowledged_at, inc.identified_at, inc.monitoring_at)
+        if t is not None and t >= inc.declared_at
+    ]
     first = min(marks) if marks else end
     label = "Awaiting acknowledgement" if inc.acknowledged_at else "Unacknowledged response"
     out.append(Phase(label, inc.declared_at, min(first, end)))
-    ack, mon = inc.acknowledged_at, inc.monitoring_at
-    if ack is not None and ack < end:
-        stop = mon if mon is not None and mon > ack else end
-        out.append(Phase("Investigating", ack, min(stop, end)))
-    if mon is not None and mon < end:
-        out.append(Phase("Monitoring", max(mon, inc.declared_at), end))
+    # Every status the incident went through after the acknowledgement, each until the next one.
+    steps = [
+        ("Investigating", inc.acknowledged_at),
+        ("Identified", inc.identified_at),
+        ("Monitoring", inc.monitoring_at),
+    ]
+    started = sorted(((max(t, inc.declared_at), name) for name, t in steps if t is not None and t < end))
+    for i, (start, name) in enumerate(started):
+        stop = started[i + 1][0] if i + 1 < len(started) else end
+        if stop > start or i + 1 == len(started):
+            out.append(Phase(name, start, stop))
     if ongoing and out:
         last = out[-1]
         out[-1] = Phase(last.name, last.start, last.end, active=True)
@@ -287,6 +297,7 @@ def milestones(inc: IncidentInfo) -> list[tuple[str, datetime]]:
         ("Detected", inc.detected_at if inc.detected_at and inc.detected_at < inc.declared_at else None),
         ("Declared", inc.declared_at),
         ("Acknowledged", inc.acknowledged_at),
+        ("Identified", inc.identified_at),
         ("Monitoring", inc.monitoring_at),
         ("Resolved", inc.resolved_at),
     ]
@@ -318,6 +329,7 @@ _COLORS = {
     "Awaiting acknowledgement": "#b91c1c",
     "Unacknowledged response": "#b91c1c",
     "Investigating": "#1d4ed8",
+    "Identified": "#7c3aed",
     "Monitoring": "#047857",
 }
 
@@ -340,9 +352,13 @@ def gantt_svg(inc: IncidentInfo, items: list[Phase]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="gantt" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{e(inc.id)} phases">'
     ]
-    fmt = "%H:%M" if span < 20 * 3600 else "%m-%d %H:%M"
+    fmt = "%H:%M:%S" if span < 600 else "%H:%M" if span < 20 * 3600 else "%m-%d %H:%M"
+    shown = set()
     for i in range(5):
         t = t0 + timedelta(seconds=span * i / 4)
+        if f"{t:{fmt}}" in shown:  # a short incident: two ticks in the same minute would repeat a label
+            continue
+        shown.add(f"{t:{fmt}}")
         xi = x(t)
         out.append(f'<line x1="{xi:.1f}" y1="{top - 6}" x2="{xi:.1f}" y2="{height - 26}" class="grid"/>')
         out.append(f'<text x="{xi:.1f}" y="{height - 10}" text-anchor="middle" class="tick">{t:{fmt}}</text>')
@@ -664,8 +680,23 @@ def _repeated_pins(events: Sequence[EventRow]) -> frozenset[int]:
 
 
 def _timeline(pir: PirData, zone: ZoneInfo) -> list[Block]:
-    table = Timeline(pir.events, pir.names, None if _is_utc(zone) else zone, _repeated_pins(pir.events))
-    return [Heading(2, "Timeline"), Para((f"{len(table)} events, oldest first.",), muted=True), table]
+    """The story first; the bot's own bookkeeping (reminders, Slack housekeeping) after it, for audit."""
+    local = None if _is_utc(zone) else zone
+    story = [e for e in pir.events if not is_bookkeeping(e[1])]
+    kept = [e for e in pir.events if is_bookkeeping(e[1])]
+    table = Timeline(story, pir.names, local, _repeated_pins(story))
+    out: list[Block] = [
+        Heading(2, "Timeline"),
+        Para((f"{len(table)} events, oldest first.",), muted=True),
+        table,
+    ]
+    if kept:
+        out += [
+            Heading(3, "Bookkeeping"),
+            Para((f"{len(kept)} entries: reminders and the bot's Slack housekeeping.",), muted=True),
+            Timeline(kept, pir.names, local, frozenset()),
+        ]
+    return out
 
 
 def build(pir: PirData, book: SeverityBook, tz: str | ZoneInfo = "UTC") -> list[Block]:
@@ -981,7 +1012,8 @@ def stats_blocks(stats: Stats, days: int) -> list[Block]:
             [
                 (
                     Strong("Escalation rate:"),
-                    f" {fmt_rate(stats.escalation_rate)} ({stats.escalated} of {stats.total} reached L2+)"
+                    f" {fmt_rate(stats.escalation_rate)} ({stats.escalated} of {stats.total}"
+                    " escalated beyond their first page)"
                     f", target < {stats.escalation_target * 100:.0f} %{esc_mark}",
                 ),
                 (

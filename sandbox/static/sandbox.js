@@ -15,6 +15,7 @@ const S = {
   lastChannelRendered: "",
 };
 
+const HOME = "HOME"; // the bot's App Home tab, drawn from the view it published with views.publish
 const $ = (sel) => document.querySelector(sel);
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ESC[c]);
@@ -260,11 +261,21 @@ function renderMessage(m, prev, replies) {
     .join("");
   const tools = m.ephemeral
     ? ""
-    : `<div class="msg-tools"><button type="button" data-react="pushpin" title="React with 📌 (adds it to the incident timeline)">📌</button></div>`;
+    : `<div class="msg-tools"><button type="button" data-react="pushpin" title="React with 📌 (adds it to the incident timeline)">📌</button><button type="button" data-shortcut="add_to_timeline" title="More actions: Add to incident timeline (message shortcut)">🗂</button></div>`;
   const thread = replies && replies.length
     ? `<div class="thread">${replies.map((r, i) => renderMessage(r, replies[i - 1], null)).join("")}</div>`
     : "";
   return `<div class="${classes.join(" ")}" data-ts="${esc(m.ts)}" data-eph="${esc(m.ephemeral ? m.eph_id || "" : "")}">${label}${avatar}<div class="msg-main">${head}<div class="msg-body">${body}${edited}${renderAttachments(m.attachments)}</div>${reactions ? `<div class="reactions">${reactions}</div>` : ""}${thread}</div>${tools}</div>`;
+}
+
+function renderHome() {
+  const box = $("#messages");
+  const v = S.data.home;
+  box.innerHTML = v
+    ? `<div class="home-view">${renderBlocks(v.blocks)}</div>`
+    : `<div class="intro"><h2>Home</h2>Opening the bot's Home tab…</div>`;
+  box.dataset.channel = HOME;
+  S.lastChannelRendered = HOME;
 }
 
 function renderMessages(c) {
@@ -328,7 +339,9 @@ function renderSidebar() {
     const parts = (c.topic || "").split(" | ");
     return parts.length >= 4 ? esc(`${parts[1].split(" ")[0]} · ${parts[2]} · ${parts.slice(3).join(" | ")}`) : "";
   };
+  const home = `<div class="channel home${S.channel === HOME ? " active" : ""}" data-id="${HOME}" role="link" tabindex="0"><span class="sigil">🏠</span><span class="channel-name">Home</span></div>`;
   $("#channels").innerHTML =
+    home +
     `<div class="section-title">🚨 Incidents</div>` +
     (incidents.length
       ? incidents.map((c) => item(c, `<span class="sigil">#</span>`, "", status(c))).join("")
@@ -362,10 +375,14 @@ function renderHeader(c) {
     return;
   }
   const member = c.members.includes(S.data.viewer);
-  $("#channel-header").innerHTML = `<div class="ch-title"># ${esc(c.name)}</div><div class="ch-topic" title="${esc(c.topic)}">${esc(c.topic)}</div>
+  const marks = ((S.data.bookmarks || {})[c.id] || [])
+    .map((b) => `<a class="bookmark" href="${esc(b.link)}" target="_blank" rel="noopener">${b.emoji ? `${emoji(String(b.emoji).replace(/:/g, ""))} ` : "🔖 "}${esc(b.title)}</a>`)
+    .join("");
+  const archived = c.is_archived ? `<span class="archived-note">🗄 archived</span>` : "";
+  $("#channel-header").innerHTML = `<div class="ch-title"># ${esc(c.name)} ${archived}</div><div class="ch-topic" title="${esc(c.topic)}">${esc(c.topic)}</div>
     <div class="ch-meta">${fast}<span title="${esc(c.members.map(displayName).join(", "))}">👤 ${c.members.length}</span>${
-      member ? "" : `<button type="button" class="btn" id="join">Join channel</button>`
-    }</div>`;
+      member || c.is_archived ? "" : `<button type="button" class="btn" id="join">Join channel</button>`
+    }</div>${marks ? `<div class="bookmarks" aria-label="Bookmarks">${marks}</div>` : ""}`;
 }
 
 function renderHints(c) {
@@ -502,6 +519,17 @@ function render(data) {
   S.data = data;
   S.actions = new Map();
   if (S.viewer !== data.viewer) S.viewer = data.viewer;
+  if (S.channel === HOME) {
+    renderSidebar();
+    $("#channel-header").innerHTML = `<div class="ch-title">🏠 Incident Bot</div><div class="ch-topic">Home</div>`;
+    renderHome();
+    $("#hints").innerHTML = "";
+    $("#as").textContent = `Viewing as ${displayName(S.data.viewer)}`;
+    renderFactory();
+    renderModal();
+    document.body.dataset.version = String(data.version);
+    return;
+  }
   let c = channel(S.channel);
   if (!c) {
     c = data.channels.find((x) => x.name === "general") || data.channels[0];
@@ -516,7 +544,18 @@ function render(data) {
   document.body.dataset.version = String(data.version);
 }
 
+async function openHome() {
+  S.channel = HOME;
+  history.replaceState(null, "", `#${HOME}`);
+  await post("/api/home", { user: S.viewer });
+  refresh();
+}
+
 function go(id) {
+  if (id === HOME) {
+    openHome();
+    return;
+  }
   const c = channel(id);
   if (!c) return;
   S.channel = id;
@@ -532,6 +571,10 @@ function setViewer(id, follow = true) {
   S.modalKey = null; // force a re-render
   const c = channel(S.channel);
   if (follow && c && c.kind === "im") S.channel = `D${id}`; // a DM belongs to its person
+  if (S.channel === HOME) {
+    openHome();
+    return;
+  }
   refresh();
 }
 
@@ -568,8 +611,22 @@ function grow() {
 // ---- events --------------------------------------------------------------------------------------------
 
 document.addEventListener("click", async (ev) => {
-  const t = ev.target.closest("[data-id],[data-goto],[data-act],[data-react],[data-dismiss],[data-mode],[data-hint],[data-close],#join");
+  const t = ev.target.closest("[data-id],[data-goto],[data-act],[data-react],[data-dismiss],[data-mode],[data-hint],[data-close],[data-shortcut],#join,#shortcuts");
   if (!t) return;
+  if (t.id === "shortcuts") {
+    $("#shortcut-menu").hidden = !$("#shortcut-menu").hidden;
+    return;
+  }
+  if (t.dataset.shortcut !== undefined) {
+    const msg = t.closest(".message");
+    $("#shortcut-menu").hidden = true;
+    await post("/api/shortcut", {
+      user: S.viewer, channel: S.channel === HOME ? "" : S.channel, callback_id: t.dataset.shortcut,
+      ts: msg ? msg.dataset.ts : null,
+    });
+    refresh();
+    return;
+  }
   if (t.dataset.goto !== undefined) {
     ev.preventDefault();
     go(t.dataset.goto);

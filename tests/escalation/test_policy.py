@@ -79,3 +79,16 @@ def test_bad_policy_is_refused() -> None:
         load_policy({"levels": [{"level": 2, "from": "L9", "after": "10m"}]})
     with pytest.raises(PlaybookError):
         load_policy({"levels": [{"level": 1, "after": "ten minutes"}]})
+
+
+def test_page_reasons_say_what_triggered_them() -> None:
+    pol = POLICY
+    t0 = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    declared = plan(pol, LadderState("P1", t0, False, False, {}))
+    assert declared[0].reason == "paged at declare (P1)"
+    reopened = plan(pol, LadderState("P1", t0, False, False, {}, cycle_start=t0 + timedelta(hours=2)))
+    assert reopened[0].reason == "paged at reopen (P1)"
+    raised = plan(
+        pol, LadderState("P0", t0, False, False, {"L1": t0}, initial_reason="severity changed P1→P0")
+    )
+    assert raised[0].step == "L2" and raised[0].reason == "severity changed P1→P0 (P0)"

@@ -91,7 +91,11 @@ def test_parser_returns_a_valid_command_or_a_usage_message(text: str) -> None:
         assert re.fullmatch(r"[UW][A-Z0-9]+", str(a["user"]))
     elif cmd.name == "note":
         assert 0 < len(str(a["text"])) <= MAX_NOTE
-    elif cmd.name in ("resolve", "reopen", "timeline", "update", "declare_modal", "help"):
+    elif cmd.name == "timeline":
+        assert a in ({"all": False}, {"all": True})
+    elif cmd.name == "list":
+        assert a["which"] in ("open", "recent")
+    elif cmd.name in ("resolve", "reopen", "update", "declare_modal", "help", "pir_done"):
         assert a == {}
     assert len(text) <= MAX_TEXT or cmd.name == "help" or len(text.strip()) <= MAX_TEXT
 

@@ -44,6 +44,8 @@ def test_each_row_parses_into_its_own_name() -> None:
         "drill": "drill fail",
         "dr_status": "dr status",
         "dr_signoff": "dr signoff ops",
+        "pir_done": "pir done",
+        "list": "list recent",
     }
     for name, row in TABLE.items():
         text = samples.get(name, row.word)

@@ -37,7 +37,7 @@ def channel_lines(bot: BotHarness, channel: str) -> list[str]:
 
 
 async def resolve(bot: BotHarness, clock: ManualClock, inc: Incident) -> None:
-    await run(bot, inc, "status MONITORING")
+    await bot.command("status MONITORING", user=MEMBER, channel=inc.channel_id or "")
     clock.advance(minutes=31)  # the playbook's 30 minutes of quiet monitoring
     reply, _ = await run(bot, inc, "resolve")
     assert "Resolved" in reply
@@ -145,7 +145,7 @@ async def test_pir_reminder_reaches_the_commander_and_the_war_room_once(
 async def test_reopened_incident_gets_no_pir_reminder(bot: BotHarness, clock: ManualClock) -> None:
     inc = await declare(bot)
     await resolve(bot, clock, inc)
-    await run(bot, inc, "reopen")
+    await bot.command("reopen", user=MEMBER, channel=inc.channel_id or "")
     clock.advance(days=6)
     await run_due(bot.svc, "worker-a")
     assert not [t for t in channel_lines(bot, inc.channel_id or "") if "Post-incident review due" in t]
@@ -175,6 +175,6 @@ async def test_stats_command(bot: BotHarness, clock: ManualClock) -> None:
     blocks = str(reply["blocks"])
     for fact in ("*P1* (1)", "MTTA 2 min ✅ (< 15 min)", "MTTR 33 min ✅ (< 1 h)"):
         assert fact in blocks
-    assert "*Escalation rate* 0.0 % (0 of 1 reached L2+), target < 10 % ✅" in blocks
+    assert "*Escalation rate* 0.0 % (0 of 1 escalated beyond their first page), target < 10 % ✅" in blocks
     resp, _ = await bot.command("stats soon", user="UOTHER", channel="CGENERAL")
     assert "Usage" in resp.json()["text"]

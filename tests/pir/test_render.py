@@ -14,8 +14,8 @@ import pytest
 from bot.config import CONTENT_DIR
 from bot.db import Database
 from bot.models import ActionItem, CheckSample, Incident, Page, TimelineEvent
-from bot.pir.data import IncidentInfo, PirData, load
-from bot.pir.render import phases, render_html, render_markdown
+from bot.pir.data import IncidentInfo, PirData, identified_at, load
+from bot.pir.render import gantt_svg, milestones, phases, render_html, render_markdown
 from bot.playbook import load_roster, load_severities
 
 INC = "INC-20261123-120000"
@@ -355,3 +355,40 @@ def test_cli_pir_prints_and_writes(
         assert pir_main([INC, "--tz", "Mars/Olympus"]) == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_phases_include_identified_and_ticks_do_not_repeat() -> None:
+    info = _info(
+        acknowledged_at=at(2),
+        acknowledged_by="U1",
+        identified_at=at(5),
+        monitoring_at=at(9),
+        resolved_at=at(12),
+    )
+    assert [(p.name, p.start, p.end) for p in phases(info, at(30))] == [
+        ("Awaiting acknowledgement", T0, at(2)),
+        ("Investigating", at(2), at(5)),
+        ("Identified", at(5), at(9)),
+        ("Monitoring", at(9), at(12)),
+    ]
+    assert [n for n, _ in milestones(info)] == [
+        "Declared",
+        "Acknowledged",
+        "Identified",
+        "Monitoring",
+        "Resolved",
+    ]
+    short = _info(acknowledged_at=at(0.5), acknowledged_by="U1", resolved_at=at(2))
+    svg = gantt_svg(short, phases(short, at(3)))
+    ticks = re.findall(r'class="tick">([^<]+)<', svg)
+    assert len(ticks) == len(set(ticks))  # no label twice on the axis
+    assert any(t.count(":") == 2 for t in ticks)  # a 2-minute incident is labelled to the second
+
+
+def test_identified_time_comes_from_the_status_event() -> None:
+    info = _info()
+    events = [
+        (f"{at(3):%Y-%m-%dT%H:%M:%S}", "status", "U1", "Status → IDENTIFIED", {"to": "IDENTIFIED"}, 1),
+        (f"{at(7):%Y-%m-%dT%H:%M:%S}", "status", "U1", "Status → IDENTIFIED", {"to": "IDENTIFIED"}, 2),
+    ]
+    assert identified_at(events, info) == at(3)

@@ -83,7 +83,7 @@ def test_known_answers_pure() -> None:
     text = render_stats_markdown(st, 30)
     assert "Incidents: 5 (P0 2 · P1 1 · P2 1 · P3 1), 1 still open." in text
     assert "| P0 | 2 | 4 min ✅ (< 5 min) | 4 min ✅ (< 5 min) | 15 min ❌ (< 15 min) |" in text
-    assert "20.0 % (1 of 5 reached L2+), target < 10 % ❌ missed" in text
+    assert "20.0 % (1 of 5 escalated beyond their first page), target < 10 % ❌ missed" in text
     assert stats_dict(st)["mttf_seconds"] == 8300 * 60
 
 
@@ -114,10 +114,16 @@ async def seed(db: Database) -> None:
             )  # fmt: skip
             await s.flush()
             s.add(Page(incident_id=inc_id, step="L1", level=1, users={}, due_at=dec, state="sent"))
+            if sev == "P0":  # a P0 pages L1 and L2 at once: that L2 is the plan, not an escalation
+                s.add(Page(incident_id=inc_id, step="L2", level=2, users={}, due_at=dec, state="sent"))
             if esc:
+                top = 3 if sev == "P0" else 2
                 s.add(
-                    Page(incident_id=inc_id, step="L2", level=2, users={}, due_at=dec + 10 * M, state="sent")
-                )
+                    Page(
+                        incident_id=inc_id, step=f"L{top}", level=top, users={}, due_at=dec + 10 * M,
+                        state="sent",
+                    )
+                )  # fmt: skip
 
 
 class _Deps:
@@ -169,3 +175,50 @@ def test_cli_stats(
         assert cli.stats_main(["0d"]) == 2 and cli.stats_main(["soon"]) == 2
     finally:
         get_settings.cache_clear()
+
+
+async def test_initial_l2_of_a_p0_is_not_an_escalation(db_url: str) -> None:
+    deps = _Deps(db_url)
+    try:
+        async with deps.db.session() as s:
+            s.add(
+                Incident(
+                    id="INC-P0", severity="P0", status="RESOLVED", summary="x", declared_by="U1",
+                    declared_at=day(2), detected_at=day(2), updated_at=day(2), resolved_at=day(2) + 5 * M,
+                )
+            )  # fmt: skip
+            await s.flush()
+            for lv in (1, 2):  # both paged at declare by the P0 plan
+                s.add(
+                    Page(incident_id="INC-P0", step=f"L{lv}", level=lv, users={}, due_at=day(2), state="sent")
+                )
+        st = await flows.stats(deps, 30)
+        assert (st.total, st.escalated, st.escalation_rate, st.escalation_met) == (1, 0, 0.0, True)
+    finally:
+        await deps.db.dispose()
+
+
+def test_mttf_counts_only_the_observed_period() -> None:
+    """A bot installed 3 days ago with one incident has not seen 30 days of uptime."""
+    one = [Times("P1", day(1), None, None, None, day(1) + 60 * M)]
+    st = compute_stats(one, day(30), END, BOOK, observed_since=day(3))
+    assert st.uptime == timedelta(days=3) - 60 * M
+    assert st.mttf == timedelta(days=3) - 60 * M
+    blind = compute_stats(one, day(30), END, BOOK, previous=one, observed_since=day(3))
+    assert blind.previous_total == 0 and blind.previous_mttf is None  # nothing was observed before
+
+
+async def test_mttf_from_sql_starts_at_first_observation(db_url: str) -> None:
+    deps = _Deps(db_url)
+    try:
+        async with deps.db.session() as s:
+            s.add(
+                Incident(
+                    id="INC-NEW", severity="P2", status="RESOLVED", summary="x", declared_by="U1",
+                    declared_at=day(2), detected_at=day(2), updated_at=day(2), resolved_at=day(2) + 30 * M,
+                )
+            )  # fmt: skip
+        st = await flows.stats(deps, 30)
+        assert st.uptime == timedelta(days=2) - 30 * M  # not 30 days: the bot first saw anything 2 days ago
+    finally:
+        await deps.db.dispose()

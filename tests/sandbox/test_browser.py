@@ -133,3 +133,52 @@ async def test_declare_page_and_acknowledge_in_the_browser(browser_page: tuple[S
     if os.environ.get("UPDATE_DOCS") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, ROOT / "docs" / "sandbox.png")
+
+
+async def test_shortcuts_and_app_home_in_the_browser(browser_page: tuple[Sandbox, Any]) -> None:
+    """Clicks only: declare from the ⚡ shortcut menu, put a message on the timeline from its actions menu,
+    then see the incident and the primary's waiting page on the Home tab."""
+    from playwright.async_api import expect
+
+    box, page = browser_page
+    page.set_default_timeout(20_000)
+    expect.set_options(timeout=20_000)
+    await page.goto(f"{box.url}/")
+    await expect(page.locator("#conn")).to_contain_text("live")
+
+    await page.locator("#shortcuts").click()
+    await page.locator('#shortcut-menu [data-shortcut="declare_incident"]').click()
+    form = page.locator("#modal")
+    await expect(form).to_contain_text("Declare an incident")
+    await form.locator("#f-severity").select_option(value="P1")
+    await form.locator("#f-summary").fill("Checkout spins forever")
+    await form.get_by_role("button", name="Declare").click()
+    await expect(form).to_have_count(0)
+    await page.locator(".channel.incident").first.click()
+    await expect(page.locator(".message.pinned")).to_contain_text("Checkout spins forever")
+
+    await page.fill("#composer", "Oven 3 reports 900 degrees")
+    await page.press("#composer", "Enter")
+    said = page.locator(".message", has_text="Oven 3 reports 900 degrees")
+    await said.hover()
+    await said.locator('[data-shortcut="add_to_timeline"]').click()
+    await expect(page.locator(".message.ephemeral")).to_contain_text("Added to the INC-")
+    async with box.svc.db.session() as s:
+        inc = (await s.execute(select(Incident))).scalar_one()
+        from bot.models import TimelineEvent
+
+        pinned = (
+            (await s.execute(select(TimelineEvent.text).where(TimelineEvent.kind == "pinned")))
+            .scalars()
+            .all()
+        )
+    assert list(pinned) == ["Oven 3 reports 900 degrees"]
+
+    await page.locator(f'.channel[data-id="D{L1}"]').click()  # become the primary on-call
+    await page.locator(".channel.home").click()
+    home = page.locator(".home-view")
+    await expect(home).to_contain_text(inc.id)
+    await expect(home).to_contain_text("Waiting for you (1)")
+    await expect(home).to_contain_text("On call now")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "sandbox-home.png"))

@@ -1,0 +1,61 @@
+"""Buttons on the pinned template: Take command, Update, Run check, Resolve (Acknowledge is ack_incident).
+
+Each one does what its slash command does, with the same permission checks, for the incident whose template
+carries the button (a button of another incident's template cannot reach this one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.incidents.lifecycle import LifecycleFlows
+from bot.ports import ChatError, Reply
+from handlers.cmd_health import check
+from handlers.cmd_lifecycle import incident_by_id, resolve, update
+from handlers.parse import Command
+from handlers.registry import Ctx, action
+
+
+async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
+    """The incident named by the button, with ctx.channel set to its war room."""
+    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=change)
+    return inc.id
+
+
+@action("take_command")
+async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    incident_id = await _bound(ctx, body, change=True)
+    outcome = await LifecycleFlows(ctx.svc).set_role(incident_id, ctx.user, "commander", ctx.user)
+    return Reply(outcome.text, ok=outcome.ok)
+
+
+@action("template_update")
+async def template_update(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
+    await _bound(ctx, body, change=False)
+    return await update(ctx, Command("update"))
+
+
+@action("template_check")
+async def template_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
+    await _bound(ctx, body, change=False)
+    return await check(ctx, Command("check"))
+
+
+@action("template_resolve")
+async def template_resolve(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
+    await _bound(ctx, body, change=False)
+    return await resolve(ctx, Command("resolve"))
+
+
+@action("join_war_room")
+async def join_war_room(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    """From an announcement: anyone in the workspace may join the war room (it is a public channel)."""
+    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=False)
+    assert inc.channel_id is not None
+    try:
+        await ctx.svc.chat.invite(inc.channel_id, [ctx.user])
+    except ChatError as exc:
+        if exc.error != "already_in_channel":
+            return Reply(
+                f"Could not add you to <#{inc.channel_id}> ({exc.error}); open it from the channel list."
+            )
+    return Reply(f"You are in <#{inc.channel_id}>, the war room of {inc.id}.")

@@ -1,0 +1,76 @@
+"""Closing the war room: when the PIR is marked done, or `pir.archive_after` after resolve (a durable timer),
+the bot posts a closing summary with the PIR link and archives the channel, once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.clock import ManualClock
+from bot.models import Incident
+from bot.outbox import deliver
+from bot.worker import Worker
+from tests.support import BotHarness
+
+
+async def _resolved(bot: BotHarness) -> Incident:
+    await bot.command("declare P2 Menu slow")
+    inc = (await bot.incidents())[-1]
+    assert inc.channel_id
+    await bot.action("resolve_anyway", inc.id, user="UDECLARER", channel=inc.channel_id)
+    inc = (await bot.incidents())[-1]
+    assert inc.status == "RESOLVED"
+    return inc
+
+
+def _closing_posts(bot: BotHarness, channel: str) -> list[str]:
+    return [m.text for m in bot.slack.messages[channel] if m.text.startswith("📦 Closing this war room")]
+
+
+async def test_pir_done_closes_the_war_room_once(bot: BotHarness) -> None:
+    await bot.command("declare P1 Orders failing")
+    inc = (await bot.incidents())[-1]
+    assert inc.channel_id
+    _resp, url = await bot.command("pir done", channel=inc.channel_id)
+    assert "not resolved yet" in bot.last_reply(url)
+    assert not bot.slack.channels[inc.channel_id].is_archived
+
+    await bot.action("resolve_anyway", inc.id, user="UDECLARER", channel=inc.channel_id)
+    _resp, url = await bot.command("pir done", user="UOUTSIDER", channel=inc.channel_id)
+    assert not bot.slack.channels[inc.channel_id].is_archived  # outsiders cannot close it
+    _resp, url = await bot.command("pir done", channel=inc.channel_id)
+    assert "marked done" in bot.last_reply(url)
+    assert bot.slack.channels[inc.channel_id].is_archived
+    [summary] = _closing_posts(bot, inc.channel_id)
+    assert "/incidents/" in summary and "token=" in summary  # the signed PIR link
+    # The summary went out before the archive (posting into an archived channel fails).
+    methods = [c.method for c in bot.slack.calls if c.method in ("chat.postMessage", "conversations.archive")]
+    assert methods[-2:] == ["chat.postMessage", "conversations.archive"]
+    kinds = [e.kind for e in await bot.events(inc.id)]
+    assert kinds.count("pir_done") == 1 and kinds.count("war_room_closed") == 1
+
+
+async def test_archived_after_the_configured_days_by_the_worker(bot: BotHarness, clock: ManualClock) -> None:
+    inc = await _resolved(bot)
+    assert inc.channel_id
+    worker = Worker(bot.svc, worker_id="w1", extra_ticks=[])
+    clock.advance(timedelta(days=6).total_seconds())
+    await worker.tick()
+    assert not bot.slack.channels[inc.channel_id].is_archived  # 7 days in severities.yaml
+    clock.advance(timedelta(days=1, minutes=1).total_seconds())
+    await worker.tick()
+    await deliver(bot.svc)
+    assert bot.slack.channels[inc.channel_id].is_archived
+    assert len(_closing_posts(bot, inc.channel_id)) == 1
+    await worker.tick()  # nothing fires twice
+    assert len(_closing_posts(bot, inc.channel_id)) == 1
+    assert [e.kind for e in await bot.events(inc.id)].count("war_room_closed") == 1
+
+
+async def test_reopened_before_the_deadline_is_not_archived(bot: BotHarness, clock: ManualClock) -> None:
+    inc = await _resolved(bot)
+    assert inc.channel_id
+    await bot.command("reopen", channel=inc.channel_id)
+    assert (await bot.incidents())[-1].status != "RESOLVED"
+    clock.advance(timedelta(days=8).total_seconds())
+    await Worker(bot.svc, worker_id="w1", extra_ticks=[]).tick()
+    assert not bot.slack.channels[inc.channel_id].is_archived
