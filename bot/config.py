@@ -40,11 +40,20 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
+    # Who may do what beyond war-room membership (bot/permissions.py). Slack user ids, comma-separated.
+    dr_admins: str = ""  # start drills and tabletops, change the Factory
+    dr_product_owner: str = ""  # signs dr-plan.md for product
+    dr_ops_owner: str = ""  # signs dr-plan.md for operations
+    # A drill from Slack against a FACTORY_URL that is not the simulator starts real chaos: off unless set.
+    drills_allow_real_factory: bool = False
 
     @field_validator("slack_api_url")
     @classmethod
     def _slash(cls, v: str) -> str:
         return v if v.endswith("/") else v + "/"
+
+    def dr_admin_ids(self) -> frozenset[str]:
+        return _ids(self.dr_admins)
 
     def secret(self, name: str) -> str:
         value = getattr(self, name)
@@ -62,6 +71,10 @@ class Settings(BaseSettings):
 
     def link_secret(self) -> bytes:
         return (self.secret("server_secret") or self.secret("slack_signing_secret") or "dev").encode()
+
+
+def _ids(value: str) -> frozenset[str]:
+    return frozenset(u for u in value.replace(",", " ").split() if u)
 
 
 @lru_cache

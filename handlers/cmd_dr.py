@@ -10,7 +10,7 @@ from bot.dr import drill as drills
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.health.flows import run_check
-from bot.incidents import service
+from bot.permissions import signoff_perm
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
 from handlers.blocks import (
@@ -23,6 +23,7 @@ from handlers.blocks import (
     header,
     section,
 )
+from handlers.guard import button_incident
 from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
@@ -139,6 +140,7 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
 @command("drill")
 async def drill(ctx: Ctx, cmd: Command) -> Reply:
     scenario = str(cmd.args.get("scenario", ""))
+    await ctx.require("drill")  # DR admins only, before anything reaches the Factory
     if scenario == drills.TABLETOP:
         return await _tabletop(ctx)
     try:
@@ -147,6 +149,7 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
             scenario,
             ctx.user,
             request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None,
+            allow_real_factory=ctx.svc.settings.drills_allow_real_factory,
         )
     except drills.DrillRefused as exc:
         raise UsageError(f"🛑 {exc.message}") from exc
@@ -164,13 +167,8 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
 @action("drill_check")
 async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """Check now and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
-    incident_id = str(body["actions"][0].get("value", ""))
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id)
-    if inc is None or not inc.channel_id:
-        return Reply("That drill's incident has no war room.", ok=False)
-    ctx.channel = inc.channel_id
-    await ctx.incident_to_change()  # war-room members only
+    inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
+    await ctx.require("change", inc)  # war-room members only
     report = await run_check(ctx.svc, incident_id=inc.id, kind="check", actor=ctx.user)
     finished = await drills.finish_drill_if_any(ctx.svc, inc.id, ctx.user)
     if finished is not None:
@@ -317,6 +315,7 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
 @command("dr_signoff")
 async def dr_signoff(ctx: Ctx, cmd: Command) -> Reply:
     role = str(cmd.args.get("role", ""))
+    await ctx.require(signoff_perm(role))  # the configured owner for that role, by Slack id
     try:
         result = await sign(
             ctx.svc, role, ctx.user, request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None

@@ -13,6 +13,7 @@ from bot.incidents.flows import DeclareRequest
 from bot.ports import ChatError, Reply
 from handlers import blocks as bk
 from handlers.commands import run_declare
+from handlers.guard import button_incident
 from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
@@ -74,13 +75,9 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
 
 @action("run_recovery")
 async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
-    incident_id = str(body["actions"][0].get("value", ""))
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id)
-    if inc is None or not inc.channel_id:
-        return Reply("That incident has no war room.", ok=False)
-    ctx.channel = inc.channel_id
-    await ctx.incident_to_change()  # war-room members only
+    inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
+    assert inc.channel_id is not None
+    await ctx.require("change", inc)  # war-room members only
     await ctx.svc.chat.post(
         inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
     )

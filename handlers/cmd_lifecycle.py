@@ -21,6 +21,7 @@ from bot.models import Incident
 from bot.ports import ChatError, Reply
 from handlers import lifecycle_blocks as lb
 from handlers.commands import run_declare
+from handlers.guard import button_incident
 from handlers.parse import Command, UsageError
 from handlers.registry import VIEWS, Ctx, ViewHandler, action, command
 
@@ -83,7 +84,8 @@ async def severity(ctx: Ctx, cmd: Command) -> Reply:
 
 
 async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply:
-    inc = await war_room_incident(ctx, change=True)
+    inc = await war_room_incident(ctx, change=False)
+    await ctx.require("reassign", inc)
     return _reply(await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, role, str(cmd.args["user"])))
 
 
@@ -151,7 +153,8 @@ _DECLARE_HINT = "`/incident declare P1 <summary> [--area db|app|infra|security|a
 
 @action("resolve_anyway")
 async def resolve_anyway(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
+    inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
+    await ctx.require("resolve_anyway", inc)
     result = await LifecycleFlows(ctx.svc).resolve(inc.id, ctx.user, force=True)
     return Reply(result.text, ok=result.ok)
 

@@ -61,6 +61,7 @@ async def declare(ctx: Ctx, cmd: Command) -> Reply:
 @command("ack")
 async def ack(ctx: Ctx, cmd: Command) -> Reply:
     inc = await ctx.incident_here()
+    await ctx.require("ack", inc)
     result = await esc.acknowledge(ctx.svc, inc.id, ctx.user, "command")
     return _ack_reply(result)
 
@@ -80,13 +81,20 @@ def _ack_reply(result: esc.AckResult) -> Reply:
 @command("escalate")
 async def escalate(ctx: Ctx, cmd: Command) -> Reply:
     inc = await ctx.incident_here()
+    await ctx.require("escalate", inc)
     return Reply(await esc.escalate_now(ctx.svc, inc.id, ctx.user))
 
 
 @action("ack_incident")
 async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    incident_id = str(body["actions"][0].get("value", ""))
-    return _ack_reply(await esc.acknowledge(ctx.svc, incident_id, ctx.user, "button"))
+    incident_id = str(body["actions"][0].get("value", ""))[:40]
+    async with ctx.svc.db.session() as s:
+        inc = await service.get(s, incident_id)
+    if inc is None:
+        return Reply("That incident no longer exists.", ok=False)
+    # The value names the incident; whoever presses must be allowed to acknowledge *that* one.
+    await ctx.require("ack", inc)
+    return _ack_reply(await esc.acknowledge(ctx.svc, inc.id, ctx.user, "button"))
 
 
 @action("retry_provision")

@@ -34,19 +34,18 @@ class Ctx:
         return inc
 
     async def incident_to_change(self) -> Incident:
-        """As incident_here, and the caller must be a member of the war room to change it."""
+        """As incident_here, and the caller must be a member of the war room to change it. Fails closed:
+        when Slack cannot say who is in the channel, the answer is "try again", not yes."""
         inc = await self.incident_here()
-        from bot.ports import ChatError
-
-        try:
-            members = await self.svc.chat.members(self.channel)
-        except ChatError:
-            return inc  # cannot tell: do not lock responders out because Slack is slow
-        if self.user not in members:
-            raise UsageError(
-                f"Only members of <#{self.channel}> can change {inc.id}. Join the channel first."
-            )
+        await self.require("change", inc)
         return inc
+
+    async def require(self, perm: str, inc: Incident | None = None) -> None:
+        """The one permission check (handlers/guard.py); `perm` is a bot.permissions.Perm name."""
+        from bot.permissions import Perm
+        from handlers.guard import require
+
+        await require(self.svc, self.user, Perm(perm), inc)
 
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]

@@ -41,6 +41,7 @@ from bot.health.monitor import MONITOR_USER, PROBLEM
 from bot.health.probes import describe_error
 from bot.incidents import service
 from bot.models import CheckSample, Drill, Incident, ProcessedRequest, TimelineEvent
+from bot.permissions import real_factory_refusal
 from bot.playbook import PlaybookError, format_duration
 
 log = logging.getLogger("incident_bot.drill")
@@ -266,8 +267,13 @@ async def start_drill(
     *,
     request_key: str | None = None,
     target: Target | None = None,
+    allow_real_factory: bool = False,
+    via: str = "slack",
 ) -> DrillStarted:
-    """Open the DRILL incident, inject the fault and record the drill. DrillRefused says why not."""
+    """Open the DRILL incident, inject the fault and record the drill. DrillRefused says why not.
+
+    Who may is checked by the caller (handlers/guard.py); against a Factory that is not the simulator a
+    drill starts real chaos, so it also needs `allow_real_factory` (setting or CLI flag)."""
     from bot.incidents.flows import DeclareRequest, IncidentFlows
     from bot.timers import run_due
 
@@ -292,6 +298,8 @@ async def start_drill(
     kind = target or await detect_target(svc.settings.factory_url)
     if kind == "factory" and sc.chaos is None:
         raise DrillRefused(_no_real(sc))
+    if kind == "factory" and (why := real_factory_refusal(allowed=allow_real_factory, via=via)):
+        raise DrillRefused(why)
     baseline = await run_check(svc, kind="drill", actor=user)
     if baseline.verdict != "healthy":
         bad = ", ".join(f"{r.name} {r.status}" for r in baseline.results if r.status in FAILING)
@@ -975,6 +983,11 @@ def drill_main(argv: Sequence[str], *, settings: Settings | None = None) -> int:
     p.add_argument("--timeout", type=float, help="stop waiting after S seconds (default: the RTO)")
     p.add_argument("--target", choices=["auto", "simulator", "factory"], default="auto")
     p.add_argument(
+        "--allow-real-factory",
+        action="store_true",
+        help="allow a drill against a FACTORY_URL that is not the simulator (starts real chaos there)",
+    )
+    p.add_argument(
         "--user", default=MONITOR_USER, help="who runs the drill (a Slack user id shows as a mention)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -996,7 +1009,14 @@ async def _drill_cli(settings: Settings, args: argparse.Namespace) -> int:
         svc, _client = build_services(settings, session=session)
         try:
             target: Target | None = None if args.target == "auto" else args.target
-            started = await start_drill(svc, args.scenario, args.user, target=target)
+            started = await start_drill(
+                svc,
+                args.scenario,
+                args.user,
+                target=target,
+                allow_real_factory=args.allow_real_factory,
+                via="cli",
+            )
             _print_started(started, args.json)
             if not args.wait:
                 return 0

@@ -220,7 +220,11 @@ async def test_real_factory_path_uses_the_chaos_api_and_says_chaos_starts_later(
                 await start_drill(bot.svc, "service-down", "UDECLARER", target="factory")
             assert await bot.incidents() == []
 
-            started = await start_drill(bot.svc, "throttle", "UDECLARER", target="factory")
+            with pytest.raises(DrillRefused, match="drills against the real Factory are off"):
+                await start_drill(bot.svc, "throttle", "UDECLARER", target="factory")
+            started = await start_drill(
+                bot.svc, "throttle", "UDECLARER", target="factory", allow_real_factory=True
+            )
             r = started.report
             assert r["target"] == "factory" and r["starts_later"] is True and r["fault"] == "throttle"
             state = sim.state()

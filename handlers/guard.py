@@ -1,0 +1,115 @@
+"""The one enforcement point of bot/permissions.py: gathers the facts about the person (war-room
+membership from Slack, pages, the roster, the settings), asks the policy, and on a refusal records it on the
+incident's timeline and raises the answer the person sees (an ephemeral "only … may …").
+
+Every handler that changes something calls `require` before its flow; nothing else decides who may."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from bot.context import Services
+from bot.incidents import service
+from bot.models import Incident, Page
+from bot.permissions import RULES, Actor, Decision, Perm, decide
+from bot.ports import ChatError
+from handlers.parse import UsageError
+
+log = logging.getLogger("incident_bot.guard")
+
+WHAT = {
+    Perm.CHANGE: "change {inc}",
+    Perm.ACK: "acknowledge {inc}",
+    Perm.ESCALATE: "escalate {inc}",
+    Perm.REASSIGN: "assign roles on {inc}",
+    Perm.RESOLVE_ANYWAY: "resolve {inc} without the criteria",
+    Perm.DRILL: "start a DR drill",
+    Perm.FACTORY: "change the Factory",
+    Perm.SIGNOFF_PRODUCT: "sign off the DR plan for product",
+    Perm.SIGNOFF_OPS: "sign off the DR plan for operations",
+}
+
+
+class Refused(UsageError):
+    """A permission refusal: answered like a usage error (ephemeral), and already on the timeline."""
+
+    def __init__(self, message: str, decision: Decision) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+async def actor_facts(svc: Services, user: str, perm: Perm, inc: Incident | None) -> Actor:
+    """Only the facts `perm` needs: a Slack round trip for membership, a query for pages."""
+    settings, roster = svc.settings, svc.playbook.roster
+    member: bool | None = False
+    if RULES[perm].needs_membership and inc is not None and inc.channel_id:
+        try:
+            member = user in await svc.chat.members(inc.channel_id)
+        except ChatError as exc:
+            log.warning("membership of %s unknown (%s): refusing %s", inc.channel_id, exc.error, perm)
+            member = None  # fail closed: the rule refuses with "try again"
+    paged = False
+    if perm is Perm.ACK and inc is not None:
+        async with svc.db.session() as s:
+            rows = (await s.execute(select(Page.users).where(Page.incident_id == inc.id))).scalars()
+            paged = any(user in (u or {}).get("ids", []) for u in rows)
+    return Actor(
+        user=user,
+        member=member,
+        paged=paged,
+        commander=inc is not None and bool(inc.commander) and inc.commander == user,
+        roster_levels=frozenset(lv for lv in roster.levels if user in roster.users(lv)),
+        dr_admin=user in settings.dr_admin_ids(),
+        product_owner=bool(user) and user == settings.dr_product_owner.strip(),
+        ops_owner=bool(user) and user == settings.dr_ops_owner.strip(),
+    )
+
+
+async def check(svc: Services, user: str, perm: Perm, inc: Incident | None = None) -> Decision:
+    return decide(perm, await actor_facts(svc, user, perm, inc))
+
+
+async def require(svc: Services, user: str, perm: Perm, inc: Incident | None = None) -> None:
+    """Allowed, or raise Refused (the answer) after recording the refusal on the incident's timeline."""
+    decision = await check(svc, user, perm, inc)
+    if decision.allowed:
+        return
+    what = WHAT.get(perm, str(perm)).format(inc=inc.id if inc is not None else "this")
+    message = decision.message(what)
+    await record_refusal(svc, user, decision, what, inc)
+    raise Refused(message, decision)
+
+
+async def record_refusal(
+    svc: Services, user: str, decision: Decision, what: str, inc: Incident | None
+) -> None:
+    log.info("refused %s to %s: %s", decision.perm, user, decision.reason or decision.who)
+    if inc is None:
+        return
+    why = "could not check membership" if decision.retry else f"only {decision.who}"
+    async with svc.db.session() as s:
+        await service.add_event(
+            s,
+            inc.id,
+            "refused",
+            f"Refused: <@{user}> tried to {what} ({why})",
+            at=svc.clock.now(),
+            actor=user,
+            data={"perm": str(decision.perm), "user": user, "retry": decision.retry, "who": decision.who},
+        )
+
+
+async def button_incident(svc: Services, incident_id: str, pressed_in: str) -> Incident:
+    """The incident a war-room button acts on. The value is bound to the channel the button lives in: a
+    button (or a hand-edited value) for incident A pressed in B's war room, or anywhere else, does nothing."""
+    async with svc.db.session() as s:
+        inc = await service.get(s, incident_id[:40])
+    if inc is None or not inc.channel_id:
+        raise UsageError("That incident no longer exists.")
+    if pressed_in != inc.channel_id:
+        raise UsageError(
+            f"That button belongs to {inc.id}'s war room (<#{inc.channel_id}>); nothing was changed."
+        )
+    return inc
