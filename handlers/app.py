@@ -14,6 +14,7 @@ from bot.context import Services
 from bot.db import DatabaseUnavailable
 from bot.incidents import service
 from bot.ports import ChatError, Reply
+from bot.slack_text import esc, from_slack
 from handlers import registry
 from handlers.parse import UsageError, parse
 
@@ -103,7 +104,7 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
     if cmd.name == "declare":
         return {
             "response_type": "ephemeral",
-            "text": f"⏳ Declaring {cmd.args['severity']}: {cmd.args['summary']}…",
+            "text": f"⏳ Declaring {cmd.args['severity']}: {esc(from_slack(str(cmd.args['summary'])))}…",
         }
     return None
 

@@ -11,6 +11,7 @@ from bot.health.report import render_progress, render_table
 from bot.incidents import service
 from bot.incidents.flows import DeclareRequest
 from bot.ports import ChatError, Reply
+from bot.slack_text import esc, esc_clip
 from handlers import blocks as bk
 from handlers.commands import run_declare
 from handlers.guard import button_incident
@@ -29,7 +30,9 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
             + (f" · suggested severity *{sev}*" if sev else "")
             + f" · {report.checks} checks in {report.wall_ms:.0f} ms"
         ),
-        bk.section(f"```{bk.clip(render_table(report), 2900)}```"),
+        # The table carries the Factory's own messages: escaped like people's text (Slack parses `<…>` in
+        # code blocks too).
+        bk.section(f"```{esc_clip(render_table(report), 2900)}```"),
     ]
     buttons = []
     if report.report_url and incident_id:
@@ -59,10 +62,10 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
     lines: list[str] = []
 
     async def progress(result: ProbeResult) -> None:
-        lines.append(f"{ICON.get(result.status, '')} {render_progress(result, len(lines) + 1, total)}")
+        lines.append(f"{ICON.get(result.status, '')} {esc(render_progress(result, len(lines) + 1, total))}")
         text = f"🩺 Running {total} checks… ({len(lines)}/{total})\n" + "\n".join(lines)
         try:
-            await svc.chat.update(ctx.channel, ts, text, [bk.section(bk.clip(text, 2900))])
+            await svc.chat.update(ctx.channel, ts, text, [bk.section(esc_clip(text, 2900))])
         except ChatError:
             pass  # progress is cosmetic; the final message below is what counts
 
@@ -82,7 +85,7 @@ async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
         inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
     )
     run = await recover(ctx.svc, inc.id, ctx.user)
-    verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {run.recovery.detail}"
+    verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {esc(run.recovery.detail)}"
     text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
     blocks = [bk.section(f"*{text}*"), *report_blocks(run.after, incident_id=inc.id, title="After recovery")]
     await ctx.svc.chat.post(inc.channel_id, text, blocks)

@@ -19,6 +19,7 @@ from bot.incidents.lifecycle import (
 )
 from bot.models import Incident
 from bot.ports import ChatError, Reply
+from bot.slack_text import from_slack
 from handlers import lifecycle_blocks as lb
 from handlers.commands import run_declare
 from handlers.guard import button_incident
@@ -102,7 +103,8 @@ async def comms(ctx: Ctx, cmd: Command) -> Reply:
 @command("note")
 async def note(ctx: Ctx, cmd: Command) -> Reply:
     inc = await war_room_incident(ctx, change=True)
-    return _reply(await LifecycleFlows(ctx.svc).note(inc.id, ctx.user, str(cmd.args["text"])))
+    text = from_slack(str(cmd.args["text"]))  # stored as typed: Slack sends a typed `<` as `&lt;`
+    return _reply(await LifecycleFlows(ctx.svc).note(inc.id, ctx.user, text))
 
 
 @command("resolve")

@@ -9,6 +9,7 @@ from bot.incidents import service
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
 from bot.ports import Reply
+from bot.slack_text import from_slack
 from handlers.parse import USAGE, Command
 from handlers.registry import Ctx, action, command
 
@@ -50,7 +51,7 @@ async def declare(ctx: Ctx, cmd: Command) -> Reply:
     a: dict[str, Any] = cmd.args
     req = DeclareRequest(
         severity=str(a["severity"]),
-        summary=str(a["summary"]),
+        summary=from_slack(str(a["summary"])),  # stored as typed: Slack sends a typed `<` as `&lt;`
         user=ctx.user,
         area=a.get("area"),  # type: ignore[arg-type]
         request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None,

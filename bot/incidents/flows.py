@@ -16,6 +16,7 @@ from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.models import Incident
 from bot.ports import ChatError
+from bot.slack_text import esc
 
 log = logging.getLogger("incident_bot.declare")
 
@@ -108,10 +109,16 @@ class IncidentFlows:
             s,
             inc.id,
             "declared",
-            f"Declared {sev}: {req.summary}",
+            f"Declared {sev}: {esc(req.summary)}",  # Slack-safe mrkdwn; the summary as typed is in data
             at=now,
             actor=req.user,
-            data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
+            data={
+                "severity": req.severity,
+                "area": req.area,
+                "source": req.source,
+                "drill": req.is_drill,
+                "summary": req.summary,
+            },
         )
         from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
         from bot.outbox import enqueue

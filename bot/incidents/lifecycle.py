@@ -24,6 +24,7 @@ from bot.models import Incident, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
+from bot.slack_text import esc, esc_clip, from_slack
 
 log = logging.getLogger("incident_bot.lifecycle")
 
@@ -69,8 +70,9 @@ def clean_field(value: str | None) -> str:
 
 
 def neutralise_broadcasts(text: str) -> str:
-    """User text we repost must not ping @channel/@here/@everyone on the user's behalf."""
-    return text.replace("<!", "&lt;!")
+    """User text we repost must not ping anyone, link anywhere or mention anything on the user's behalf:
+    escaped whole (kept for callers of the old name)."""
+    return esc(text)
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,8 @@ class LifecycleFlows:
 
     async def _announce_severity(self, s: AsyncSession, inc: Incident, old: str, now: datetime) -> None:
         text = (
-            f"{_drill(inc)}⚠️ {inc.id} severity {old} → {self._label(inc.severity)}: {inc.summary}{_room(inc)}"
+            f"{_drill(inc)}⚠️ {inc.id} severity {old} → {self._label(inc.severity)}: {esc(inc.summary)}"
+            f"{_room(inc)}"
         )
         await self._announce(s, inc.id, text, now)
 
@@ -377,12 +380,11 @@ class LifecycleFlows:
             inc = await service.get(s, incident_id)
             if inc is None:
                 return Outcome(False, "That incident no longer exists.")
-            await service.add_event(s, inc.id, "note", text, at=now, actor=user)
+            # `text` column: Slack-safe mrkdwn (the timeline view); data: the note as typed (PIR, web view).
+            await service.add_event(s, inc.id, "note", esc(text), at=now, actor=user, data={"text": text})
             if inc.channel_id:
                 # A slash command is invisible to the room; repeat the note so everyone sees it.
-                await self._post(
-                    s, inc, inc.channel_id, f"🗒️ Note from <@{user}>: {neutralise_broadcasts(text)}", now
-                )
+                await self._post(s, inc, inc.channel_id, f"🗒️ Note from <@{user}>: {esc(text)}", now)
         await self._deliver(incident_id)
         return Outcome(True, f"Noted on the {incident_id} timeline.", incident_id, changed=True)
 
@@ -432,7 +434,7 @@ class LifecycleFlows:
             )
             await self._template_and_line(s, inc, checklist, now)
             announcement = (
-                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: {inc.summary}{_room(inc)}"
+                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: {esc(inc.summary)}{_room(inc)}"
             )
             await self._announce(
                 s, inc.id, announcement, now, dedupe_key=f"{inc.id}:announce:resolved:{inc.cycle}"
@@ -471,7 +473,7 @@ class LifecycleFlows:
             line = f"🔁 Reopened by <@{user}>: status → INVESTIGATING; escalation restarts at L1."
             await self._template_and_line(s, inc, line, now)
             await self._announce(
-                s, inc.id, f"{_drill(inc)}🔁 {inc.id} reopened: {inc.summary}{_room(inc)}", now
+                s, inc.id, f"{_drill(inc)}🔁 {inc.id} reopened: {esc(inc.summary)}{_room(inc)}", now
             )
         await self._deliver(incident_id, fire_due=True)
         return Outcome(
@@ -526,12 +528,17 @@ class LifecycleFlows:
             author = str(msg.get("user") or msg.get("bot_id") or "") or None
         link = await self.svc.chat.permalink(channel, ts)
         now = self.svc.clock.now()
+        # Slack gives the message as mrkdwn (its own mentions, `&lt;` for a typed `<`): kept so in data; the
+        # text column is the message as typed, escaped, so the timeline view never re-fires its mentions.
+        safe = (
+            esc_clip(from_slack(text), MAX_PINNED_TEXT) if msg is not None else "(message text unavailable)"
+        )
         async with self.svc.db.session() as s:
             added = await service.add_event(
                 s,
                 incident_id,
                 "pinned",
-                text[:MAX_PINNED_TEXT] if msg is not None else "(message text unavailable)",
+                safe,
                 at=_ts_time(ts) or now,  # the timeline shows when it was said, not when it was pinned
                 actor=author,
                 data={
@@ -541,6 +548,7 @@ class LifecycleFlows:
                     "author": author,
                     "pinned_by": [by],
                     "pinned_at": now.isoformat(),
+                    "mrkdwn": text[:MAX_PINNED_TEXT],
                 },
                 dedupe_key=_pin_key(incident_id, ts),
             )
@@ -654,7 +662,7 @@ async def announce_declared(svc: Services, incident_id: str) -> bool:
     if inc is None:
         return False
     label = svc.playbook.severities.label(inc.severity)
-    text = f"{_drill(inc)}🚨 {inc.id} declared {label}: {inc.summary}{_room(inc)}"
+    text = f"{_drill(inc)}🚨 {inc.id} declared {label}: {esc(inc.summary)}{_room(inc)}"
     return await LifecycleFlows(svc).announce(
         incident_id, text, dedupe_key=f"{incident_id}:announce:declared"
     )

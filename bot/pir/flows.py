@@ -20,6 +20,7 @@ from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
 from bot.pir.metrics import Measure, Stats, Times, compute_stats, fmt_duration, measures
 from bot.ports import ChatError
+from bot.slack_text import esc
 from bot.timers import retry_later
 
 log = logging.getLogger("incident_bot.pir")
@@ -124,10 +125,16 @@ async def _add_action(
             s,
             incident_id,
             "action_item",
-            f"Action item #{item.number} added: {text} (owner {owner_text}, due {due_text})",
+            f"Action item #{item.number} added: {esc(text)} (owner {owner_text}, due {due_text})",
             at=now,
             actor=user,
-            data={"number": item.number, "owner": owner, "due": due and due.isoformat(), "status": OPEN},
+            data={
+                "number": item.number,
+                "owner": owner,
+                "due": due and due.isoformat(),
+                "status": OPEN,
+                "text": text,  # as typed; the text column is Slack-safe mrkdwn
+            },
         )
         return ActionResult("added", incident_id, ActionView.of(item))
 
@@ -151,7 +158,7 @@ async def complete_action(svc: Services, incident_id: str, number: int, user: st
             s,
             incident_id,
             "action_item",
-            f"Action item #{number} done: {item.text}",
+            f"Action item #{number} done: {esc(item.text)}",
             at=now,
             actor=user,
             data={"number": number, "status": DONE},

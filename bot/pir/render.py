@@ -131,7 +131,7 @@ class Timeline:
                     continue
                 data = data or {}
                 author = data.get("author") or actor
-                body = to_plain(str(data.get("text") or text)).removeprefix(PIN).strip()
+                body = to_plain(str(data.get("mrkdwn") or data.get("text") or text)).removeprefix(PIN).strip()
                 href = str(data.get("permalink") or "")
                 what = esc(f"{PIN} {body}") + (f" — {link(href)}" if _safe_href(href) else "")
                 pinner = esc(who(str(author) if author else None, names))
@@ -368,7 +368,9 @@ def gantt_svg(inc: IncidentInfo, items: list[Phase]) -> str:
 
 
 def _text_block(text: str, names: Mapping[str, str], empty: str = "Not recorded yet.") -> Para:
-    text = plain(text, names).strip()
+    """A field people typed (summary, impact, root cause): stored as typed, so it is shown verbatim and
+    escaped by the serializer; never read as Slack markup (that would turn `<script>` into `script`)."""
+    text = text.strip()
     return Para((text,)) if text else Para((empty,), muted=True)
 
 
@@ -412,7 +414,7 @@ def _header(pir: PirData) -> list[Block]:
         facts.append((Strong("Drill:"), " yes, not a real incident"))
     return [
         Heading(1, f"Post-Incident Review: {inc.id}{drill}"),
-        Para((Strong(plain(inc.summary, n)),)),
+        Para((Strong(inc.summary),)),
         Bullets(facts),
     ]
 
@@ -561,9 +563,9 @@ def _review(pir: PirData, book: SeverityBook) -> list[Block]:
     )
     top = max((p.level for p in pir.pages), default=0)
     facts = {
-        "What happened?": [plain(inc.summary, n), f"{len(pir.events)} timeline events (see Timeline)."],
+        "What happened?": [inc.summary, f"{len(pir.events)} timeline events (see Timeline)."],
         "Why did it happen?": [
-            f"Root cause: {plain(inc.root_cause, n).strip() or 'not recorded yet'}.",
+            f"Root cause: {inc.root_cause.strip() or 'not recorded yet'}.",
         ],
         "How did we respond?": [
             ack,
@@ -585,7 +587,7 @@ def _actions(pir: PirData) -> list[Block]:
     n = pir.names
     rows = [
         (
-            f"#{a.number} {plain(a.text, n)}",
+            f"#{a.number} {a.text}",
             who(a.owner, n),
             a.due_date.isoformat() if a.due_date else "—",
             a.status,
