@@ -53,12 +53,13 @@ class Decision:
     reason: str = ""  # why this person may not (empty when allowed)
     retry: bool = False  # refused because a fact could not be checked: try again
 
-    def message(self, what: str) -> str:
+    def message(self, what: str, where: str = "the war room") -> str:
+        """The refusal as the person reads it; `where` names the war room (a channel link)."""
         if self.allowed:
             return ""
         if self.retry:
             return f"🛑 Could not check who may {what} ({self.reason}). Nothing was changed; try again in a moment."
-        return f"🛑 Only {self.who} may {what}. {self.reason}".rstrip()
+        return f"🛑 Only {self.who} may {what}. {self.reason.format(where=where)}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def real_factory_refusal(*, allowed: bool, via: str) -> str | None:
 
 def _why_not(perm: Perm, a: Actor) -> str:
     if RULES[perm].needs_membership:
-        return "Join the war room first."
+        return "Join {where} first."
     return ""
 
 

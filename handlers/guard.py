@@ -77,7 +77,7 @@ async def require(svc: Services, user: str, perm: Perm, inc: Incident | None = N
     if decision.allowed:
         return
     what = WHAT.get(perm, str(perm)).format(inc=inc.id if inc is not None else "this")
-    message = decision.message(what)
+    message = decision.message(what, f"<#{inc.channel_id}>" if inc is not None and inc.channel_id else "it")
     await record_refusal(svc, user, decision, what, inc)
     raise Refused(message, decision)
 

@@ -118,6 +118,7 @@ class IncidentFlows:
                 "source": req.source,
                 "drill": req.is_drill,
                 "summary": req.summary,
+                "label": sev,
             },
         )
         from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from bot.incidents.events import plain_text
 from bot.pir.data import EventRow, IncidentInfo, PirData
 from bot.pir.metrics import (
     DEFINITIONS,
@@ -143,9 +144,7 @@ class Timeline:
             person = people.get(actor)
             if person is None:
                 person = people[actor] = esc(who(actor, names))
-            text = text or ""
-            if "<" in text or "&" in text:
-                text = to_plain(text)
+            text = plain_text(kind, text or "", data, to_plain)
             yield f"{start}{when}{sep}{k}{sep}{person}{sep}{esc(text)}{end}"
 
 
