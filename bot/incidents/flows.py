@@ -16,7 +16,6 @@ from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.models import Incident
 from bot.ports import ChatError
-from bot.slack_text import esc
 
 log = logging.getLogger("incident_bot.declare")
 
@@ -109,7 +108,7 @@ class IncidentFlows:
             s,
             inc.id,
             "declared",
-            f"Declared {sev}: {esc(req.summary)}",  # Slack-safe mrkdwn; the summary as typed is in data
+            f"Declared {sev}: {req.summary}",  # as typed; surfaces render from data, escaped
             at=now,
             actor=req.user,
             data={

@@ -24,7 +24,7 @@ from bot.models import Incident, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
-from bot.slack_text import esc, esc_clip, from_slack
+from bot.slack_text import esc
 
 log = logging.getLogger("incident_bot.lifecycle")
 
@@ -380,8 +380,8 @@ class LifecycleFlows:
             inc = await service.get(s, incident_id)
             if inc is None:
                 return Outcome(False, "That incident no longer exists.")
-            # `text` column: Slack-safe mrkdwn (the timeline view); data: the note as typed (PIR, web view).
-            await service.add_event(s, inc.id, "note", esc(text), at=now, actor=user, data={"text": text})
+            # As typed, in the column and in data; each surface escapes it (bot/incidents/events.py).
+            await service.add_event(s, inc.id, "note", text, at=now, actor=user, data={"text": text})
             if inc.channel_id:
                 # A slash command is invisible to the room; repeat the note so everyone sees it.
                 await self._post(s, inc, inc.channel_id, f"🗒️ Note from <@{user}>: {esc(text)}", now)
@@ -528,17 +528,14 @@ class LifecycleFlows:
             author = str(msg.get("user") or msg.get("bot_id") or "") or None
         link = await self.svc.chat.permalink(channel, ts)
         now = self.svc.clock.now()
-        # Slack gives the message as mrkdwn (its own mentions, `&lt;` for a typed `<`): kept so in data; the
-        # text column is the message as typed, escaped, so the timeline view never re-fires its mentions.
-        safe = (
-            esc_clip(from_slack(text), MAX_PINNED_TEXT) if msg is not None else "(message text unavailable)"
-        )
+        # Kept as Slack gave it (mrkdwn: its mentions, `&lt;` for a typed `<`); the timeline view shows it
+        # escaped (bot/incidents/events.py), so its @channel and mentions never fire again.
         async with self.svc.db.session() as s:
             added = await service.add_event(
                 s,
                 incident_id,
                 "pinned",
-                safe,
+                text[:MAX_PINNED_TEXT] if msg is not None else "(message text unavailable)",
                 at=_ts_time(ts) or now,  # the timeline shows when it was said, not when it was pinned
                 actor=author,
                 data={
@@ -548,7 +545,6 @@ class LifecycleFlows:
                     "author": author,
                     "pinned_by": [by],
                     "pinned_at": now.isoformat(),
-                    "mrkdwn": text[:MAX_PINNED_TEXT],
                 },
                 dedupe_key=_pin_key(incident_id, ts),
             )

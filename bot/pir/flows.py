@@ -20,7 +20,6 @@ from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
 from bot.pir.metrics import Measure, Stats, Times, compute_stats, fmt_duration, measures
 from bot.ports import ChatError
-from bot.slack_text import esc
 from bot.timers import retry_later
 
 log = logging.getLogger("incident_bot.pir")
@@ -125,7 +124,7 @@ async def _add_action(
             s,
             incident_id,
             "action_item",
-            f"Action item #{item.number} added: {esc(text)} (owner {owner_text}, due {due_text})",
+            f"Action item #{item.number} added: {text} (owner {owner_text}, due {due_text})",
             at=now,
             actor=user,
             data={
@@ -133,7 +132,7 @@ async def _add_action(
                 "owner": owner,
                 "due": due and due.isoformat(),
                 "status": OPEN,
-                "text": text,  # as typed; the text column is Slack-safe mrkdwn
+                "text": text,  # as typed: the timeline view renders from data, escaped
             },
         )
         return ActionResult("added", incident_id, ActionView.of(item))
@@ -158,10 +157,10 @@ async def complete_action(svc: Services, incident_id: str, number: int, user: st
             s,
             incident_id,
             "action_item",
-            f"Action item #{number} done: {esc(item.text)}",
+            f"Action item #{number} done: {item.text}",
             at=now,
             actor=user,
-            data={"number": number, "status": DONE},
+            data={"number": number, "status": DONE, "text": item.text},
         )
         return ActionResult("done", incident_id, ActionView.of(item))
 

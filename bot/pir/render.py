@@ -132,7 +132,7 @@ class Timeline:
                     continue
                 data = data or {}
                 author = data.get("author") or actor
-                body = to_plain(str(data.get("mrkdwn") or data.get("text") or text)).removeprefix(PIN).strip()
+                body = to_plain(str(data.get("text") or text)).removeprefix(PIN).strip()
                 href = str(data.get("permalink") or "")
                 what = esc(f"{PIN} {body}") + (f" — {link(href)}" if _safe_href(href) else "")
                 pinner = esc(who(str(author) if author else None, names))

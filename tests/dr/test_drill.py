@@ -88,7 +88,7 @@ async def test_full_fail_drill_measures_detect_ack_recover_against_the_rto(
     assert drill.report["state"] == "running" and drill.report["target"] == "simulator"
 
     # A second drill is refused while this one runs.
-    _, url2 = await hbot.command("drill throttle", user="UOTHER")
+    _, url2 = await hbot.command("drill throttle", user="UDECLARER")
     assert "A drill is open" in hbot.last_reply(url2) and factory.sim.mode == "fail"
 
     # Detect: the monitor's first check after the fault fails; it does not declare a second incident.
