@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import Settings
 from bot.models import Incident
@@ -171,3 +173,16 @@ def test_escaping_helpers() -> None:
     for n in range(1, 40):
         clipped = esc_clip("&&&&&&&&<<<<>>>>", n)
         assert len(clipped) <= n and not re.search(r"&(?!amp;|lt;|gt;)", clipped.rstrip("…"))
+
+
+@given(
+    st.text(alphabet=st.sampled_from("<>&|!@#;:/ altgmp") | st.characters(), max_size=60), st.integers(1, 80)
+)
+def test_escaped_text_never_opens_markup_and_round_trips(text: str, limit: int) -> None:
+    out = esc(text)
+    assert "<" not in out and ">" not in out
+    assert not re.search(r"&(?!amp;|lt;|gt;)", out)  # every & starts one of the three entities
+    assert from_slack(out) == text  # escaped once: Slack shows exactly what was typed
+    clipped = esc_clip(text, limit)
+    assert len(clipped) <= limit and "<" not in clipped and ">" not in clipped
+    assert not re.search(r"&(?!amp;|lt;|gt;)", clipped.removesuffix("…"))

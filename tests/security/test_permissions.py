@@ -258,3 +258,24 @@ def test_every_rule_says_who_and_membership_rules_fail_closed(perm: Perm) -> Non
     assert nobody.allowed == (perm in (Perm.ANYONE, Perm.READ))
     if not nobody.allowed:
         assert rule.who in nobody.message("do it")
+
+
+async def test_cli_drill_against_a_real_factory_needs_the_explicit_flag(
+    db_url: str, slack: SlackStandin, servers: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from bot.db import make_engine
+    from bot.dr.drill import drill_main
+
+    # `--target factory`: treat FACTORY_URL as the real Factory (as detection does for one without /_sim).
+    settings = make_settings(db_url, slack, factory_url=servers.factory_url)
+    code = await asyncio.to_thread(drill_main, ["throttle", "--target", "factory"], settings=settings)
+    err = capsys.readouterr().err
+    assert code == 1 and "--allow-real-factory" in err
+    assert not servers.sim.state()["chaos"]  # the vendor chaos PUT was never sent
+    engine = make_engine(db_url)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(Drill))).scalar_one() == 0
+        assert (await conn.execute(select(func.count()).select_from(Incident))).scalar_one() == 0
+    await engine.dispose()
