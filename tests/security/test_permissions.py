@@ -56,6 +56,10 @@ async def make_world(bot: BotHarness) -> World:
     assert a.provision_state == b.provision_state == "ready" and a.commander == COMMANDER
     members = bot.slack.channels[a.channel_id].members
     assert PAGED not in members and OUTSIDER not in members and OTHER not in members
+    _, url = await bot.command(
+        'action add "Fix the client" <@UOTHER> 2026-12-24', user=COMMANDER, channel=a.channel_id or ""
+    )
+    assert "added" in bot.last_reply(url)
     return World(bot, a, b, ack_value(bot, PAGED))
 
 
@@ -103,6 +107,22 @@ def button(action_id: str) -> Do:
     return do
 
 
+def update_form(w: World, user: str) -> Awaitable[str]:
+    async def do() -> str:
+        values = {
+            "summary": {"value": {"type": "plain_text_input", "value": "Orders failing"}},
+            "impact": {"value": {"type": "plain_text_input", "value": "All orders"}},
+            "severity": {"value": {"type": "static_select", "selected_option": {"value": "P0"}}},
+        }
+        dm = f"D{user}"
+        before = len(w.bot.slack.messages.get(dm, []))
+        await w.bot.view_submission("incident_update", values, user=user, private_metadata=w.a.id)
+        told = w.bot.slack.messages.get(dm, [])[before:]  # forms answer by DM when the room refuses
+        return told[-1].text if told else ""
+
+    return do()
+
+
 def field(name: str) -> Effect:
     async def get(w: World) -> object:
         return getattr(await w.row(w.a), name)
@@ -134,6 +154,15 @@ async def signoffs(w: World) -> object:
     return await count(w.bot, Signoff)
 
 
+async def item_status(w: World) -> object:
+    async with w.bot.svc.db.session() as s:
+        return (await s.execute(select(ActionItem.status))).scalar_one()
+
+
+async def recoveries(w: World) -> object:
+    return [e.kind for e in await w.bot.events(w.a.id)].count("recovery")
+
+
 async def nothing(w: World) -> object:
     return None
 
@@ -150,6 +179,9 @@ TABLE: list[tuple[str, Do, set[str], Effect]] = [
     ("resolve", slash("resolve"), {COMMANDER}, nothing),
     ("reopen", slash("reopen"), {COMMANDER}, nothing),
     ("action add", slash(f'action add "Add a timeout" <@{OTHER}> 2026-12-24'), {COMMANDER}, actions_count),
+    ("action done", slash("action done 1"), {COMMANDER}, item_status),
+    ("update form", update_form, {COMMANDER}, field("impact")),
+    ("run recovery button", button("run_recovery"), {COMMANDER}, recoveries),
     ("ack", slash("ack"), {PAGED, COMMANDER}, field("acknowledged_by")),
     ("escalate", slash("escalate"), {COMMANDER}, escalations),
     ("ack button", button("ack_incident"), {PAGED, COMMANDER}, field("acknowledged_by")),
@@ -162,6 +194,11 @@ TABLE: list[tuple[str, Do, set[str], Effect]] = [
     ("actions", slash("actions"), set(ACTORS), nothing),
     ("dr status", slash("dr status"), set(ACTORS), nothing),
     ("declare", slash("declare P3 Something else"), set(ACTORS), nothing),
+    ("pir", slash("pir"), set(ACTORS), nothing),
+    ("check", slash("check"), set(ACTORS), nothing),
+    ("stats", slash("stats"), set(ACTORS), nothing),
+    ("playbook", slash("playbook"), set(ACTORS), nothing),
+    ("help", slash("help"), set(ACTORS), nothing),
 ]
 
 
@@ -188,9 +225,16 @@ async def test_who_may_do_what(bot: BotHarness, name: str, do: Do, allowed: set[
             if effect not in (drills, signoffs):  # those have no incident: the refusal is in the log
                 assert len(refused) == 1, (name, user)
                 assert refused[0].data["perm"] in {str(p) for p in Perm}
-            # A refusal posts nothing anywhere: the only Slack traffic is the members lookup.
-            new = {c.method for c in bot.slack.calls[calls_before:]}
-            assert new <= {"conversations.members"}, (name, user, new)
+            # A refusal posts nothing anywhere: besides the members lookup, only the answer to the person
+            # (a form's answer goes ephemerally or by DM, as forms have no response_url).
+            answer_calls = {"conversations.members", "chat.postEphemeral", "conversations.open"}
+            new = [
+                (c.method, c.args.get("channel"))
+                for c in bot.slack.calls[calls_before:]
+                if c.method not in answer_calls
+                and not (c.method == "chat.postMessage" and str(c.args.get("channel")) == f"D{user}")
+            ]
+            assert new == [], (name, user, new)
         assert (await w.row(w.b)).status == b_before.status  # nothing ever touches the other incident
 
 
