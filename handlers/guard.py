@@ -85,19 +85,23 @@ async def require(svc: Services, user: str, perm: Perm, inc: Incident | None = N
 async def record_refusal(
     svc: Services, user: str, decision: Decision, what: str, inc: Incident | None
 ) -> None:
-    log.info("refused %s to %s: %s", decision.perm, user, decision.reason or decision.who)
+    log.info("refused %s to %s: %s", decision.perm, user, "try again" if decision.retry else decision.who)
     if inc is None:
         return
     why = "could not check membership" if decision.retry else f"only {decision.who}"
+    now = svc.clock.now()
     async with svc.db.session() as s:
         await service.add_event(
             s,
             inc.id,
             "refused",
             f"Refused: <@{user}> tried to {what} ({why})",
-            at=svc.clock.now(),
+            at=now,
             actor=user,
             data={"perm": str(decision.perm), "user": user, "retry": decision.retry, "who": decision.who},
+            # One row per person, permission and minute: someone hammering a command cannot flood the
+            # timeline (or the PIR) with refusals.
+            dedupe_key=f"{inc.id}:refused:{user[:32]}:{decision.perm}:{now:%Y%m%d%H%M}",
         )
 
 

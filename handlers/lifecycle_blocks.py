@@ -54,6 +54,7 @@ KIND_ICONS = {
     "joined": "👋",
     "check": "🩺",
     "ticket": "🎫",
+    "refused": "🛑",
 }
 
 
