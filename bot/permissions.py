@@ -24,6 +24,7 @@ class Perm(StrEnum):
     REASSIGN = "reassign"  # commander, comms
     RESOLVE_ANYWAY = "resolve_anyway"
     DRILL = "drill"  # start a drill or a tabletop
+    TABLETOP = "tabletop"  # answer a tabletop step (Done / Blocked)
     FACTORY = "factory"  # change the Factory (chaos) from Slack or the CLI
     SIGNOFF_PRODUCT = "signoff_product"
     SIGNOFF_OPS = "signoff_ops"
@@ -87,6 +88,7 @@ RULES: dict[Perm, Rule] = {
         "the commander and the roster's level 3 and above (lead, VP, CEO)",
         lambda a: a.commander or any(level >= 3 for level in a.roster_levels),
     ),
+    Perm.TABLETOP: Rule("members of the channel running the tabletop", _member, needs_membership=True),
     Perm.DRILL: Rule("the DR admins (DR_ADMINS)", lambda a: a.dr_admin),
     Perm.FACTORY: Rule("the DR admins (DR_ADMINS)", lambda a: a.dr_admin),
     Perm.SIGNOFF_PRODUCT: Rule("the product owner (DR_PRODUCT_OWNER)", lambda a: a.product_owner),

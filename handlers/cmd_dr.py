@@ -10,6 +10,7 @@ from bot.dr import drill as drills
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.health.flows import run_check
+from bot.models import Drill
 from bot.permissions import signoff_perm
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
@@ -277,8 +278,16 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     act = body["actions"][0]
     outcome = "done" if act.get("action_id") == "tabletop_done" else "blocked"
     drill_id, _, index = str(act.get("value", "")).partition(":")
-    if not drill_id.isdigit() or not index.isdigit():
+    if not (drill_id.isdigit() and index.isdigit() and len(drill_id) < 16 and len(index) < 6):
         raise UsageError("That button is out of date; run `/incident drill tabletop` again.")
+    async with ctx.svc.db.session() as s:
+        row = await s.get(Drill, int(drill_id))
+    room = str((row.report or {}).get("channel") or "") if row is not None else ""
+    if not room:
+        return Reply("That tabletop no longer exists.", ok=False)
+    if ctx.channel != room:  # the button is bound to the channel its tabletop runs in
+        raise UsageError(f"That button belongs to the tabletop in <#{room}>; nothing was recorded.")
+    await ctx.require("tabletop", channel=room)
     ans = await drills.answer_tabletop(ctx.svc, int(drill_id), int(index), outcome, ctx.user)
     if ans.state == "missing":
         return Reply("That tabletop no longer exists.", ok=False)

@@ -25,6 +25,7 @@ WHAT = {
     Perm.ESCALATE: "escalate {inc}",
     Perm.REASSIGN: "assign roles on {inc}",
     Perm.RESOLVE_ANYWAY: "resolve {inc} without the criteria",
+    Perm.TABLETOP: "answer this tabletop",
     Perm.DRILL: "start a DR drill",
     Perm.FACTORY: "change the Factory",
     Perm.SIGNOFF_PRODUCT: "sign off the DR plan for product",
@@ -40,15 +41,19 @@ class Refused(UsageError):
         self.decision = decision
 
 
-async def actor_facts(svc: Services, user: str, perm: Perm, inc: Incident | None) -> Actor:
-    """Only the facts `perm` needs: a Slack round trip for membership, a query for pages."""
+async def actor_facts(
+    svc: Services, user: str, perm: Perm, inc: Incident | None, channel: str | None = None
+) -> Actor:
+    """Only the facts `perm` needs: a Slack round trip for membership (of the incident's war room, or of
+    `channel` when there is no incident), a query for pages."""
     settings, roster = svc.settings, svc.playbook.roster
     member: bool | None = False
-    if RULES[perm].needs_membership and inc is not None and inc.channel_id:
+    room = inc.channel_id if inc is not None else channel
+    if RULES[perm].needs_membership and room:
         try:
-            member = user in await svc.chat.members(inc.channel_id)
+            member = user in await svc.chat.members(room)
         except ChatError as exc:
-            log.warning("membership of %s unknown (%s): refusing %s", inc.channel_id, exc.error, perm)
+            log.warning("membership of %s unknown (%s): refusing %s", room, exc.error, perm)
             member = None  # fail closed: the rule refuses with "try again"
     paged = False
     if perm is Perm.ACK and inc is not None:
@@ -67,17 +72,22 @@ async def actor_facts(svc: Services, user: str, perm: Perm, inc: Incident | None
     )
 
 
-async def check(svc: Services, user: str, perm: Perm, inc: Incident | None = None) -> Decision:
-    return decide(perm, await actor_facts(svc, user, perm, inc))
+async def check(
+    svc: Services, user: str, perm: Perm, inc: Incident | None = None, channel: str | None = None
+) -> Decision:
+    return decide(perm, await actor_facts(svc, user, perm, inc, channel))
 
 
-async def require(svc: Services, user: str, perm: Perm, inc: Incident | None = None) -> None:
+async def require(
+    svc: Services, user: str, perm: Perm, inc: Incident | None = None, channel: str | None = None
+) -> None:
     """Allowed, or raise Refused (the answer) after recording the refusal on the incident's timeline."""
-    decision = await check(svc, user, perm, inc)
+    decision = await check(svc, user, perm, inc, channel)
     if decision.allowed:
         return
     what = WHAT.get(perm, str(perm)).format(inc=inc.id if inc is not None else "this")
-    message = decision.message(what, f"<#{inc.channel_id}>" if inc is not None and inc.channel_id else "it")
+    room = inc.channel_id if inc is not None else channel
+    message = decision.message(what, f"<#{room}>" if room else "it")
     await record_refusal(svc, user, decision, what, inc)
     raise Refused(message, decision)
 

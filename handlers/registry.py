@@ -40,12 +40,13 @@ class Ctx:
         await self.require("change", inc)
         return inc
 
-    async def require(self, perm: str, inc: Incident | None = None) -> None:
-        """The one permission check (handlers/guard.py); `perm` is a bot.permissions.Perm name."""
+    async def require(self, perm: str, inc: Incident | None = None, *, channel: str | None = None) -> None:
+        """The one permission check (handlers/guard.py); `perm` is a bot.permissions.Perm name, `channel`
+        the room whose members count when there is no incident (a tabletop)."""
         from bot.permissions import Perm
         from handlers.guard import require
 
-        await require(self.svc, self.user, Perm(perm), inc)
+        await require(self.svc, self.user, Perm(perm), inc, channel)
 
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]

@@ -323,3 +323,30 @@ async def test_cli_drill_against_a_real_factory_needs_the_explicit_flag(
         assert (await conn.execute(select(func.count()).select_from(Drill))).scalar_one() == 0
         assert (await conn.execute(select(func.count()).select_from(Incident))).scalar_one() == 0
     await engine.dispose()
+
+
+async def test_tabletop_steps_are_answered_by_the_channel_running_it(bot: BotHarness) -> None:
+    room = bot.slack.add_channel("dr-tabletop", members=["UBOT", DR_ADMIN, COMMANDER]).id
+    _, url = await bot.command("drill tabletop", user=COMMANDER, channel=room)
+    assert bot.last_reply(url).startswith("🛑 Only the DR admins")
+    _, url = await bot.command("drill tabletop", user=DR_ADMIN, channel=room)
+    assert "Tabletop started" in bot.last_reply(url)
+    [step] = [m for m in bot.slack.messages[room] if m.text.startswith("Tabletop step 1/")]
+    [done] = [e for b in step.blocks or [] if b["type"] == "actions" for e in b["elements"][:1]]
+
+    async def first_step() -> dict[str, Any]:
+        async with bot.svc.db.session() as s:
+            [drill] = (await s.execute(select(Drill))).scalars()
+        return dict(drill.report["steps"][0])
+
+    for user in (OUTSIDER, OTHER, PAGED):
+        await bot.action("tabletop_done", done["value"], user=user, channel=room)
+    await bot.action("tabletop_done", done["value"], user=COMMANDER, channel=w_channel(bot))
+    assert (await first_step()).get("outcome") is None
+    await bot.action("tabletop_done", done["value"], user=COMMANDER, channel=room)
+    assert (await first_step()).get("by") == COMMANDER
+
+
+def w_channel(bot: BotHarness) -> str:
+    """Some other channel the bot is in."""
+    return bot.slack.add_channel("elsewhere", members=["UBOT", COMMANDER]).id
