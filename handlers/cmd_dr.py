@@ -10,8 +10,7 @@ from bot.dr import drill as drills
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.health.flows import run_check
-from bot.models import Drill
-from bot.permissions import signoff_perm
+from bot.permissions import Perm, signoff_perm
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
 from handlers.blocks import (
@@ -141,7 +140,7 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
 @command("drill")
 async def drill(ctx: Ctx, cmd: Command) -> Reply:
     scenario = str(cmd.args.get("scenario", ""))
-    await ctx.require("drill")  # DR admins only, before anything reaches the Factory
+    await ctx.require(Perm.DRILL)  # DR admins only, before anything reaches the Factory
     if scenario == drills.TABLETOP:
         return await _tabletop(ctx)
     try:
@@ -169,7 +168,7 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
 async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """Check now and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
     inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
-    await ctx.require("change", inc)  # war-room members only
+    await ctx.require(Perm.CHANGE, inc)  # war-room members only
     report = await run_check(ctx.svc, incident_id=inc.id, kind="check", actor=ctx.user)
     finished = await drills.finish_drill_if_any(ctx.svc, inc.id, ctx.user)
     if finished is not None:
@@ -280,14 +279,12 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     drill_id, _, index = str(act.get("value", "")).partition(":")
     if not (drill_id.isdigit() and index.isdigit() and len(drill_id) < 16 and len(index) < 6):
         raise UsageError("That button is out of date; run `/incident drill tabletop` again.")
-    async with ctx.svc.db.session() as s:
-        row = await s.get(Drill, int(drill_id))
-    room = str((row.report or {}).get("channel") or "") if row is not None else ""
+    room = await drills.tabletop_channel(ctx.svc, int(drill_id))
     if not room:
         return Reply("That tabletop no longer exists.", ok=False)
     if ctx.channel != room:  # the button is bound to the channel its tabletop runs in
         raise UsageError(f"That button belongs to the tabletop in <#{room}>; nothing was recorded.")
-    await ctx.require("tabletop", channel=room)
+    await ctx.require(Perm.TABLETOP, channel=room)
     ans = await drills.answer_tabletop(ctx.svc, int(drill_id), int(index), outcome, ctx.user)
     if ans.state == "missing":
         return Reply("That tabletop no longer exists.", ok=False)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, recover, run_check
+from bot.health.playbook_doc import sections
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
-from bot.incidents import service
 from bot.incidents.flows import DeclareRequest
+from bot.permissions import Perm
 from bot.ports import ChatError, Reply
 from bot.slack_text import esc, esc_clip
 from handlers import blocks as bk
@@ -52,8 +54,7 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
 @command("check")
 async def check(ctx: Ctx, cmd: Command) -> Reply | None:
     svc = ctx.svc
-    async with svc.db.session() as s:
-        inc = await service.by_channel(s, ctx.channel)
+    inc = await service.load_by_channel(svc.db, ctx.channel)
     total = check_count(svc)
     if inc is None:
         report = await run_check(svc, actor=ctx.user)
@@ -80,7 +81,7 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
 async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
     assert inc.channel_id is not None
-    await ctx.require("change", inc)  # war-room members only
+    await ctx.require(Perm.CHANGE, inc)  # war-room members only
     await ctx.svc.chat.post(
         inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
     )
@@ -110,8 +111,6 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
 
 @command("playbook")
 async def playbook(ctx: Ctx, cmd: Command) -> Reply:
-    from bot.health.playbook_doc import sections
-
     wanted = cmd.args.get("section")
     parts = sections()
     if wanted:

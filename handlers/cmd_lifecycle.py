@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.incidents import service
+from bot import incident_store as service
 from bot.incidents.flows import DeclareRequest
 from bot.incidents.lifecycle import (
     LifecycleFlows,
@@ -18,6 +18,7 @@ from bot.incidents.lifecycle import (
     status_options,
 )
 from bot.models import Incident
+from bot.permissions import Perm
 from bot.ports import ChatError, Reply
 from bot.slack_text import from_slack
 from handlers import lifecycle_blocks as lb
@@ -31,8 +32,7 @@ log = logging.getLogger("incident_bot.lifecycle")
 
 async def war_room_incident(ctx: Ctx, *, change: bool) -> Incident:
     """The incident of the channel the command came from; elsewhere, say which war rooms are open."""
-    async with ctx.svc.db.session() as s:
-        inc = await service.by_channel(s, ctx.channel)
+    inc = await service.load_by_channel(ctx.svc.db, ctx.channel)
     if inc is None:
         raise UsageError(lb.where_to_run(await open_war_rooms(ctx.svc)))
     return await ctx.incident_to_change() if change else inc
@@ -40,8 +40,7 @@ async def war_room_incident(ctx: Ctx, *, change: bool) -> Incident:
 
 async def incident_by_id(ctx: Ctx, incident_id: str, *, change: bool) -> Incident:
     """For buttons and forms, which carry the incident id: the same checks, against its war room."""
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id[:40])
+    inc = await service.load(ctx.svc.db, incident_id[:40])
     if inc is None or not inc.channel_id:
         raise UsageError("That incident no longer exists.")
     ctx.channel = inc.channel_id
@@ -86,7 +85,7 @@ async def severity(ctx: Ctx, cmd: Command) -> Reply:
 
 async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply:
     inc = await war_room_incident(ctx, change=False)
-    await ctx.require("reassign", inc)
+    await ctx.require(Perm.REASSIGN, inc)
     return _reply(await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, role, str(cmd.args["user"])))
 
 
@@ -156,7 +155,7 @@ _DECLARE_HINT = "`/incident declare P1 <summary> [--area db|app|infra|security|a
 @action("resolve_anyway")
 async def resolve_anyway(ctx: Ctx, body: dict[str, Any]) -> Reply:
     inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
-    await ctx.require("resolve_anyway", inc)
+    await ctx.require(Perm.RESOLVE_ANYWAY, inc)
     result = await LifecycleFlows(ctx.svc).resolve(inc.id, ctx.user, force=True)
     return Reply(result.text, ok=result.ok)
 

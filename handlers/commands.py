@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.escalation import flows as esc
-from bot.incidents import service
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
+from bot.permissions import Perm
 from bot.ports import Reply
 from bot.slack_text import from_slack
-from handlers.parse import USAGE, Command
+from handlers import table
+from handlers.parse import Command
 from handlers.registry import Ctx, action, command
 
 
 @command("help")
 async def help_(ctx: Ctx, cmd: Command) -> Reply:
-    return Reply(USAGE)
+    return Reply(table.help_text(table.build()))
 
 
 async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
@@ -26,8 +28,7 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
         return Reply(f"{result.incident_id} is already open for this problem: <#{result.channel_id}>")
     if result.incident_id is None:
         return Reply("That request was already handled.")
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, result.incident_id)
+    inc = await service.load(ctx.svc.db, result.incident_id)
     assert inc is not None
     text, blocks = ctx.svc.render.declared_reply(
         IncidentCard.of(inc, ctx.svc.playbook), result.channel_id, result.error
@@ -39,10 +40,8 @@ async def run_declare(ctx: Ctx, req: DeclareRequest) -> Reply:
     flows = IncidentFlows(ctx.svc)
     result = await flows.declare(req)
     if result.created and result.incident_id:
-        from bot.timers import run_due
-
         # Fire the steps due at declare (L1) here rather than waiting for the worker's next poll.
-        await run_due(ctx.svc, "web", incident_id=result.incident_id)
+        await ctx.svc.kick(result.incident_id)
     return await declared_reply(ctx, result)
 
 
@@ -62,7 +61,7 @@ async def declare(ctx: Ctx, cmd: Command) -> Reply:
 @command("ack")
 async def ack(ctx: Ctx, cmd: Command) -> Reply:
     inc = await ctx.incident_here()
-    await ctx.require("ack", inc)
+    await ctx.require(Perm.ACK, inc)
     result = await esc.acknowledge(ctx.svc, inc.id, ctx.user, "command")
     return _ack_reply(result)
 
@@ -82,19 +81,18 @@ def _ack_reply(result: esc.AckResult) -> Reply:
 @command("escalate")
 async def escalate(ctx: Ctx, cmd: Command) -> Reply:
     inc = await ctx.incident_here()
-    await ctx.require("escalate", inc)
+    await ctx.require(Perm.ESCALATE, inc)
     return Reply(await esc.escalate_now(ctx.svc, inc.id, ctx.user))
 
 
 @action("ack_incident")
 async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
     incident_id = str(body["actions"][0].get("value", ""))[:40]
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id)
+    inc = await service.load(ctx.svc.db, incident_id)
     if inc is None:
         return Reply("That incident no longer exists.", ok=False)
     # The value names the incident; whoever presses must be allowed to acknowledge *that* one.
-    await ctx.require("ack", inc)
+    await ctx.require(Perm.ACK, inc)
     return _ack_reply(await esc.acknowledge(ctx.svc, inc.id, ctx.user, "button"))
 
 

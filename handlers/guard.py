@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
-from bot.models import Incident, Page
+from bot.models import Incident
 from bot.permissions import RULES, Actor, Decision, Perm, decide
 from bot.ports import ChatError
 from handlers.parse import UsageError
@@ -57,9 +55,7 @@ async def actor_facts(
             member = None  # fail closed: the rule refuses with "try again"
     paged = False
     if perm is Perm.ACK and inc is not None:
-        async with svc.db.session() as s:
-            rows = (await s.execute(select(Page.users).where(Page.incident_id == inc.id))).scalars()
-            paged = any(user in (u or {}).get("ids", []) for u in rows)
+        paged = await service.was_paged(svc.db, inc.id, user)
     return Actor(
         user=user,
         member=member,
@@ -100,26 +96,24 @@ async def record_refusal(
         return
     why = "could not check membership" if decision.retry else f"only {decision.who}"
     now = svc.clock.now()
-    async with svc.db.session() as s:
-        await service.add_event(
-            s,
-            inc.id,
-            "refused",
-            f"Refused: <@{user}> tried to {what} ({why})",
-            at=now,
-            actor=user,
-            data={"perm": str(decision.perm), "user": user, "retry": decision.retry, "who": decision.who},
-            # One row per person, permission and minute: someone hammering a command cannot flood the
-            # timeline (or the PIR) with refusals.
-            dedupe_key=f"{inc.id}:refused:{user[:32]}:{decision.perm}:{now:%Y%m%d%H%M}",
-        )
+    await service.record_event(
+        svc.db,
+        inc.id,
+        "refused",
+        f"Refused: <@{user}> tried to {what} ({why})",
+        at=now,
+        actor=user,
+        data={"perm": str(decision.perm), "user": user, "retry": decision.retry, "who": decision.who},
+        # One row per person, permission and minute: someone hammering a command cannot flood the
+        # timeline (or the PIR) with refusals.
+        dedupe_key=f"{inc.id}:refused:{user[:32]}:{decision.perm}:{now:%Y%m%d%H%M}",
+    )
 
 
 async def button_incident(svc: Services, incident_id: str, pressed_in: str) -> Incident:
     """The incident a war-room button acts on. The value is bound to the channel the button lives in: a
     button (or a hand-edited value) for incident A pressed in B's war room, or anywhere else, does nothing."""
-    async with svc.db.session() as s:
-        inc = await service.get(s, incident_id[:40])
+    inc = await service.load(svc.db, incident_id[:40])
     if inc is None or not inc.channel_id:
         raise UsageError("That incident no longer exists.")
     if pressed_in != inc.channel_id:

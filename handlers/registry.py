@@ -6,9 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.models import Incident
+from bot.permissions import Perm
 from bot.ports import Reply
+from handlers import guard
 from handlers.parse import Command, UsageError
 
 
@@ -25,10 +28,7 @@ class Ctx:
 
     async def incident_here(self) -> Incident:
         """The incident whose war room this is, or a clear answer saying where to run the command."""
-        from bot.incidents import service
-
-        async with self.svc.db.session() as s:
-            inc = await service.by_channel(s, self.channel)
+        inc = await service.load_by_channel(self.svc.db, self.channel)
         if inc is None:
             raise UsageError("Run this in an incident's war room channel (`#incident-…`).")
         return inc
@@ -37,16 +37,13 @@ class Ctx:
         """As incident_here, and the caller must be a member of the war room to change it. Fails closed:
         when Slack cannot say who is in the channel, the answer is "try again", not yes."""
         inc = await self.incident_here()
-        await self.require("change", inc)
+        await self.require(Perm.CHANGE, inc)
         return inc
 
-    async def require(self, perm: str, inc: Incident | None = None, *, channel: str | None = None) -> None:
-        """The one permission check (handlers/guard.py); `perm` is a bot.permissions.Perm name, `channel`
+    async def require(self, perm: Perm, inc: Incident | None = None, *, channel: str | None = None) -> None:
+        """The one permission check (handlers/guard.py); `perm` is a bot.permissions.Perm, `channel`
         the room whose members count when there is no incident (a tabletop)."""
-        from bot.permissions import Perm
-        from handlers.guard import require
-
-        await require(self.svc, self.user, Perm(perm), inc, channel)
+        await guard.require(self.svc, self.user, perm, inc, channel)
 
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]

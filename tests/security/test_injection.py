@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from bot.config import Settings
 from bot.models import Incident
-from bot.sandbox.slack_standin import Channel, SlackStandin
 from bot.slack_text import esc, esc_clip, from_slack
+from sandbox.slack_standin import Channel, SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
 

@@ -6,6 +6,7 @@ DM but not invited). Incident B is declared by UOTHER. UOUTSIDER is in no war ro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +15,17 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Settings
+from bot.db import make_engine
+from bot.dr.drill import drill_main
 from bot.models import ActionItem, Drill, Incident, Signoff, TimelineEvent
 from bot.permissions import RULES, Actor, Perm, decide
-from bot.sandbox.slack_standin import SlackStandin
+from handlers import guard
+from handlers.app import TABLE as COMMAND_TABLE
+from handlers.parse import parse
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
+from wiring.services import open_services
 
 OUTSIDER, OTHER, PAGED, COMMANDER = "UOUTSIDER", "UOTHER", "U02SECOND", "UDECLARER"
 ACTORS = (OUTSIDER, OTHER, PAGED, COMMANDER)
@@ -307,14 +314,11 @@ def test_every_rule_says_who_and_membership_rules_fail_closed(perm: Perm) -> Non
 async def test_cli_drill_against_a_real_factory_needs_the_explicit_flag(
     db_url: str, slack: SlackStandin, servers: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
-
-    from bot.db import make_engine
-    from bot.dr.drill import drill_main
-
     # `--target factory`: treat FACTORY_URL as the real Factory (as detection does for one without /_sim).
     settings = make_settings(db_url, slack, factory_url=servers.factory_url)
-    code = await asyncio.to_thread(drill_main, ["throttle", "--target", "factory"], settings=settings)
+    code = await asyncio.to_thread(
+        drill_main, ["throttle", "--target", "factory"], open_services, settings=settings
+    )
     err = capsys.readouterr().err
     assert code == 1 and "--allow-real-factory" in err
     assert not servers.sim.state()["chaos"]  # the vendor chaos PUT was never sent
@@ -350,3 +354,67 @@ async def test_tabletop_steps_are_answered_by_the_channel_running_it(bot: BotHar
 def w_channel(bot: BotHarness) -> str:
     """Some other channel the bot is in."""
     return bot.slack.add_channel("elsewhere", members=["UBOT", COMMANDER]).id
+
+
+# -- the command table's permission column says what the handlers enforce ---------------------------------
+
+# Each row of handlers/table.py, typed in A's war room (several texts when the arguments decide the Perm).
+# A command added to the table needs a line here: its column is checked against its handler below.
+SAMPLES: dict[str, tuple[str, ...]] = {
+    "help": ("help",),
+    "declare": ("declare P3 Something else",),
+    "declare_modal": ("declare",),
+    "ack": ("ack", "acknowledge"),
+    "escalate": ("escalate",),
+    "update": ("update",),
+    "status": ("status MONITORING",),
+    "severity": ("severity P1",),
+    "commander": (f"commander <@{OTHER}>",),
+    "comms": (f"comms <@{OTHER}>",),
+    "note": ("note checked the dashboards",),
+    "timeline": ("timeline",),
+    "check": ("check",),
+    "action_add": (f'action add "Add a timeout" <@{OTHER}> 2026-12-24',),
+    "action_done": ("action done 1",),
+    "actions": ("actions",),
+    "pir": ("pir",),
+    "stats": ("stats",),
+    "playbook": ("playbook",),
+    "drill": ("drill fail", "drill tabletop"),
+    "dr_status": ("dr status",),
+    "dr_signoff": ("dr signoff product", "dr signoff ops"),
+    "resolve": ("resolve",),
+    "reopen": ("reopen",),
+}
+
+
+async def test_the_command_tables_permission_is_what_each_handler_requires(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set(SAMPLES) == set(COMMAND_TABLE), "add a sample for each command table row (or drop a stale one)"
+    checked: list[Perm] = []
+    real_check = guard.check
+
+    async def spy(svc: Any, user: str, perm: Perm, *args: Any) -> Any:
+        checked.append(perm)
+        return await real_check(svc, user, perm, *args)
+
+    monkeypatch.setattr(guard, "check", spy)
+    w = await make_world(bot)
+    disagree = []
+    for name, texts in SAMPLES.items():
+        for text in texts:
+            cmd = parse(text)
+            assert cmd.name == name, (name, text)
+            expected = COMMAND_TABLE[name].permission_for(cmd)
+            checked.clear()
+            for user in (OUTSIDER, COMMANDER):  # refused at the check, and allowed past it (all checks seen)
+                await slash(text)(w, user)
+            seen = set(checked)
+            if expected in (Perm.ANYONE, Perm.READ):
+                ok = seen <= {expected}  # nothing to check: anyone may
+            else:
+                ok = seen == {expected}
+            if not ok:
+                disagree.append(f"{text!r}: the table says {expected}, the handler checked {sorted(seen)}")
+    assert not disagree, "\n".join(disagree)
