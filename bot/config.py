@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     grafana_credentials: SecretStr | None = None
     alerts_file: Path = CONTENT_DIR / "alerts.yaml"
     alerts_max_body: int = 4 * 1024 * 1024  # bytes; 1,000 Grafana alerts are about 1.5 MB
+    # Who may do what beyond war-room membership (bot/permissions.py). Slack user ids, comma-separated.
+    dr_admins: str = ""  # start drills and tabletops, change the Factory
+    dr_product_owner: str = ""  # signs dr-plan.md for product
+    dr_ops_owner: str = ""  # signs dr-plan.md for operations
+    # A drill from Slack against a FACTORY_URL that is not the simulator starts real chaos: off unless set.
+    drills_allow_real_factory: bool = False
     # Retention (the worker's retention tick, docs/architecture.md): finished bookkeeping rows are deleted
     # after these many days; incidents, timeline events and pages are kept. 0 keeps that kind forever.
     retention_interval: float = 3600.0  # seconds between passes in one worker
@@ -83,6 +89,9 @@ class Settings(BaseSettings):
     def _slash(cls, v: str) -> str:
         return v if v.endswith("/") else v + "/"
 
+    def dr_admin_ids(self) -> frozenset[str]:
+        return _ids(self.dr_admins)
+
     def secret(self, name: str) -> str:
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else ""
@@ -99,6 +108,10 @@ class Settings(BaseSettings):
 
     def link_secret(self) -> bytes:
         return (self.secret("server_secret") or self.secret("slack_signing_secret") or "dev").encode()
+
+
+def _ids(value: str) -> frozenset[str]:
+    return frozenset(u for u in value.replace(",", " ").split() if u)
 
 
 @lru_cache

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import Database
-from bot.models import Incident, ProcessedRequest, TimelineEvent
+from bot.models import Incident, Page, ProcessedRequest, TimelineEvent
 from bot.states import IncidentStatus
 
 
@@ -141,3 +141,28 @@ async def claim_request_once(db: Database, key: str, at: datetime) -> bool:
     """True the first time `key` is seen (then it is recorded), False for a retry of it."""
     async with db.session() as s:
         return await claim_request(s, key, at)
+
+
+async def was_paged(db: Database, incident_id: str, user: str) -> bool:
+    """True when one of the incident's pages went to `user` (who may then acknowledge it)."""
+    async with db.session() as s:
+        rows = (await s.execute(select(Page.users).where(Page.incident_id == incident_id))).scalars()
+        return any(user in (u or {}).get("ids", []) for u in rows)
+
+
+async def record_event(
+    db: Database,
+    incident_id: str,
+    kind: str,
+    text: str,
+    *,
+    at: datetime,
+    actor: str | None = None,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> bool:
+    """add_event in its own transaction (a refusal on the timeline, from the permission guard)."""
+    async with db.session() as s:
+        return await add_event(
+            s, incident_id, kind, text, at=at, actor=actor, data=data, dedupe_key=dedupe_key
+        )

@@ -15,6 +15,7 @@ from bot.context import Services
 from bot.db import DatabaseUnavailable
 from bot.errors import UserFacingError
 from bot.ports import ChatError, Reply
+from bot.slack_text import esc, from_slack
 
 # The command modules, named explicitly: importing them registers their handlers, actions, events, views.
 from handlers import (
@@ -130,7 +131,7 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
     if cmd.name == "declare":
         return {
             "response_type": "ephemeral",
-            "text": f"⏳ Declaring {cmd.args['severity']}: {cmd.args['summary']}…",
+            "text": f"⏳ Declaring {cmd.args['severity']}: {esc(from_slack(str(cmd.args['summary'])))}…",
         }
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.incidents.card import IncidentCard
+from bot.slack_text import esc, esc_clip
 
 Blocks = list[dict[str, Any]]
 
@@ -68,8 +69,9 @@ def _user(u: str | None) -> str:
     return f"<@{u}>" if u else "_unassigned_"
 
 
-def _or_dash(text: str) -> str:
-    return text.strip() or "_not yet known_"
+def _or_dash(text: str, limit: int = 2900) -> str:
+    """A template field as typed, escaped for mrkdwn (people's text never becomes a mention or a link)."""
+    return esc_clip(text.strip(), limit) if text.strip() else "_not yet known_"
 
 
 TEMPLATE_ACTIONS = "template_actions"
@@ -95,11 +97,11 @@ class BlockKitRenderer:
 
     def template(self, card: IncidentCard) -> tuple[str, Blocks]:
         drill = "[DRILL] " if card.is_drill else ""
-        title = f"{drill}🚨 {card.id}: {card.summary}"
+        title = f"{drill}🚨 {card.id}: {card.summary}"  # plain_text: Slack reads no markup in it
         blocks: Blocks = [
             header(title),
             section(
-                f"*Summary*\n{clip(card.summary, 1900)}",
+                f"*Summary*\n{esc_clip(card.summary, 1900)}",
                 fields=[
                     f"*Incident ID*\n{card.id}",
                     f"*Severity*\n{card.severity_label}",
@@ -124,7 +126,7 @@ class BlockKitRenderer:
         if card.status != "RESOLVED":  # a resolved incident's template is a record: nothing left to press
             blocks.append(template_actions(card))
         blocks.append(context("Edit with `/incident update` · this message is edited in place"))
-        return f"{drill}{card.id} [{card.severity_label}] {card.status}: {card.summary}", blocks
+        return f"{drill}{card.id} [{card.severity_label}] {card.status}: {esc(card.summary)}", blocks
 
     def declared_reply(
         self, card: IncidentCard, channel_id: str | None, error: str | None
@@ -154,11 +156,11 @@ class BlockKitRenderer:
     def page_dm(self, page: Any) -> tuple[str, Blocks]:
         drill = "[DRILL] " if page.is_drill else ""
         room = f"<#{page.channel_id}>" if page.channel_id else "(war room not ready yet)"
-        text = f"{drill}Page L{page.level}: {page.incident_id} {page.severity_label}: {page.summary}"
+        text = f"{drill}Page L{page.level}: {page.incident_id} {page.severity_label}: {esc(page.summary)}"
         blocks: Blocks = [
             header(f"{drill}📟 {page.incident_id} needs you"),
             section(
-                f"*{clip(page.summary, 1500)}*",
+                f"*{esc_clip(page.summary, 1500)}*",
                 fields=[
                     f"*Severity*\n{page.severity_label}",
                     f"*Open for*\n{page.open_for}",

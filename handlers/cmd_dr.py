@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import incident_store as service
 from bot.dr import drill as drills
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.health.flows import run_check
+from bot.permissions import Perm, signoff_perm
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
 from handlers.blocks import (
@@ -23,6 +23,7 @@ from handlers.blocks import (
     header,
     section,
 )
+from handlers.guard import button_incident
 from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
@@ -139,6 +140,7 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
 @command("drill")
 async def drill(ctx: Ctx, cmd: Command) -> Reply:
     scenario = str(cmd.args.get("scenario", ""))
+    await ctx.require(Perm.DRILL)  # DR admins only, before anything reaches the Factory
     if scenario == drills.TABLETOP:
         return await _tabletop(ctx)
     try:
@@ -147,6 +149,7 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
             scenario,
             ctx.user,
             request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None,
+            allow_real_factory=ctx.svc.settings.drills_allow_real_factory,
         )
     except drills.DrillRefused as exc:
         raise UsageError(f"🛑 {exc.message}") from exc
@@ -164,12 +167,8 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
 @action("drill_check")
 async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """Check now and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
-    incident_id = str(body["actions"][0].get("value", ""))
-    inc = await service.load(ctx.svc.db, incident_id)
-    if inc is None or not inc.channel_id:
-        return Reply("That drill's incident has no war room.", ok=False)
-    ctx.channel = inc.channel_id
-    await ctx.incident_to_change()  # war-room members only
+    inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
+    await ctx.require(Perm.CHANGE, inc)  # war-room members only
     report = await run_check(ctx.svc, incident_id=inc.id, kind="check", actor=ctx.user)
     finished = await drills.finish_drill_if_any(ctx.svc, inc.id, ctx.user)
     if finished is not None:
@@ -278,8 +277,14 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     act = body["actions"][0]
     outcome = "done" if act.get("action_id") == "tabletop_done" else "blocked"
     drill_id, _, index = str(act.get("value", "")).partition(":")
-    if not drill_id.isdigit() or not index.isdigit():
+    if not (drill_id.isdigit() and index.isdigit() and len(drill_id) < 16 and len(index) < 6):
         raise UsageError("That button is out of date; run `/incident drill tabletop` again.")
+    room = await drills.tabletop_channel(ctx.svc, int(drill_id))
+    if not room:
+        return Reply("That tabletop no longer exists.", ok=False)
+    if ctx.channel != room:  # the button is bound to the channel its tabletop runs in
+        raise UsageError(f"That button belongs to the tabletop in <#{room}>; nothing was recorded.")
+    await ctx.require(Perm.TABLETOP, channel=room)
     ans = await drills.answer_tabletop(ctx.svc, int(drill_id), int(index), outcome, ctx.user)
     if ans.state == "missing":
         return Reply("That tabletop no longer exists.", ok=False)
@@ -316,6 +321,7 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
 @command("dr_signoff")
 async def dr_signoff(ctx: Ctx, cmd: Command) -> Reply:
     role = str(cmd.args.get("role", ""))
+    await ctx.require(signoff_perm(role))  # the configured owner for that role, by Slack id
     try:
         result = await sign(
             ctx.svc, role, ctx.user, request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None

@@ -10,9 +10,12 @@ from bot.health.flows import check_count, recover, run_check
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
 from bot.incidents.flows import DeclareRequest
+from bot.permissions import Perm
 from bot.ports import ChatError, Reply
+from bot.slack_text import esc, esc_clip
 from handlers import blocks as bk
 from handlers.commands import run_declare
+from handlers.guard import button_incident
 from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
@@ -28,7 +31,9 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
             + (f" · suggested severity *{sev}*" if sev else "")
             + f" · {report.checks} checks in {report.wall_ms:.0f} ms"
         ),
-        bk.section(f"```{bk.clip(render_table(report), 2900)}```"),
+        # The table carries the Factory's own messages: escaped like people's text (Slack parses `<…>` in
+        # code blocks too).
+        bk.section(f"```{esc_clip(render_table(report), 2900)}```"),
     ]
     buttons = []
     if report.report_url and incident_id:
@@ -57,10 +62,10 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
     lines: list[str] = []
 
     async def progress(result: ProbeResult) -> None:
-        lines.append(f"{ICON.get(result.status, '')} {render_progress(result, len(lines) + 1, total)}")
+        lines.append(f"{ICON.get(result.status, '')} {esc(render_progress(result, len(lines) + 1, total))}")
         text = f"🩺 Running {total} checks… ({len(lines)}/{total})\n" + "\n".join(lines)
         try:
-            await svc.chat.update(ctx.channel, ts, text, [bk.section(bk.clip(text, 2900))])
+            await svc.chat.update(ctx.channel, ts, text, [bk.section(esc_clip(text, 2900))])
         except ChatError:
             pass  # progress is cosmetic; the final message below is what counts
 
@@ -73,17 +78,14 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
 
 @action("run_recovery")
 async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
-    incident_id = str(body["actions"][0].get("value", ""))
-    inc = await service.load(ctx.svc.db, incident_id)
-    if inc is None or not inc.channel_id:
-        return Reply("That incident has no war room.", ok=False)
-    ctx.channel = inc.channel_id
-    await ctx.incident_to_change()  # war-room members only
+    inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
+    assert inc.channel_id is not None
+    await ctx.require(Perm.CHANGE, inc)  # war-room members only
     await ctx.svc.chat.post(
         inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
     )
     run = await recover(ctx.svc, inc.id, ctx.user)
-    verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {run.recovery.detail}"
+    verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {esc(run.recovery.detail)}"
     text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
     blocks = [bk.section(f"*{text}*"), *report_blocks(run.after, incident_id=inc.id, title="After recovery")]
     await ctx.svc.chat.post(inc.channel_id, text, blocks)

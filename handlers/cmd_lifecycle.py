@@ -18,9 +18,12 @@ from bot.incidents.lifecycle import (
     status_options,
 )
 from bot.models import Incident
+from bot.permissions import Perm
 from bot.ports import ChatError, Reply
+from bot.slack_text import from_slack
 from handlers import lifecycle_blocks as lb
 from handlers.commands import run_declare
+from handlers.guard import button_incident
 from handlers.parse import Command, UsageError
 from handlers.registry import REPLACES_MESSAGE, VIEWS, Ctx, ViewHandler, action, command
 
@@ -85,7 +88,8 @@ async def severity(ctx: Ctx, cmd: Command) -> Reply | None:
 
 
 async def _role(ctx: Ctx, cmd: Command, role: Role) -> Reply | None:
-    inc = await war_room_incident(ctx, change=True)
+    inc = await war_room_incident(ctx, change=False)
+    await ctx.require(Perm.REASSIGN, inc)
     return _reply(await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, role, str(cmd.args["user"])))
 
 
@@ -102,7 +106,8 @@ async def comms(ctx: Ctx, cmd: Command) -> Reply | None:
 @command("note")
 async def note(ctx: Ctx, cmd: Command) -> Reply | None:
     inc = await war_room_incident(ctx, change=True)
-    return _reply(await LifecycleFlows(ctx.svc).note(inc.id, ctx.user, str(cmd.args["text"])))
+    text = from_slack(str(cmd.args["text"]))  # stored as typed: Slack sends a typed `<` as `&lt;`
+    return _reply(await LifecycleFlows(ctx.svc).note(inc.id, ctx.user, text))
 
 
 @command("resolve")
@@ -153,7 +158,8 @@ _DECLARE_HINT = "`/incident declare P1 <summary> [--area db|app|infra|security|a
 
 @action("resolve_anyway")
 async def resolve_anyway(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
+    inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
+    await ctx.require(Perm.RESOLVE_ANYWAY, inc)
     result = await LifecycleFlows(ctx.svc).resolve(inc.id, ctx.user, force=True)
     return Reply(result.text, ok=result.ok)
 

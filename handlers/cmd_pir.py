@@ -8,6 +8,7 @@ from bot.incidents import closing
 from bot.pir import flows
 from bot.pir.metrics import Measure, Stats, fmt_duration, fmt_rate, fmt_target
 from bot.ports import ChatError, Reply
+from bot.slack_text import esc, esc_clip, from_slack
 from handlers.blocks import MAX_BLOCKS, SECTION_MAX, Blocks, context, header, section
 from handlers.parse import Command
 from handlers.registry import Ctx, command
@@ -22,7 +23,7 @@ def _measure(m: Measure) -> str:
 
 def _mrkdwn(text: str) -> str:
     """People's text inside our mrkdwn: keep Slack from reading it as markup or mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return esc(text)
 
 
 def pir_blocks(p: flows.PirSummary) -> tuple[str, Blocks]:
@@ -31,7 +32,7 @@ def pir_blocks(p: flows.PirSummary) -> tuple[str, Blocks]:
     blocks: Blocks = [
         header(f"{drill}📝 Post-incident review: {p.incident_id}"),
         section(
-            f"*{_mrkdwn(p.summary)[:1500]}*",
+            f"*{esc_clip(p.summary, 1500)}*",
             fields=[
                 f"*Severity*\n{p.severity_label}",
                 f"*Status*\n{p.status}",
@@ -87,7 +88,7 @@ async def action_add(ctx: Ctx, cmd: Command) -> Reply:
     result = await flows.add_action(
         ctx.svc,
         inc.id,
-        str(a["text"]),
+        from_slack(str(a["text"])),  # stored as typed: Slack sends a typed `<` as `&lt;`
         str(owner) if owner else None,
         due if isinstance(due, date) else None,
         ctx.user,

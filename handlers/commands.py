@@ -8,7 +8,9 @@ from bot import incident_store as service
 from bot.escalation import flows as esc
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
+from bot.permissions import Perm
 from bot.ports import Reply
+from bot.slack_text import from_slack
 from handlers import table
 from handlers.parse import Command
 from handlers.registry import Ctx, action, command
@@ -51,7 +53,7 @@ async def declare(ctx: Ctx, cmd: Command) -> Reply:
     a: dict[str, Any] = cmd.args
     req = DeclareRequest(
         severity=str(a["severity"]),
-        summary=str(a["summary"]),
+        summary=from_slack(str(a["summary"])),  # stored as typed: Slack sends a typed `<` as `&lt;`
         user=ctx.user,
         area=a.get("area"),  # type: ignore[arg-type]
         request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None,
@@ -62,6 +64,7 @@ async def declare(ctx: Ctx, cmd: Command) -> Reply:
 @command("ack")
 async def ack(ctx: Ctx, cmd: Command) -> Reply:
     inc = await ctx.incident_here()
+    await ctx.require(Perm.ACK, inc)
     result = await esc.acknowledge(ctx.svc, inc.id, ctx.user, "command")
     return _ack_reply(result)
 
@@ -81,13 +84,19 @@ def _ack_reply(result: esc.AckResult) -> Reply:
 @command("escalate")
 async def escalate(ctx: Ctx, cmd: Command) -> Reply:
     inc = await ctx.incident_here()
+    await ctx.require(Perm.ESCALATE, inc)
     return Reply(await esc.escalate_now(ctx.svc, inc.id, ctx.user))
 
 
 @action("ack_incident")
 async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    incident_id = str(body["actions"][0].get("value", ""))
-    return _ack_reply(await esc.acknowledge(ctx.svc, incident_id, ctx.user, "button"))
+    incident_id = str(body["actions"][0].get("value", ""))[:40]
+    inc = await service.load(ctx.svc.db, incident_id)
+    if inc is None:
+        return Reply("That incident no longer exists.", ok=False)
+    # The value names the incident; whoever presses must be allowed to acknowledge *that* one.
+    await ctx.require(Perm.ACK, inc)
+    return _ack_reply(await esc.acknowledge(ctx.svc, inc.id, ctx.user, "button"))
 
 
 @action("retry_provision")

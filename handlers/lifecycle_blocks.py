@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import timefmt
+from bot.event_text import slack_text
 from bot.incidents.lifecycle import (
     MAX_FIELD,
     OPEN_STATUSES,
@@ -56,6 +57,7 @@ KIND_ICONS = {
     "check": "🩺",
     "ticket": "🎫",
     "public_update": "📣",
+    "refused": "🛑",
 }
 
 
@@ -291,12 +293,20 @@ def entry_line(e: TimelineEntry, tz: ZoneInfo | None) -> str:
     if e.kind == "pinned":
         who = f"<@{e.actor}>" if e.actor and e.actor.startswith(("U", "W")) else "someone"
         link = e.data.get("permalink")
-        body = f"{who}: “{clip(' '.join(e.text.split()), LINE_MAX - 150)}”" + (
-            f" <{link}|open>" if link else ""
-        )
+        said = " ".join(slack_text(e.kind, e.text, e.data).split())
+        body = f"{who}: “{clip(said, LINE_MAX - 150)}”" + (f" <{link}|open>" if _slack_url(link) else "")
     else:
-        body = e.text
+        body = slack_text(e.kind, e.text, e.data)
     return clip(f"{when} {icon} {body}", LINE_MAX)
+
+
+def _slack_url(link: object) -> bool:
+    """A permalink we got from Slack; anything else is not put inside `<…|open>`."""
+    return (
+        isinstance(link, str)
+        and link.startswith(("https://", "http://"))
+        and not any(c in link for c in "<>| ")
+    )
 
 
 def timeline_blocks(page: TimelinePage) -> tuple[str, Blocks]:

@@ -9,7 +9,9 @@ from typing import Any
 from bot import incident_store as service
 from bot.context import Services
 from bot.models import Incident
-from bot.ports import ChatError, Reply
+from bot.permissions import Perm
+from bot.ports import Reply
+from handlers import guard
 from handlers.parse import Command, UsageError
 
 
@@ -32,17 +34,16 @@ class Ctx:
         return inc
 
     async def incident_to_change(self) -> Incident:
-        """As incident_here, and the caller must be a member of the war room to change it."""
+        """As incident_here, and the caller must be a member of the war room to change it. Fails closed:
+        when Slack cannot say who is in the channel, the answer is "try again", not yes."""
         inc = await self.incident_here()
-        try:
-            members = await self.svc.chat.members(self.channel)
-        except ChatError:
-            return inc  # cannot tell: do not lock responders out because Slack is slow
-        if self.user not in members:
-            raise UsageError(
-                f"Only members of <#{self.channel}> can change {inc.id}. Join the channel first."
-            )
+        await self.require(Perm.CHANGE, inc)
         return inc
+
+    async def require(self, perm: Perm, inc: Incident | None = None, *, channel: str | None = None) -> None:
+        """The one permission check (handlers/guard.py); `perm` is a bot.permissions.Perm, `channel`
+        the room whose members count when there is no incident (a tabletop)."""
+        await guard.require(self.svc, self.user, perm, inc, channel)
 
 
 CommandHandler = Callable[[Ctx, Command], Awaitable[Reply | None]]

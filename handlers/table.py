@@ -11,19 +11,24 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
+from bot.permissions import Perm, signoff_perm
 from handlers.parse import _PARSERS, USAGE, Command
 from handlers.registry import COMMANDS, INSTANT, CommandHandler
 
+# Who may run a command: a bot.permissions.Perm, the same value the handler passes to Ctx.require
+# (handlers/guard.py enforces it; tests/security/test_permissions.py checks the column and the handlers agree).
+# When the arguments decide (`dr signoff product|ops`), a function of the parsed command gives the Perm.
+PermissionOf = Callable[[Command], Perm]
 
-class Permission(StrEnum):
-    """Who may run a command. The handlers enforce it (Ctx.incident_here / incident_to_change); the table
-    says it, so a reviewer sees it in one place."""
 
-    ANYONE = "anyone"
-    IN_WAR_ROOM = "in a war room"  # run in an incident's channel
-    MEMBER = "war-room member"  # and be a member of it: it changes the incident
+class Permission:
+    """The column's names before it used Perm (rows written against the first table): a member-only command
+    is Perm.CHANGE (what Ctx.incident_to_change checks), an in-a-war-room one Perm.READ. New rows use Perm."""
+
+    ANYONE = Perm.ANYONE
+    IN_WAR_ROOM = Perm.READ
+    MEMBER = Perm.CHANGE
 
 
 @dataclass(frozen=True)
@@ -33,40 +38,49 @@ class Row:
     parse: Callable[[str], Command]
     handler: CommandHandler
     usage: str  # its line of `/incident help`
-    permission: Permission
+    permission: Perm | PermissionOf
     instant: bool  # answered inside the ack (no I/O), e.g. help
+
+    def permission_for(self, cmd: Command) -> Perm:
+        """The Perm the handler requires for this parsed command."""
+        return self.permission if isinstance(self.permission, Perm) else self.permission(cmd)
+
+
+def _signoff(cmd: Command) -> Perm:
+    return signoff_perm(str(cmd.args.get("role", "")))
 
 
 # word typed -> (names its parser yields, permission). Aliases ("acknowledge") are words of their own.
-WORDS: dict[str, tuple[tuple[str, ...], Permission]] = {
-    "declare": (("declare", "declare_modal"), Permission.ANYONE),
-    "list": (("list",), Permission.ANYONE),
-    "ack": (("ack",), Permission.IN_WAR_ROOM),
-    "acknowledge": (("ack",), Permission.IN_WAR_ROOM),
-    "escalate": (("escalate",), Permission.IN_WAR_ROOM),
-    "update": (("update",), Permission.MEMBER),
-    "status": (("status",), Permission.MEMBER),
-    "severity": (("severity",), Permission.MEMBER),
-    "commander": (("commander",), Permission.MEMBER),
-    "comms": (("comms",), Permission.MEMBER),
-    "note": (("note",), Permission.MEMBER),
-    "resolve": (("resolve",), Permission.MEMBER),
-    "reopen": (("reopen",), Permission.MEMBER),
-    "timeline": (("timeline",), Permission.IN_WAR_ROOM),
-    "help": (("help",), Permission.ANYONE),
-    "check": (("check",), Permission.ANYONE),
-    "action": (("action_add", "action_done"), Permission.MEMBER),
-    "actions": (("actions",), Permission.IN_WAR_ROOM),
-    # `pir done` changes the incident: its handler asks for a war-room member (Ctx.incident_to_change).
-    "pir": (("pir", "pir_done"), Permission.IN_WAR_ROOM),
-    "stats": (("stats",), Permission.ANYONE),
-    "playbook": (("playbook",), Permission.ANYONE),
-    "drill": (("drill",), Permission.ANYONE),
-    "dr": (("dr_status", "dr_signoff"), Permission.ANYONE),
+WORDS: dict[str, tuple[tuple[str, ...], Perm]] = {
+    "declare": (("declare", "declare_modal"), Perm.ANYONE),
+    "list": (("list",), Perm.ANYONE),
+    "ack": (("ack",), Perm.ACK),
+    "acknowledge": (("ack",), Perm.ACK),
+    "escalate": (("escalate",), Perm.ESCALATE),
+    "update": (("update",), Perm.CHANGE),
+    "status": (("status",), Perm.CHANGE),
+    "severity": (("severity",), Perm.CHANGE),
+    "commander": (("commander",), Perm.REASSIGN),
+    "comms": (("comms",), Perm.REASSIGN),
+    "note": (("note",), Perm.CHANGE),
+    "resolve": (("resolve",), Perm.CHANGE),
+    "reopen": (("reopen",), Perm.CHANGE),
+    "timeline": (("timeline",), Perm.READ),
+    "help": (("help",), Perm.ANYONE),
+    "check": (("check",), Perm.ANYONE),
+    "action": (("action_add", "action_done"), Perm.CHANGE),
+    "actions": (("actions",), Perm.READ),
+    "pir": (("pir", "pir_done"), Perm.READ),  # `pir done` is a change: see BY_NAME
+    "stats": (("stats",), Perm.ANYONE),
+    "playbook": (("playbook",), Perm.ANYONE),
+    "drill": (("drill",), Perm.DRILL),  # a scenario or the tabletop: DR admins only
+    "dr": (("dr_status", "dr_signoff"), Perm.ANYONE),
     # Run in the war room; publishing itself is the commander's, the comms lead's or an admin's.
-    "statuspage": (("statuspage",), Permission.IN_WAR_ROOM),
-    "alerts": (("alerts",), Permission.ANYONE),  # in a war room its alerts; elsewhere the recorded-only ones
+    "statuspage": (("statuspage",), Perm.READ),
+    "alerts": (("alerts",), Perm.ANYONE),  # in a war room its alerts; elsewhere the recorded-only ones
 }
+# Names whose permission is not their word's.
+BY_NAME: dict[str, Perm | PermissionOf] = {"dr_signoff": _signoff, "pir_done": Perm.CHANGE}
 ALIASES = {"acknowledge": "ack"}
 
 
@@ -95,7 +109,7 @@ def build() -> dict[str, Row]:
                 parser,
                 handler,
                 usage_line(ALIASES.get(word, word)),
-                permission,
+                BY_NAME.get(name, permission),
                 name in INSTANT,
             )
     return rows

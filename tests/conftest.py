@@ -165,6 +165,10 @@ def make_settings(db_url: str, slack: SlackStandin, **overrides: object) -> Sett
         server_secret="test-server-secret",
         worker_poll_interval=0.05,
         monitor_interval=0,  # tests that want the monitor call it themselves
+        # Who may run drills and sign the DR plan (bot/permissions.py); tests/security varies these.
+        dr_admins="UDECLARER",
+        dr_product_owner="U03LEAD",
+        dr_ops_owner="UOTHER",
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -172,8 +172,11 @@ async def start_sandbox(
         )
         if oncall_file:
             values["oncall_file"] = oncall_file
+        users = sandbox_users(values.get("oncall_file") or Settings.model_fields["oncall_file"].default)
+        # The sandbox is a playground: "you" may run drills (its Factory is the simulator) and sign the
+        # DR plan for both roles, which a real install gives to named people (DR_ADMINS, DR_*_OWNER).
+        values.update(dr_admins=VIEWER.id, dr_product_owner=VIEWER.id, dr_ops_owner=VIEWER.id)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        users = sandbox_users(settings.oncall_file)
         standin = SlackStandin(token=BOT_TOKEN)
         standin.base_url = f"{url}/standin"
         for u in users:

@@ -46,6 +46,7 @@ from bot.incidents.flows import DeclareRequest, IncidentFlows
 from bot.incidents.lifecycle import LifecycleFlows
 from bot.models import CheckSample, Drill, Incident, ProcessedRequest, TimelineEvent
 from bot.outbox import deliver, enqueue
+from bot.permissions import real_factory_refusal
 from bot.pir.metrics import fmt_duration
 from bot.playbook import PlaybookError, format_duration
 from bot.states import IncidentStatus
@@ -267,8 +268,13 @@ async def start_drill(
     *,
     request_key: str | None = None,
     target: Target | None = None,
+    allow_real_factory: bool = False,
+    via: str = "slack",
 ) -> DrillStarted:
-    """Open the DRILL incident, inject the fault and record the drill. DrillRefused says why not."""
+    """Open the DRILL incident, inject the fault and record the drill. DrillRefused says why not.
+
+    Who may is checked by the caller (handlers/guard.py); against a Factory that is not the simulator a
+    drill starts real chaos, so it also needs `allow_real_factory` (setting or CLI flag)."""
     sc = SCENARIOS.get(scenario)
     if sc is None:
         raise DrillRefused(f"Unknown drill `{scenario[:30]}`: use one of {', '.join(SCENARIOS)} or tabletop.")
@@ -290,6 +296,8 @@ async def start_drill(
     kind = target or await detect_target(svc.settings.factory_url)
     if kind == "factory" and sc.chaos is None:
         raise DrillRefused(_no_real(sc))
+    if kind == "factory" and (why := real_factory_refusal(allowed=allow_real_factory, via=via)):
+        raise DrillRefused(why)
     baseline = await run_check(svc, kind="drill", actor=user)
     if baseline.verdict != "healthy":
         bad = ", ".join(f"{r.name} {r.status}" for r in baseline.results if r.status in FAILING)
@@ -858,6 +866,13 @@ async def tabletop_posted(svc: Services, drill_id: int, index: int, ts: str) -> 
         drill.report = report
 
 
+async def tabletop_channel(svc: Services, drill_id: int) -> str:
+    """The channel a tabletop runs in ('' when there is no such tabletop): its buttons are bound to it."""
+    async with svc.db.session() as s:
+        drill = await s.get(Drill, drill_id)
+    return str((drill.report or {}).get("channel") or "") if drill is not None else ""
+
+
 async def answer_tabletop(
     svc: Services, drill_id: int, index: int, outcome: str, user: str
 ) -> TabletopAnswer:
@@ -960,6 +975,11 @@ def drill_main(argv: Sequence[str], open_services: OpenServices, *, settings: Se
     p.add_argument("--timeout", type=float, help="stop waiting after S seconds (default: the RTO)")
     p.add_argument("--target", choices=["auto", "simulator", "factory"], default="auto")
     p.add_argument(
+        "--allow-real-factory",
+        action="store_true",
+        help="allow a drill against a FACTORY_URL that is not the simulator (starts real chaos there)",
+    )
+    p.add_argument(
         "--user", default=MONITOR_USER, help="who runs the drill (a Slack user id shows as a mention)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -974,7 +994,14 @@ def drill_main(argv: Sequence[str], open_services: OpenServices, *, settings: Se
 async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argparse.Namespace) -> int:
     async with services as svc:
         target: Target | None = None if args.target == "auto" else args.target
-        started = await start_drill(svc, args.scenario, args.user, target=target)
+        started = await start_drill(
+            svc,
+            args.scenario,
+            args.user,
+            target=target,
+            allow_real_factory=args.allow_real_factory,
+            via="cli",
+        )
         _print_started(started, args.json)
         if not args.wait:
             return 0

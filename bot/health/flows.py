@@ -11,6 +11,7 @@ from bot.context import Services
 from bot.health.probes import CheckReport, ProbeResult, RecoveryResult, probe_names, run_probes, run_recovery
 from bot.health.report import redact_report_url
 from bot.models import CheckSample
+from bot.slack_text import esc
 
 OnResult = Callable[[ProbeResult], Awaitable[None]]
 
@@ -103,7 +104,7 @@ async def recover(svc: Services, incident_id: str, user: str, *, timeout: float 
             incident_id,
             "recovery",
             f"Recovery action by <@{user}>: {'chaos ended' if result.resolved else 'not resolved'}"
-            f" ({result.status}: {result.body[:120]})",
+            f" ({result.status}: {esc(result.body[:120])})",  # the Factory's words, Slack-safe
             at=svc.clock.now(),
             actor=user,
             data={

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.models import Incident
 from bot.playbook import Playbook
+from bot.slack_text import esc_clip
 
 
 @dataclass(frozen=True)
@@ -55,5 +56,7 @@ class IncidentCard:
         )
 
     def topic(self) -> str:
-        prefix = "[DRILL] " if self.is_drill else ""
-        return f"{prefix}{self.id} | {self.severity_label} | {self.status} | {self.summary}"[:250]
+        """Slack reads `<!channel>` and links in topics too: the summary goes in escaped, and clipped so
+        that no entity is cut in half."""
+        prefix = f"{'[DRILL] ' if self.is_drill else ''}{self.id} | {self.severity_label} | {self.status} | "
+        return prefix + esc_clip(self.summary, 250 - len(prefix))

@@ -116,10 +116,17 @@ class IncidentFlows:
             s,
             inc.id,
             "declared",
-            f"Declared {sev}: {req.summary}",
+            f"Declared {sev}: {req.summary}",  # as typed; surfaces render from data, escaped
             at=now,
             actor=req.user,
-            data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
+            data={
+                "severity": req.severity,
+                "area": req.area,
+                "source": req.source,
+                "drill": req.is_drill,
+                "summary": req.summary,
+                "label": sev,
+            },
         )
         await replan(self.svc, s, inc, reason="declared")
         # The war room is an outbox effect: if Slack is down now, the worker builds it when Slack returns.

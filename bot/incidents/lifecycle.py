@@ -25,6 +25,7 @@ from bot.models import Incident, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
+from bot.slack_text import esc
 from bot.states import OPEN_STATUSES, IncidentStatus
 from bot.statuspage.publish import on_resolved
 from bot.timefmt import fmt_elapsed
@@ -72,8 +73,9 @@ def clean_field(value: str | None) -> str:
 
 
 def neutralise_broadcasts(text: str) -> str:
-    """User text we repost must not ping @channel/@here/@everyone on the user's behalf."""
-    return text.replace("<!", "&lt;!")
+    """User text we repost must not ping anyone, link anywhere or mention anything on the user's behalf:
+    escaped whole (kept for callers of the old name)."""
+    return esc(text)
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,8 @@ class LifecycleFlows:
 
     async def _announce_severity(self, s: AsyncSession, inc: Incident, old: str, now: datetime) -> None:
         text = (
-            f"{_drill(inc)}⚠️ {inc.id} severity {old} → {self._label(inc.severity)}: {inc.summary}{_room(inc)}"
+            f"{_drill(inc)}⚠️ {inc.id} severity {old} → {self._label(inc.severity)}: {esc(inc.summary)}"
+            f"{_room(inc)}"
         )
         await self._announce(s, inc.id, text, now)
 
@@ -385,12 +388,11 @@ class LifecycleFlows:
             inc = await service.get(s, incident_id)
             if inc is None:
                 return Outcome(False, "That incident no longer exists.")
-            await service.add_event(s, inc.id, "note", text, at=now, actor=user)
+            # As typed, in the column and in data; each surface escapes it (bot/event_text.py).
+            await service.add_event(s, inc.id, "note", text, at=now, actor=user, data={"text": text})
             if inc.channel_id:
                 # A slash command is invisible to the room; repeat the note so everyone sees it.
-                await self._post(
-                    s, inc, inc.channel_id, f"🗒️ Note from <@{user}>: {neutralise_broadcasts(text)}", now
-                )
+                await self._post(s, inc, inc.channel_id, f"🗒️ Note from <@{user}>: {esc(text)}", now)
         await self._deliver(incident_id)
         return Outcome(True, f"Noted on the {incident_id} timeline.", incident_id, changed=True)
 
@@ -440,7 +442,7 @@ class LifecycleFlows:
             )
             await self._template_and_line(s, inc, checklist, now)
             announcement = (
-                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: {inc.summary}{_room(inc)}"
+                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: {esc(inc.summary)}{_room(inc)}"
             )
             await self._announce(
                 s, inc.id, announcement, now, dedupe_key=f"{inc.id}:announce:resolved:{inc.cycle}"
@@ -486,7 +488,7 @@ class LifecycleFlows:
             line = f"🔁 Reopened by <@{user}>: status → INVESTIGATING; escalation restarts at L1."
             await self._template_and_line(s, inc, line, now)
             await self._announce(
-                s, inc.id, f"{_drill(inc)}🔁 {inc.id} reopened: {inc.summary}{_room(inc)}", now
+                s, inc.id, f"{_drill(inc)}🔁 {inc.id} reopened: {esc(inc.summary)}{_room(inc)}", now
             )
         await self._deliver(incident_id, fire_due=True)
         return Outcome(
@@ -554,6 +556,8 @@ class LifecycleFlows:
             author = str(msg.get("user") or msg.get("bot_id") or "") or None
         link = await self.svc.chat.permalink(channel, ts)
         now = self.svc.clock.now()
+        # Kept as Slack gave it (mrkdwn: its mentions, `&lt;` for a typed `<`); the timeline view shows it
+        # escaped (bot/event_text.py), so its @channel and mentions never fire again.
         async with self.svc.db.session() as s:
             added = await service.add_event(
                 s,
@@ -688,7 +692,7 @@ async def announce_declared(svc: Services, incident_id: str) -> bool:
     if inc is None:
         return False
     label = svc.playbook.severities.label(inc.severity)
-    text = f"{_drill(inc)}🚨 {inc.id} declared {label}: {inc.summary}{_room(inc)}"
+    text = f"{_drill(inc)}🚨 {inc.id} declared {label}: {esc(inc.summary)}{_room(inc)}"
     return await LifecycleFlows(svc).announce(
         incident_id, text, dedupe_key=f"{incident_id}:announce:declared"
     )

@@ -129,7 +129,13 @@ async def _add_action(
             f"Action item #{item.number} added: {text} (owner {owner_text}, due {due_text})",
             at=now,
             actor=user,
-            data={"number": item.number, "owner": owner, "due": due and due.isoformat(), "status": OPEN},
+            data={
+                "number": item.number,
+                "owner": owner,
+                "due": due and due.isoformat(),
+                "status": OPEN,
+                "text": text,  # as typed: the timeline view renders from data, escaped
+            },
         )
         return ActionResult("added", incident_id, ActionView.of(item))
 
@@ -156,7 +162,7 @@ async def complete_action(svc: Services, incident_id: str, number: int, user: st
             f"Action item #{number} done: {item.text}",
             at=now,
             actor=user,
-            data={"number": number, "status": DONE},
+            data={"number": number, "status": DONE, "text": item.text},
         )
         return ActionResult("done", incident_id, ActionView.of(item))
 

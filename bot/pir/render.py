@@ -16,6 +16,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bot.bookkeeping import is_bookkeeping
+from bot.event_text import plain_text
 from bot.pir.data import EventRow, IncidentInfo, PirData
 from bot.pir.metrics import (
     DEFINITIONS,
@@ -144,9 +145,7 @@ class Timeline:
             person = people.get(actor)
             if person is None:
                 person = people[actor] = esc(who(actor, names))
-            text = text or ""
-            if "<" in text or "&" in text:
-                text = to_plain(text)
+            text = plain_text(kind, text or "", data, to_plain)
             yield f"{start}{when}{sep}{k}{sep}{person}{sep}{esc(text)}{end}"
 
 
@@ -384,7 +383,9 @@ def gantt_svg(inc: IncidentInfo, items: list[Phase]) -> str:
 
 
 def _text_block(text: str, names: Mapping[str, str], empty: str = "Not recorded yet.") -> Para:
-    text = plain(text, names).strip()
+    """A field people typed (summary, impact, root cause): stored as typed, so it is shown verbatim and
+    escaped by the serializer; never read as Slack markup (that would turn `<script>` into `script`)."""
+    text = text.strip()
     return Para((text,)) if text else Para((empty,), muted=True)
 
 
@@ -428,7 +429,7 @@ def _header(pir: PirData) -> list[Block]:
         facts.append((Strong("Drill:"), " yes, not a real incident"))
     return [
         Heading(1, f"Post-Incident Review: {inc.id}{drill}"),
-        Para((Strong(plain(inc.summary, n)),)),
+        Para((Strong(inc.summary),)),
         Bullets(facts),
     ]
 
@@ -618,9 +619,9 @@ def _review(pir: PirData, book: SeverityBook) -> list[Block]:
     )
     top = max((p.level for p in pir.pages), default=0)
     facts = {
-        "What happened?": [plain(inc.summary, n), f"{len(pir.events)} timeline events (see Timeline)."],
+        "What happened?": [inc.summary, f"{len(pir.events)} timeline events (see Timeline)."],
         "Why did it happen?": [
-            f"Root cause: {plain(inc.root_cause, n).strip() or 'not recorded yet'}.",
+            f"Root cause: {inc.root_cause.strip() or 'not recorded yet'}.",
         ],
         "How did we respond?": [
             ack,
@@ -642,7 +643,7 @@ def _actions(pir: PirData) -> list[Block]:
     n = pir.names
     rows = [
         (
-            f"#{a.number} {plain(a.text, n)}",
+            f"#{a.number} {a.text}",
             who(a.owner, n),
             a.due_date.isoformat() if a.due_date else "—",
             a.status,

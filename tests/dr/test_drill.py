@@ -89,7 +89,7 @@ async def test_full_fail_drill_measures_detect_ack_recover_against_the_rto(
     assert drill.report["state"] == "running" and drill.report["target"] == "simulator"
 
     # A second drill is refused while this one runs.
-    _, url2 = await hbot.command("drill throttle", user="UOTHER")
+    _, url2 = await hbot.command("drill throttle", user="UDECLARER")
     assert "A drill is open" in hbot.last_reply(url2) and factory.sim.mode == "fail"
 
     # Detect: the monitor's first check after the fault fails; it does not declare a second incident.
@@ -221,7 +221,11 @@ async def test_real_factory_path_uses_the_chaos_api_and_says_chaos_starts_later(
                 await start_drill(bot.svc, "service-down", "UDECLARER", target="factory")
             assert await bot.incidents() == []
 
-            started = await start_drill(bot.svc, "throttle", "UDECLARER", target="factory")
+            with pytest.raises(DrillRefused, match="drills against the real Factory are off"):
+                await start_drill(bot.svc, "throttle", "UDECLARER", target="factory")
+            started = await start_drill(
+                bot.svc, "throttle", "UDECLARER", target="factory", allow_real_factory=True
+            )
             r = started.report
             assert r["target"] == "factory" and r["starts_later"] is True and r["fault"] == "throttle"
             state = sim.state()

@@ -173,9 +173,10 @@ async def test_any_command_text_over_http_is_200_and_all_or_nothing(
         new_kinds = set(events[row[0]][len(before_events[row[0]]) :])
         assert events[row[0]][: len(before_events[row[0]])] == before_events[row[0]]
         if cmd is None or not (in_room and member and row[0] == room.id):
-            # Reading the timeline needs no membership (it is recorded); nothing else may leave a trace.
+            # Reading the timeline needs no membership (it is recorded); a refusal is recorded as such
+            # (bot/permissions.py); nothing else may leave a trace.
             viewed = {"command"} if cmd is not None and cmd.name == "timeline" and in_room else set()
-            background = {"page", "slack", "war_room_ready", *viewed}
+            background = {"page", "slack", "war_room_ready", "refused", *viewed}
             assert row == old[row[0]] and not new_kinds - background, (text, new_kinds)
             continue
         for column, kinds in PAIRED.items():

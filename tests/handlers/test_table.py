@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from bot.permissions import Perm
 from handlers import registry, table
 from handlers.app import TABLE
 from handlers.parse import _PARSERS, USAGE, parse
@@ -56,4 +57,4 @@ def test_each_row_parses_into_its_own_name() -> None:
 def test_help_is_the_usage_column_and_is_instant() -> None:
     assert table.help_text(TABLE) == USAGE
     assert TABLE["help"].instant and not TABLE["declare"].instant
-    assert TABLE["resolve"].permission is table.Permission.MEMBER
+    assert TABLE["resolve"].permission is Perm.CHANGE
