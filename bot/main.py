@@ -99,6 +99,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     from bot.pir.web import router as incidents_router
 
     app.include_router(incidents_router)
+    from bot.oncall.web import router as schedules_router
+
+    app.include_router(schedules_router)
     return app
 
 

@@ -31,6 +31,7 @@ _MODULES = (
     "handlers.cmd_health",
     "handlers.cmd_pir",
     "handlers.cmd_dr",
+    "handlers.cmd_oncall",
     "handlers.events",
 )
 

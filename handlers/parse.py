@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from bot.playbook import AREAS, SEVERITIES, STATUSES
 
@@ -27,6 +27,9 @@ USAGE = """*`/incident` commands*
 • `/incident pir` · `/incident stats [30d]` · `/incident playbook [section]`
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
 • `/incident dr signoff product|ops` · `/incident dr status`
+• `/incident oncall [level|team]` — who is on call now · `oncall override @user <level> <start> <duration|end>`
+  · `oncall overrides` · `oncall remove <n>` · `oncall take <level>` · `oncall give @user <level>`
+  · `oncall swap @user <level>`
 • `/incident help`"""
 
 DECLARE_USAGE = (
@@ -214,7 +217,77 @@ def _pir(rest: str) -> Command:
     return Command("pir")
 
 
+ONCALL_USAGE = (
+    "Usage: `/incident oncall [level|team]` · `/incident oncall override @user <level> <start> <duration|end>` "
+    "(start `now` or `YYYY-MM-DDTHH:MM`, in the schedule's zone unless it ends in `Z` or `+hh:mm`; duration like "
+    "`8h`, or an end time) · `oncall overrides [level]` · `oncall remove <n>` · `oncall take <level>` · "
+    "`oncall give @user <level>` · `oncall swap @user <level>`"
+)
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+_ONCALL_DURATION = re.compile(r"^(\d{1,5})(m|h|d)$")
+
+
+def _oncall_ref(token: str) -> str:
+    if not _REF.match(token):
+        raise UsageError(f"`{token[:40]}` is not a level or team.\n{ONCALL_USAGE}")
+    return token
+
+
+def _oncall_time(token: str) -> datetime | str:
+    """`now`, or an ISO date-time (naive: read in the schedule's zone by the handler)."""
+    if token.lower() == "now":
+        return "now"
+    try:
+        when = datetime.fromisoformat(token.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"`{token[:40]}` is not a time: use `now` or `YYYY-MM-DDTHH:MM`.") from None
+    if when.year < 2000 or when.year > 2200:
+        raise UsageError(f"`{token[:40]}` is out of range.")
+    return when
+
+
+def _oncall(rest: str) -> Command:
+    words = _split(rest)
+    if not words:
+        return Command("oncall", {"ref": None})
+    verb = words[0].lower()
+    if verb == "override":
+        if len(words) != 5:
+            raise UsageError(ONCALL_USAGE)
+        user, ref, start = _mention(words[1]), _oncall_ref(words[2]), _oncall_time(words[3])
+        m = _ONCALL_DURATION.match(words[4].lower())
+        if m:
+            n = int(m.group(1))
+            if n == 0:
+                raise UsageError("The override needs a length above zero.")
+            end: object = timedelta(seconds=n * {"m": 60, "h": 3600, "d": 86400}[m.group(2)])
+        else:
+            end = _oncall_time(words[4])
+            if end == "now":
+                raise UsageError("The end of an override cannot be `now`.")
+        return Command("oncall_override", {"user": user, "ref": ref, "start": start, "end": end})
+    if verb == "overrides" and len(words) <= 2:
+        return Command("oncall_overrides", {"ref": _oncall_ref(words[1]) if len(words) == 2 else None})
+    if verb == "remove" and len(words) == 2:
+        number = words[1].removeprefix("#")
+        if not number.isdigit() or len(number) > 12:
+            raise UsageError(
+                "Usage: `/incident oncall remove <n>` (the number from `/incident oncall overrides`)"
+            )
+        return Command("oncall_remove", {"number": int(number)})
+    if verb == "take" and len(words) == 2:
+        return Command("oncall_take", {"ref": _oncall_ref(words[1])})
+    if verb in ("give", "swap") and len(words) == 3:
+        return Command(f"oncall_{verb}", {"user": _mention(words[1]), "ref": _oncall_ref(words[2])})
+    if verb in ("override", "overrides", "remove", "take", "give", "swap"):
+        raise UsageError(ONCALL_USAGE)
+    if len(words) == 1:
+        return Command("oncall", {"ref": _oncall_ref(words[0])})
+    raise UsageError(ONCALL_USAGE)
+
+
 _PARSERS = {
+    "oncall": _oncall,
     "declare": _declare,
     "ack": _no_args("ack"),
     "acknowledge": _no_args("ack"),

@@ -270,32 +270,50 @@ async def add_override(
     kind: str = "override",
     note: str = "",
 ) -> OncallOverride:
+    [row] = await add_overrides(svc, schedule, [(user, start, end)], actor, kind=kind, note=note)
+    return row
+
+
+async def add_overrides(
+    svc: Services,
+    schedule: Schedule,
+    covers: list[tuple[str, datetime, datetime]],
+    actor: str,
+    *,
+    kind: str = "override",
+    note: str = "",
+) -> list[OncallOverride]:
+    """Write overrides in one transaction (a swap is two; both or neither), after the permission check."""
     now = svc.clock.now()
-    if end <= start:
-        raise OncallError("The override must end after it starts.")
-    if end <= now:
-        raise OncallError("That override would already be over.")
-    if end - start > timedelta(days=90):
-        raise OncallError("Keep an override under 90 days; change the schedule file for longer.")
+    for _user, start, end in covers:
+        if end <= start:
+            raise OncallError("The override must end after it starts.")
+        if end <= now:
+            raise OncallError("That override would already be over.")
+        if end - start > timedelta(days=90):
+            raise OncallError("Keep an override under 90 days; change the schedule file for longer.")
     async with svc.db.session() as s:
         if not await may_change(svc, s, schedule, actor, now):
             raise OncallError(
                 f"Only the person on call, members of {schedule.title or schedule.name}, or on-call admins "
                 "can change this schedule."
             )
-        row = OncallOverride(
-            schedule=schedule.name,
-            user_id=user,
-            start_at=start,
-            end_at=end,
-            kind=kind,
-            note=note[:500],
-            made_by=actor,
-            created_at=now,
-        )
-        s.add(row)
+        rows = [
+            OncallOverride(
+                schedule=schedule.name,
+                user_id=user,
+                start_at=start,
+                end_at=end,
+                kind=kind,
+                note=note[:500],
+                made_by=actor,
+                created_at=now,
+            )
+            for user, start, end in covers
+        ]
+        s.add_all(rows)
         await s.flush()
-    return row
+    return rows
 
 
 async def remove_override(svc: Services, override_id: int, actor: str) -> OncallOverride:

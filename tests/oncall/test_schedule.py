@@ -3,6 +3,7 @@ against a brute-force oracle written independently of bot.oncall.schedule's shif
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -54,7 +55,7 @@ def test_weekly_handoff_keeps_wall_clock_across_dst_in_berlin_and_new_york() -> 
         # Autumn: every hand-off still at 09:00 local, one 169 h shift.
         hs = handoffs(sched, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
         assert all(h.at.astimezone(tz).time() == time(9) for h in hs)
-        lengths = {(b.at - a.at) for a, b in zip(hs, hs[1:], strict=False)}
+        lengths = {(b.at - a.at) for a, b in itertools.pairwise(hs)}
         assert lengths == {timedelta(hours=168), timedelta(hours=169)}
 
 
@@ -155,7 +156,9 @@ schedules:
     assert team is not None and team.layers[0].length == timedelta(days=3)
     assert cfg.book.for_team("sre") is not None  # from the roster
     # No file at all: the roster alone.
-    assert who_is_on(load_oncall(tmp_path / "nope.yaml", ROSTER).book.for_level(1), datetime.now(UTC)).users == (  # type: ignore[arg-type]
+    assert who_is_on(
+        load_oncall(tmp_path / "nope.yaml", ROSTER).book.for_level(1), datetime.now(UTC)
+    ).users == (  # type: ignore[arg-type]
         "U01PRIMARY",
     )
     for bad in (
@@ -272,13 +275,19 @@ def schedules(draw: st.DrawFn) -> tuple[Schedule, list[Override]]:
     overrides = []
     for j in range(draw(st.integers(0, 3))):
         s = BASE + timedelta(hours=draw(st.integers(0, 24 * 400)))
-        overrides.append(Override(j + 1, draw(st.sampled_from(["X", "Y"])), s, s + timedelta(hours=draw(st.integers(1, 72)))))
+        overrides.append(
+            Override(
+                j + 1, draw(st.sampled_from(["X", "Y"])), s, s + timedelta(hours=draw(st.integers(1, 72)))
+            )
+        )
     return Schedule("p", 1, layers=tuple(layers)), overrides
 
 
 @settings(max_examples=150, deadline=None)
 @given(schedules(), st.integers(0, 400 * 24 * 60))
-def test_exactly_the_users_the_definition_implies(sched_ovs: tuple[Schedule, list[Override]], minute: int) -> None:
+def test_exactly_the_users_the_definition_implies(
+    sched_ovs: tuple[Schedule, list[Override]], minute: int
+) -> None:
     sched, ovs = sched_ovs
     at = BASE + timedelta(minutes=minute)
     got = who_is_on(sched, at, ovs, horizon=timedelta(days=10))
@@ -286,7 +295,9 @@ def test_exactly_the_users_the_definition_implies(sched_ovs: tuple[Schedule, lis
     if got.until is not None:
         # The answer holds until `until` (sampled) and is different right at it.
         assert got.until > at
-        assert oracle(sched, ovs, got.until) != got.users or who_is_on(sched, got.until, ovs).layer != got.layer
+        assert (
+            oracle(sched, ovs, got.until) != got.users or who_is_on(sched, got.until, ovs).layer != got.layer
+        )
         span = got.until - at
         for frac in (0.25, 0.5, 0.9999):
             assert oracle(sched, ovs, at + span * frac) == got.users
