@@ -63,9 +63,15 @@ async def recover_stale(db: Database, now: datetime, lease: timedelta) -> int:
 def _handlers() -> dict[str, Handler]:
     # Imported here: the flows import this module (claim, finish, retry_later).
     from bot.escalation import flows as esc
+    from bot.oncall.worker import fire_handoff
     from bot.pir import flows as pir_flows
 
-    return {"page": esc.fire_page, "reminder": esc.fire_reminder, "pir_reminder": pir_flows.fire_pir_reminder}
+    return {
+        "page": esc.fire_page,
+        "reminder": esc.fire_reminder,
+        "pir_reminder": pir_flows.fire_pir_reminder,
+        "oncall_handoff": fire_handoff,
+    }
 
 
 async def run_due(

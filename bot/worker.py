@@ -74,9 +74,10 @@ class Worker:
 
 def default_ticks() -> list[Tick]:
     from bot.health.monitor import monitor_tick
+    from bot.oncall.worker import oncall_tick
     from bot.outbox import outbox_tick
 
-    return [monitor_tick, outbox_tick]
+    return [monitor_tick, oncall_tick, outbox_tick]
 
 
 async def run_worker(

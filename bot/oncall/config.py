@@ -90,6 +90,13 @@ def _layer(raw: dict[str, Any], zone: str, where: str, sched: str, feeds: list[F
     if length < timedelta(minutes=1):
         raise PlaybookError(f"{where}: shift length must be at least a minute")
     start_raw = raw.get("start", DEFAULT_START)
+    if isinstance(start_raw, str) and "T" in start_raw:
+        try:
+            start_raw = datetime.fromisoformat(start_raw)
+        except ValueError:
+            raise PlaybookError(
+                f"{where}: bad start {start_raw!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+            ) from None
     if isinstance(start_raw, datetime):
         start = start_raw if start_raw.tzinfo else start_raw.replace(tzinfo=tz)
     else:
