@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -11,10 +12,12 @@ from bot.models import OncallOverride
 from bot.oncall import service
 from bot.oncall.schedule import Schedule, gaps, handoffs, shifts_of
 from bot.oncall.web import schedule_url
-from bot.ports import Reply
+from bot.ports import ChatError, Reply
+from handlers import lifecycle_blocks as lb
 from handlers.blocks import Blocks, context, header, section
-from handlers.parse import Command, UsageError
-from handlers.registry import Ctx, command
+from handlers.cmd_lifecycle import _tell
+from handlers.parse import Command, UsageError, oncall_window
+from handlers.registry import VIEWS, Ctx, ViewHandler, command
 
 MAX_LISTED = 25
 
@@ -218,3 +221,88 @@ async def swap(ctx: Ctx, cmd: Command) -> Reply:
         f"Swapped on {_label(sched)}: <@{other}> covers {when(mine[0])} → {when(mine[1])} (#{a.id}); "
         f"you cover {when(theirs[0])} → {when(theirs[1])} (#{b.id})."
     )
+
+
+# -- the override form (`/incident oncall override` with no arguments) ----------------------------------------
+
+OVERRIDE_CALLBACK = "oncall_override"
+
+
+def override_modal(ctx: Ctx) -> dict[str, Any]:
+    options = [
+        (_label(s), s.name)
+        for s in sorted(
+            service.config_of(ctx.svc).book.schedules.values(), key=lambda s: (s.level or 9, s.team or s.name)
+        )
+    ][:100]
+    blocks: Blocks = [
+        lb.input_block(
+            "user",
+            "Who covers",
+            {"type": "users_select", "action_id": lb.VALUE, "placeholder": lb.plain("Pick a person", 150)},
+        ),
+        lb.input_block("schedule", "Level or team", lb.select(options, None, "Which schedule")),
+        lb.input_block(
+            "start",
+            "From",
+            lb.text_input("now", 40, placeholder="now or 2026-12-01T18:00"),
+            hint="In the schedule's time zone unless you add Z or +hh:mm.",
+        ),
+        lb.input_block(
+            "end", "For how long, or until", lb.text_input("8h", 40, placeholder="8h, 30m, 2d or an end time")
+        ),
+    ]
+    return lb.modal(OVERRIDE_CALLBACK, "On-call override", blocks, submit="Override", metadata=ctx.channel)
+
+
+@command("oncall_override_modal")
+async def override_form(ctx: Ctx, cmd: Command) -> Reply | None:
+    fallback = "Use `/incident oncall override @user <level> <start> <duration|end>`."
+    if not ctx.trigger_id:
+        raise UsageError(fallback)
+    try:
+        await ctx.svc.chat.open_view(ctx.trigger_id, override_modal(ctx))
+    except ChatError as exc:
+        raise UsageError(f"Slack would not open the form ({exc.error}). {fallback}") from None
+    return None
+
+
+def validate_override(values: dict[str, Any]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not values.get("user"):
+        errors["user"] = "Pick who covers."
+    if not values.get("schedule"):
+        errors["schedule"] = "Pick a level or team."
+    try:
+        oncall_window(str(values.get("start") or ""), "1h")
+    except UsageError as exc:
+        errors["start"] = exc.message[:150]
+    try:
+        oncall_window("now", str(values.get("end") or ""))
+    except UsageError as exc:
+        errors["end"] = exc.message[:150]
+    return errors
+
+
+async def submit_override(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) -> None:
+    ctx.channel = str(view.get("private_metadata") or "")
+    if view.get("id"):
+        from bot.incidents.service import claim_request
+
+        async with ctx.svc.db.session() as s:
+            if not await claim_request(s, f"view:{view['id']}", ctx.svc.clock.now()):
+                return  # a double submit (or Slack's retry) of the same form overrides once
+    try:
+        start, end = oncall_window(str(values.get("start")), str(values.get("end")))
+        cmd = Command(
+            "oncall_override",
+            {"user": str(values["user"]), "ref": str(values["schedule"]), "start": start, "end": end},
+        )
+        reply = await override(ctx, cmd)
+    except UsageError as exc:
+        reply = Reply(exc.message, ok=False)
+    if reply is not None:
+        await _tell(ctx, reply)
+
+
+VIEWS[OVERRIDE_CALLBACK] = ViewHandler(validate_override, submit_override)

@@ -246,31 +246,39 @@ def _oncall_time(token: str) -> datetime | str:
     return when
 
 
+def oncall_window(start_text: str, end_text: str) -> tuple[datetime | str, datetime | timedelta]:
+    """An override's `<start> <duration|end>` (also the modal's two fields)."""
+    start = _oncall_time(start_text.strip())
+    m = _ONCALL_DURATION.match(end_text.strip().lower())
+    if m:
+        n = int(m.group(1))
+        if n == 0:
+            raise UsageError("The override needs a length above zero.")
+        return start, timedelta(seconds=n * {"m": 60, "h": 3600, "d": 86400}[m.group(2)])
+    end = _oncall_time(end_text.strip())
+    if isinstance(end, str):
+        raise UsageError("The end of an override cannot be `now`: give a length like `8h` or an end time.")
+    return start, end
+
+
 def _oncall(rest: str) -> Command:
     words = _split(rest)
     if not words:
         return Command("oncall", {"ref": None})
     verb = words[0].lower()
     if verb == "override":
+        if len(words) == 1:
+            return Command("oncall_override_modal")
         if len(words) != 5:
             raise UsageError(ONCALL_USAGE)
-        user, ref, start = _mention(words[1]), _oncall_ref(words[2]), _oncall_time(words[3])
-        m = _ONCALL_DURATION.match(words[4].lower())
-        if m:
-            n = int(m.group(1))
-            if n == 0:
-                raise UsageError("The override needs a length above zero.")
-            end: object = timedelta(seconds=n * {"m": 60, "h": 3600, "d": 86400}[m.group(2)])
-        else:
-            end = _oncall_time(words[4])
-            if end == "now":
-                raise UsageError("The end of an override cannot be `now`.")
+        user, ref = _mention(words[1]), _oncall_ref(words[2])
+        start, end = oncall_window(words[3], words[4])
         return Command("oncall_override", {"user": user, "ref": ref, "start": start, "end": end})
     if verb == "overrides" and len(words) <= 2:
         return Command("oncall_overrides", {"ref": _oncall_ref(words[1]) if len(words) == 2 else None})
     if verb == "remove" and len(words) == 2:
         number = words[1].removeprefix("#")
-        if not number.isdigit() or len(number) > 12:
+        if not number.isascii() or not number.isdigit() or len(number) > 12:
             raise UsageError(
                 "Usage: `/incident oncall remove <n>` (the number from `/incident oncall overrides`)"
             )

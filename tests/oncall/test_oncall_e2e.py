@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.main import build_services, create_app
 from bot.models import OncallOverride, Timer
+from bot.oncall.service import oncall_users
 from bot.oncall.web import schedule_url
 from bot.sandbox.servers import LoopServer
 from bot.sandbox.slack_standin import SlackStandin
@@ -191,3 +193,67 @@ async def test_ics_export_is_behind_a_signed_link(obot: BotHarness, clock: Manua
         f"{obot.url}/schedules/nope.ics?token={token}",
     ):
         assert (await obot.http.get(bad)).status_code == 403, bad
+
+
+async def test_override_form_validates_in_the_modal_and_a_double_submit_overrides_once(
+    obot: BotHarness, clock: ManualClock
+) -> None:
+    _, url = await obot.command("oncall override", user="U03LEAD", channel="CGENERAL")
+    [opened] = obot.slack.calls_to("views.open", ok=True)
+    assert opened.args["view"]["callback_id"] == "oncall_override"
+
+    def values(start: str, end: str) -> dict[str, dict[str, object]]:
+        return {
+            "user": {"value": {"type": "users_select", "selected_user": "U09SEC"}},
+            "schedule": {"value": {"type": "static_select", "selected_option": {"value": "level-3"}}},
+            "start": {"value": {"type": "plain_text_input", "value": start}},
+            "end": {"value": {"type": "plain_text_input", "value": end}},
+        }
+
+    resp = await obot.view_submission("oncall_override", values("tomorrow", "0h"), user="U03LEAD")
+    body = resp.json()
+    assert body["response_action"] == "errors" and set(body["errors"]) == {"start", "end"}
+    for _ in range(2):
+        await obot.view_submission(
+            "oncall_override",
+            values("now", "2h"),
+            user="U03LEAD",
+            view_id="VFORM1",
+            private_metadata="CGENERAL",
+        )
+    async with obot.svc.db.session() as s:
+        rows = list((await s.execute(select(OncallOverride))).scalars())
+    assert [(r.user_id, r.schedule, r.made_by) for r in rows] == [("U09SEC", "level-3", "U03LEAD")]
+    assert rows[0].end_at - rows[0].start_at == timedelta(hours=2)
+    _, url = await obot.command("oncall 3", user="UOTHER")
+    assert "<@U09SEC> via override" in obot.last_reply(url)
+    # Remove: an outsider may not, the maker may.
+    _, url = await obot.command(f"oncall remove {rows[0].id}", user="UOUTSIDER")
+    assert "Only" in obot.last_reply(url)
+    _, url = await obot.command(f"oncall remove {rows[0].id}", user="U03LEAD")
+    assert "Removed override" in obot.last_reply(url)
+    _, url = await obot.command("oncall 3", user="UOTHER")
+    assert "<@U03LEAD> via layer 'roster'" in obot.last_reply(url)
+
+
+async def test_take_give_and_swap_shifts(obot: BotHarness, clock: ManualClock) -> None:
+    # 12:00: U01PRIMARY holds L1 until 12:30, then U08SRE until 12:30 tomorrow.
+    _, url = await obot.command("oncall give <@U07DEV> 1", user="U01PRIMARY")
+    assert "takes your L1" in obot.last_reply(url)
+    assert (await oncall_users(obot.svc, 1, clock.now())).users == ("U07DEV",)
+    assert (await oncall_users(obot.svc, 1, clock.now() + timedelta(minutes=30))).users == ("U08SRE",)
+    _, url = await obot.command("oncall take 1", user="U08SRE")  # a member takes the running shift back
+    assert "you cover L1" in obot.last_reply(url)
+    assert (await oncall_users(obot.svc, 1, clock.now())).users == ("U08SRE",)
+    _, url = await obot.command("oncall swap <@U02SECOND> 2", user="U10BACK")
+    assert "Swapped" in obot.last_reply(url)
+    # U02SECOND now covers U10BACK's 12:05 shift and the other way round.
+    assert (await oncall_users(obot.svc, 2, clock.now())).users == ("U10BACK",)
+    assert (await oncall_users(obot.svc, 2, clock.now() + timedelta(minutes=10))).users == ("U02SECOND",)
+    _, url = await obot.command("oncall take 2", user="UOUTSIDER")
+    assert "Only" in obot.last_reply(url)
+    _, url = await obot.command("oncall overrides 1", user="UOTHER")
+    assert obot.last_reply(url).count("#") == 2
+    _, url = await obot.command("oncall", user="U08SRE")
+    blocks = str(obot.replies(url)[-1].get("blocks"))
+    assert "Your shifts in the next 14 days" in blocks
