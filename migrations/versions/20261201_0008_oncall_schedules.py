@@ -18,7 +18,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "oncall_overrides",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("schedule", sa.String(length=80), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("start_at", sa.DateTime(timezone=True), nullable=False),
@@ -31,7 +33,9 @@ def upgrade() -> None:
         sa.Column("removed_by", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oncall_overrides")),
     )
-    op.create_index("ix_oncall_overrides_schedule_end", "oncall_overrides", ["schedule", "end_at"], unique=False)
+    op.create_index(
+        "ix_oncall_overrides_schedule_end", "oncall_overrides", ["schedule", "end_at"], unique=False
+    )
     op.create_table(
         "oncall_feeds",
         sa.Column("key", sa.String(length=200), nullable=False),
