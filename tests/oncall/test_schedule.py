@@ -301,3 +301,21 @@ def test_exactly_the_users_the_definition_implies(
         span = got.until - at
         for frac in (0.25, 0.5, 0.9999):
             assert oracle(sched, ovs, at + span * frac) == got.users
+
+
+def test_the_shipped_files_load_and_the_readme_shows_the_example() -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = root / "playbook_content" / "schedules.example.yaml"
+    cfg = load_oncall(example, ROSTER)
+    primary = cfg.book.for_level(1)
+    assert primary is not None and [ly.name for ly in primary.layers] == ["EU daytime", "US"]
+    assert [f.layer for f in cfg.feeds] == ["team calendar"]
+    # Monday 2026-11-30 12:00 Berlin: the EU layer (second week: U08SRE); 20:00 Berlin: the US layer.
+    noon = datetime(2026, 11, 30, 12, tzinfo=BERLIN).astimezone(UTC)
+    assert who_is_on(primary, noon).users == ("U08SRE",)
+    assert who_is_on(primary, noon + timedelta(hours=8)).layer == "US"
+    default = load_oncall(root / "playbook_content" / "schedules.yaml", ROSTER)
+    assert who_is_on(default.book.for_level(1), noon).users == ("U01PRIMARY",)  # type: ignore[arg-type]
+    readme = (root / "README.md").read_text()
+    body = example.read_text().split("schedules:\n", 1)[1].split("# Levels and teams")[0]
+    assert body in readme
