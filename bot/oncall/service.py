@@ -236,6 +236,17 @@ async def page_target(svc: Services, level: int, at: datetime, s: AsyncSession |
     return PageTarget(level, OnCall((), None, "nobody on call at any level", None), tuple(skipped))
 
 
+async def war_room_oncall(svc: Services, team: str | None, at: datetime) -> list[str]:
+    """Who a new war room invites besides the declarer: the primary on call now (or whoever an empty L1
+    falls through to) and the routed team's on-call (a roster team: all of it, as before schedules)."""
+    users = list((await page_target(svc, 1, at)).oncall.users)
+    sched = config_of(svc).book.for_team(team) if team else None
+    if sched is not None:
+        async with svc.db.session() as s:
+            users += (await resolve(svc, s, sched, at)).at(at).users
+    return users
+
+
 def oncall_text(record: dict[str, Any]) -> str:
     """The timeline's words for a PageTarget.record()."""
     parts = [f"L{x['level']} has nobody on call ({x['why']})" for x in record.get("skipped") or []]

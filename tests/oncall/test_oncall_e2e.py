@@ -257,3 +257,25 @@ async def test_take_give_and_swap_shifts(obot: BotHarness, clock: ManualClock) -
     _, url = await obot.command("oncall", user="U08SRE")
     blocks = str(obot.replies(url)[-1].get("blocks"))
     assert "Your shifts in the next 14 days" in blocks
+
+
+async def test_the_war_room_invites_who_is_on_call_now_for_l1_and_the_routed_team(
+    tmp_path: Path, db_url: str, slack: SlackStandin, clock: ManualClock
+) -> None:
+    text = (
+        SCHEDULES
+        + """
+  dba:
+    team: dba
+    layers:
+      - {name: dba daily, users: [U06DBA, U11FRONT], rotation: daily, start: "2026-11-23T00:00:00+00:00"}
+"""
+    )
+    async for bot in start_bot(tmp_path, db_url, slack, clock, text):
+        clock.advance(minutes=45)  # 12:45: L1 is U08SRE since 12:30
+        await bot.command("declare P1 Orders table locked --area db")
+        assert len(await bot.incidents()) == 1
+        invited = {
+            u for c in slack.calls_to("conversations.invite", ok=True) for u in c.args["users"].split(",")
+        }
+        assert invited == {"UDECLARER", "U08SRE", "U06DBA"}
