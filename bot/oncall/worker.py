@@ -23,6 +23,7 @@ log = logging.getLogger("incident_bot.oncall")
 
 PLAN_AHEAD = timedelta(hours=2)  # hand-offs this close get a timer (a pass runs every minute)
 GAP_AHEAD = timedelta(days=7)
+LOOK_BACK = timedelta(days=35)
 KIND = "oncall_handoff"
 
 
@@ -163,16 +164,22 @@ async def warn_gaps(svc: Services, now: datetime) -> int:
     """Each stretch with nobody on call in the next 7 days is announced once in ONCALL_CHANNEL."""
     warned = 0
     for sched in service.level_schedules(svc):
+        # Look back too, so a gap already running is keyed by when it really began, not by this pass's "now"
+        # (which would warn again every minute); one older than the look-back is keyed "open".
+        since = now - LOOK_BACK
         async with svc.db.session() as s:
-            r = await service.resolve(svc, s, sched, now)
-        for g in gaps(r.schedule, now, now + GAP_AHEAD, r.overrides):
+            r = await service.resolve(svc, s, sched, since)
+        for g in gaps(r.schedule, since, now + GAP_AHEAD, r.overrides):
+            if g.end is not None and g.end <= now:
+                continue
+            began = "open" if g.start == since else g.start.isoformat()
             text = (
-                f"⚠️ {_label(sched)} has nobody on call from {_when(g.start)} "
+                f"⚠️ {_label(sched)} has nobody on call from {_when(max(g.start, now))} "
                 f"to {_when(g.end) if g.end else 'beyond the next 7 days'}: pages will fall through to the next "
                 f"level. Cover it with `/incident oncall override @user {sched.level} <start> <duration>`."
             )
             async with svc.db.session() as s:
-                if not await claim_request(s, f"oncall-gap:{sched.name}:{g.start.isoformat()}", now):
+                if not await claim_request(s, f"oncall-gap:{sched.name}:{began}", now):
                     continue
                 if svc.settings.oncall_channel:
                     await outbox.enqueue(
@@ -181,7 +188,7 @@ async def warn_gaps(svc: Services, now: datetime) -> int:
                         channel=svc.settings.oncall_channel,
                         at=now,
                         payload={"text": text},
-                        dedupe_key=f"oncall-gap:{sched.name}:{g.start.isoformat()}",
+                        dedupe_key=f"oncall-gap:{sched.name}:{began}",
                     )
                 else:
                     log.warning("%s", text)

@@ -125,10 +125,20 @@ async def test_pages_go_to_whoever_holds_the_shift_when_they_fire_and_overrides_
     assert "No current or upcoming overrides" in bot.last_reply(url)  # both are over
 
 
-async def test_an_empty_level_falls_through_with_the_reason_on_the_timeline(
+async def test_an_empty_level_falls_through_with_the_reason_on_the_timeline_and_gaps_are_warned_once(
     tmp_path: Path, db_url: str, slack: SlackStandin, clock: ManualClock
 ) -> None:
-    async for bot in start_bot(tmp_path, db_url, slack, clock, WEEKEND_ONLY):
+    channel = slack.add_channel("oncall", members=["UBOT"]).id
+    async for bot in start_bot(tmp_path, db_url, slack, clock, WEEKEND_ONLY, oncall_channel=channel):
+        from bot.oncall.worker import oncall_tick
+
+        for _ in range(3):  # the gap running now (Mon–Fri) and next Monday's, each once
+            bot.svc._oncall_tick_at = None  # type: ignore[attr-defined]
+            await oncall_tick(bot.svc)
+            clock.advance(minutes=2)
+        warnings = [m.text for m in slack.messages[channel]]
+        assert len(warnings) == 2 and all("L1 Primary on-call has nobody on call" in w for w in warnings)
+        assert "to 2026-11-28 00:00 UTC" in warnings[0]
         _, url = await bot.command("oncall 1", user="UOTHER")
         assert "*nobody*" in bot.last_reply(url) and "Nobody on call from" in bot.last_reply(url)
         await bot.command("declare P1 Checkout slow")
