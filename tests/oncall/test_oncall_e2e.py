@@ -289,3 +289,34 @@ async def test_the_war_room_invites_who_is_on_call_now_for_l1_and_the_routed_tea
             u for c in slack.calls_to("conversations.invite", ok=True) for u in c.args["users"].split(",")
         }
         assert invited == {"UDECLARER", "U08SRE", "U06DBA"}
+
+
+async def test_a_re_page_after_a_relapse_goes_to_the_new_shift(obot: BotHarness, clock: ManualClock) -> None:
+    from tests.escalation.test_ladder import resolve
+
+    await obot.command("declare P1 Factory orders failing")
+    [inc] = await obot.incidents()
+    await obot.command("ack", user="U01PRIMARY", channel=inc.channel_id)
+    await resolve(obot, inc.id)
+    clock.advance(minutes=40)  # 12:40: the 12:30 hand-off made U08SRE primary
+    await obot.command("reopen", user="UDECLARER", channel=inc.channel_id)
+    await worker(obot).tick()
+    assert len(dms_to(obot, "U01PRIMARY")) == 1 and len(dms_to(obot, "U08SRE")) == 1
+    steps = [(e["step"], e["users"]) for e in await page_events(obot, inc.id)]
+    assert steps == [("L1", ["U01PRIMARY"]), ("L1", ["U08SRE"])]
+
+
+async def test_a_handoff_notice_claimed_by_a_worker_that_died_is_sent_once_by_another(
+    obot: BotHarness, clock: ManualClock
+) -> None:
+    from bot.oncall.worker import oncall_tick
+    from bot.timers import claim
+
+    await oncall_tick(obot.svc)
+    clock.advance(minutes=6)  # the 12:05 L2 hand-off is due
+    [t] = await claim(obot.svc.db, "dead-worker", clock.now())
+    assert t.kind == "oncall_handoff"
+    clock.advance(seconds=31)  # past the lease: the next worker takes it back and fires it
+    await Worker(obot.svc, worker_id="w2", extra_ticks=[], lease=timedelta(seconds=30)).tick()
+    await Worker(obot.svc, worker_id="w3", extra_ticks=[], lease=timedelta(seconds=30)).tick()
+    assert len(dms_to(obot, "U10BACK")) == 1 and len(dms_to(obot, "U02SECOND")) == 1
