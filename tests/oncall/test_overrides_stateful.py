@@ -102,7 +102,7 @@ class Overrides(RuleBasedStateMachine):
 
     @rule(actor=st.sampled_from(PEOPLE), pick=st.integers(0, 20))
     def remove(self, actor: str, pick: int) -> None:
-        ids = sorted(self.model) + [9999]
+        ids = [*sorted(self.model), 9999]
         oid = ids[pick % len(ids)]
         entry = self.model.get(oid)
         ok = entry is not None and (actor in (entry[0], entry[3]) or self.may_change(actor))
