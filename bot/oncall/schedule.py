@@ -240,10 +240,18 @@ def who_is_on(
     """Who is on call at `at`, why (layer or override), and until when that holds."""
     ovs = list(overrides)
     now = _answer(schedule, ovs, at)
-    for x in change_points(schedule, ovs, at, at + horizon):
-        nxt = _answer(schedule, ovs, x)
-        if not nxt.same_shift(now):
-            return OnCall(now.users, now.layer, now.reason, x, now.override_id)
+    # Look ahead in growing slices: a short rotation has thousands of boundaries in the horizon, and the
+    # first change is usually within the first day.
+    lo = at
+    for step in (timedelta(days=1), timedelta(days=7), horizon):
+        hi = min(at + horizon, lo + step)
+        for x in change_points(schedule, ovs, lo, hi):
+            nxt = _answer(schedule, ovs, x)
+            if not nxt.same_shift(now):
+                return OnCall(now.users, now.layer, now.reason, x, now.override_id)
+        lo = hi
+        if lo >= at + horizon:
+            break
     return now
 
 
