@@ -128,14 +128,20 @@ async def refresh_feed(svc: Services, spec: FeedSpec, now: datetime) -> str | No
     error: str | None = None
     body: str | None = None
     try:
-        resp = await svc.http.get(spec.url, timeout=10)
-        if resp.status_code != 200:
-            error = f"HTTP {resp.status_code}"
-        elif len(resp.content) > MAX_FEED_BYTES:
-            error = f"feed larger than {MAX_FEED_BYTES} bytes"
-        else:
-            body = resp.text
-            parse_feed(body, spec, zone, now)  # only a copy that parses replaces the last good one
+        async with svc.http.stream("GET", spec.url, timeout=10) as resp:
+            if resp.status_code != 200:
+                error = f"HTTP {resp.status_code}"
+            else:
+                chunks, size = [], 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_FEED_BYTES:  # stop reading: a runaway feed must not fill memory
+                        error = f"feed larger than {MAX_FEED_BYTES} bytes"
+                        break
+                    chunks.append(chunk)
+                if error is None:
+                    body = b"".join(chunks).decode(resp.encoding or "utf-8", errors="replace")
+                    parse_feed(body, spec, zone, now)  # only a copy that parses replaces the last good one
     except Exception as exc:
         error, body = f"{type(exc).__name__}: {str(exc)[:200]}", None
     async with svc.db.session() as s:

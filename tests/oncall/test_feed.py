@@ -83,7 +83,12 @@ schedules:
             clock.advance(minutes=5)
             await oncall_tick(svc)
             assert state["hits"] == 1
-            for status, body in ((500, "oops"), (200, "BEGIN:VCALENDAR\nthis is not ical"), (200, "")):
+            for status, body in (
+                (500, "oops"),
+                (200, "BEGIN:VCALENDAR\nthis is not ical"),
+                (200, ""),
+                (200, "X" * 2_100_000),  # larger than a feed may be
+            ):
                 state["status"], state["body"] = status, body
                 clock.advance(minutes=11)
                 await oncall_tick(svc)
@@ -101,4 +106,4 @@ schedules:
             row = await s.get(OncallFeed, "primary/team calendar")
         assert row is not None and "Connect" in (row.last_error or "") and row.body == FEED
         assert (await oncall_users(bot.svc, 1, clock.now())).users == ("U07DEV",)
-    assert hits == 4
+    assert hits == 5
