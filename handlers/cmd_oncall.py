@@ -6,9 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
-from bot.models import OncallOverride
+from bot.incident_store import claim_request_once
 from bot.oncall import service
 from bot.oncall.schedule import Schedule, gaps, handoffs, shifts_of
 from bot.oncall.web import schedule_url
@@ -54,8 +52,7 @@ def _label(s: Schedule) -> str:
 
 
 async def _describe(ctx: Ctx, sched: Schedule, now: datetime, *, detail: bool) -> list[str]:
-    async with ctx.svc.db.session() as s:
-        r = await service.resolve(ctx.svc, s, sched, now)
+    r = await service.resolve_once(ctx.svc, sched, now)
     oc = r.at(now)
     via = f" via {oc.reason}" if oc.users else f" ({oc.reason})"
     lines = [f"*{_label(sched)}*: {who(oc.users)}{via}, until {when(oc.until)}"]
@@ -86,13 +83,12 @@ async def show(ctx: Ctx, cmd: Command) -> Reply:
     for sched in service.level_schedules(ctx.svc):
         lines.extend(await _describe(ctx, sched, now, detail=False))
     mine = []
-    async with ctx.svc.db.session() as s:
-        for sched in service.config_of(ctx.svc).book.schedules.values():
-            r = await service.resolve(ctx.svc, s, sched, now)
-            for start, end, _oc in shifts_of(
-                r.schedule, ctx.user, now, now + timedelta(days=14), r.overrides
-            )[:3]:
-                mine.append(f"• {_label(sched)}: {when(start)} → {when(end)}")
+    for sched in service.config_of(ctx.svc).book.schedules.values():
+        r = await service.resolve_once(ctx.svc, sched, now)
+        for start, end, _oc in shifts_of(r.schedule, ctx.user, now, now + timedelta(days=14), r.overrides)[
+            :3
+        ]:
+            mine.append(f"• {_label(sched)}: {when(start)} → {when(end)}")
     blocks = [header("Who is on call now"), section("\n".join(lines) or "No schedules.")]
     if mine:
         blocks.append(section("*Your shifts in the next 14 days*\n" + "\n".join(mine[:MAX_LISTED])))
@@ -129,18 +125,7 @@ async def list_overrides(ctx: Ctx, cmd: Command) -> Reply:
     now = ctx.svc.clock.now()
     ref = cmd.args.get("ref")
     names = [_schedule(ctx, ref).name] if ref else list(service.config_of(ctx.svc).book.schedules)
-    async with ctx.svc.db.session() as s:
-        stmt = (
-            select(OncallOverride)
-            .where(
-                OncallOverride.schedule.in_(names),
-                OncallOverride.removed_at.is_(None),
-                OncallOverride.end_at > now,
-            )
-            .order_by(OncallOverride.start_at, OncallOverride.id)
-            .limit(MAX_LISTED)
-        )
-        rows = list((await s.execute(stmt)).scalars())
+    rows = await service.upcoming_overrides(ctx.svc, names, now, limit=MAX_LISTED)
     if not rows:
         return Reply("No current or upcoming overrides.")
     book = service.config_of(ctx.svc).book.schedules
@@ -169,8 +154,7 @@ async def take(ctx: Ctx, cmd: Command) -> Reply:
     """I take the shift running now, until it would have ended."""
     now = ctx.svc.clock.now()
     sched = _schedule(ctx, cmd.args["ref"])
-    async with ctx.svc.db.session() as s:
-        oc = (await service.resolve(ctx.svc, s, sched, now)).at(now)
+    oc = (await service.resolve_once(ctx.svc, sched, now)).at(now)
     if ctx.user in oc.users:
         return Reply(f"You are already on call for {_label(sched)}.", ok=False)
     end = oc.until or now + timedelta(days=7)
@@ -287,11 +271,8 @@ def validate_override(values: dict[str, Any]) -> dict[str, str]:
 async def submit_override(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) -> None:
     ctx.channel = str(view.get("private_metadata") or "")
     if view.get("id"):
-        from bot.incidents.service import claim_request
-
-        async with ctx.svc.db.session() as s:
-            if not await claim_request(s, f"view:{view['id']}", ctx.svc.clock.now()):
-                return  # a double submit (or Slack's retry) of the same form overrides once
+        if not await claim_request_once(ctx.svc.db, f"view:{view['id']}", ctx.svc.clock.now()):
+            return  # a double submit (or Slack's retry) of the same form overrides once
     try:
         start, end = oncall_window(str(values.get("start")), str(values.get("end")))
         cmd = Command(

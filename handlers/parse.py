@@ -7,7 +7,10 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from bot import timefmt
+from bot.errors import UserFacingError
 from bot.playbook import AREAS, SEVERITIES, STATUSES
+from bot.states import IncidentStatus
 
 MAX_SUMMARY = 500
 MAX_NOTE = 2900
@@ -41,10 +44,8 @@ _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _PERIOD = re.compile(r"^(\d{1,4})d$")
 
 
-class UsageError(ValueError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class UsageError(UserFacingError, ValueError):
+    """Bad command text, or the wrong place to run it: the usage to show."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,8 @@ def _declare(rest: str) -> Command:
 
 def _status(rest: str) -> Command:
     st = rest.upper()
-    allowed = [s for s in STATUSES if s != "RESOLVED"]
-    if st == "RESOLVED":
+    allowed = [s for s in STATUSES if s != IncidentStatus.RESOLVED]
+    if st == IncidentStatus.RESOLVED:
         raise UsageError("Use `/incident resolve` to resolve: it checks the resolution criteria.")
     if st not in allowed:
         raise UsageError(f"Usage: `/incident status {'|'.join(allowed)}`")
@@ -224,7 +225,21 @@ ONCALL_USAGE = (
     "`oncall give @user <level>` · `oncall swap @user <level>`"
 )
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
-_ONCALL_DURATION = re.compile(r"^(\d{1,5})(m|h|d)$")
+_MAX_OVERRIDE = timedelta(days=99_999)
+
+
+def _oncall_length(token: str) -> timedelta | None:
+    """A length in the one duration grammar (bot.timefmt: `30m`, `8h`, `2d`), with its unit written (a bare
+    number here is no length); None when the token is not one (it may be an end time)."""
+    if not token[-1:].isalpha():
+        return None
+    try:
+        length = timefmt.parse_duration(token)
+    except (ValueError, OverflowError):
+        return None
+    if length is not None and length > _MAX_OVERRIDE:
+        raise UsageError(f"`{token[:40]}` is too long for an override.")
+    return length
 
 
 def _oncall_ref(token: str) -> str:
@@ -249,12 +264,11 @@ def _oncall_time(token: str) -> datetime | str:
 def oncall_window(start_text: str, end_text: str) -> tuple[datetime | str, datetime | timedelta]:
     """An override's `<start> <duration|end>` (also the modal's two fields)."""
     start = _oncall_time(start_text.strip())
-    m = _ONCALL_DURATION.match(end_text.strip().lower())
-    if m:
-        n = int(m.group(1))
-        if n == 0:
+    length = _oncall_length(end_text.strip().lower())
+    if length is not None:
+        if length <= timedelta(0):
             raise UsageError("The override needs a length above zero.")
-        return start, timedelta(seconds=n * {"m": 60, "h": 3600, "d": 86400}[m.group(2)])
+        return start, length
     end = _oncall_time(end_text.strip())
     if isinstance(end, str):
         raise UsageError("The end of an override cannot be `now`: give a length like `8h` or an end time.")

@@ -12,13 +12,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import icalendar
+import recurring_ical_events
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
 from bot.models import OncallFeed, OncallOverride
 from bot.oncall.config import FeedSpec, OncallConfig, load_oncall
-from bot.oncall.schedule import Interval, OnCall, Override, Schedule, who_is_on
+from bot.oncall.schedule import Interval, OnCall, Override, Schedule, shifts_of, who_is_on
 
 log = logging.getLogger("incident_bot.oncall")
 
@@ -63,9 +65,6 @@ def feed_key(spec: FeedSpec) -> str:
 
 def parse_feed(body: str, spec: FeedSpec, zone: str, around: datetime) -> tuple[Interval, ...]:
     """Expand a feed's events (recurrences included) near `around` into shifts. Raises on a broken feed."""
-    import icalendar
-    import recurring_ical_events
-
     cal = icalendar.Calendar.from_ical(body)
     tz = ZoneInfo(zone)
 
@@ -199,6 +198,32 @@ async def resolve(svc: Services, s: AsyncSession, schedule: Schedule, since: dat
     sched = await _feed_intervals(svc, s, schedule)
     rows = await overrides_of(s, schedule.name, ending_after=since - timedelta(days=1))
     return Resolved(sched, tuple(_as_override(r) for r in rows))
+
+
+# -- one-shot reads with their own transaction, for adapters (no sessions in handlers) ------------------------
+
+
+async def resolve_once(svc: Services, schedule: Schedule, since: datetime) -> Resolved:
+    async with svc.db.session() as s:
+        return await resolve(svc, s, schedule, since)
+
+
+async def upcoming_overrides(
+    svc: Services, names: list[str], now: datetime, *, limit: int
+) -> list[OncallOverride]:
+    """Live overrides of these schedules that have not ended yet, soonest first."""
+    stmt = (
+        select(OncallOverride)
+        .where(
+            OncallOverride.schedule.in_(names),
+            OncallOverride.removed_at.is_(None),
+            OncallOverride.end_at > now,
+        )
+        .order_by(OncallOverride.start_at, OncallOverride.id)
+        .limit(limit)
+    )
+    async with svc.db.session() as s:
+        return list((await s.execute(stmt)).scalars())
 
 
 async def oncall_users(svc: Services, level: int, at: datetime, s: AsyncSession | None = None) -> OnCall:
@@ -355,8 +380,6 @@ async def current_shift(
     svc: Services, schedule: Schedule, user: str, at: datetime
 ) -> tuple[datetime, datetime]:
     """The next stretch (current or upcoming, within 35 days) when `user` is on call for the schedule."""
-    from bot.oncall.schedule import shifts_of
-
     async with svc.db.session() as s:
         r = await resolve(svc, s, schedule, at)
     for start, end, _oc in shifts_of(r.schedule, user, at, at + timedelta(days=35), r.overrides):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+import icalendar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
@@ -34,8 +35,6 @@ def schedule_url(svc: Services, name: str, now: datetime) -> str:
 def render_ics(
     svc: Services, name: str, start: datetime, end: datetime, shifts: list[tuple[datetime, datetime, OnCall]]
 ) -> bytes:
-    import icalendar
-
     names = svc.playbook.roster.names
     cal = icalendar.Calendar()
     cal.add("prodid", "-//incident-bot//on-call//EN")

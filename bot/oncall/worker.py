@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from bot import outbox
 from bot.context import Services
-from bot.incidents.service import claim_request
+from bot.incident_store import claim_request
 from bot.models import Timer
 from bot.oncall import service
 from bot.oncall.schedule import Schedule, gaps, handoffs

@@ -13,8 +13,8 @@ from bot.clock import ManualClock
 from bot.models import OncallFeed
 from bot.oncall.service import oncall_users
 from bot.oncall.worker import oncall_tick
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.oncall.test_oncall_e2e import start_bot
 
 FEED = """BEGIN:VCALENDAR

@@ -11,16 +11,17 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.main import build_services, create_app
 from bot.models import OncallOverride, Timer
 from bot.oncall.service import oncall_users
 from bot.oncall.web import schedule_url
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
 from bot.worker import Worker
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.escalation.test_ladder import dms_to, page_events
 from tests.support import BotHarness
+from wiring.app import create_app
+from wiring.services import build_services
 
 # The clock starts Monday 2026-11-23 12:00 UTC. L1 hands off at 12:30 each day, L2 at 12:05.
 SCHEDULES = """

@@ -17,10 +17,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.main import build_services
 from bot.migrate import upgrade
 from bot.oncall import service
 from tests.support import BOT_TOKEN, SIGNING_SECRET
+from wiring.services import build_services
 
 SCHEDULE = """
 schedules:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.sandbox.run import start_sandbox
 from tests.sandbox.test_sandbox_api import eventually
+from wiring.sandbox import start_sandbox
 
 
 async def test_jump_to_the_next_handoff_rotates_the_roster_and_sends_the_notices(tmp_path: Path) -> None:
