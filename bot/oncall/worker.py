@@ -17,6 +17,7 @@ from bot.models import Timer
 from bot.oncall import service
 from bot.oncall.schedule import Schedule, gaps, handoffs
 from bot.ports import ChatError
+from bot.states import TimerState
 from bot.timers import retry_later
 
 log = logging.getLogger("incident_bot.oncall")
@@ -83,10 +84,10 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
     sched = service.config_of(svc).book.schedules.get(name)
     async with svc.db.session() as s:
         t = await s.get(Timer, timer.id)
-        if t is None or t.state != "claimed" or t.claimed_by != worker:
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
         if sched is None:
-            t.state, t.last_error = "dropped", "schedule no longer exists"
+            t.state, t.last_error = TimerState.DROPPED, "schedule no longer exists"
             return
         r = await service.resolve(svc, s, sched, at - timedelta(days=1))
     before, after = r.at(at - timedelta(microseconds=1)), r.at(at)
@@ -94,7 +95,11 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
         async with svc.db.session() as s:
             t = await s.get(Timer, timer.id)
             if t is not None:
-                t.state, t.last_error, t.fired_at = "dropped", "no longer a hand-off", svc.clock.now()
+                t.state, t.last_error, t.fired_at = (
+                    TimerState.DROPPED,
+                    "no longer a hand-off",
+                    svc.clock.now(),
+                )
         return
     incoming = [u for u in after.users if u not in before.users]
     outgoing = [u for u in before.users if u not in after.users]
@@ -117,7 +122,7 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
     key = f"handoff:{name}:{at.isoformat()}"
     async with svc.db.session() as s:
         t = await s.get(Timer, timer.id)
-        if t is None or t.state != "claimed" or t.claimed_by != worker:
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
         for u in incoming:
             if u in dms:
@@ -156,7 +161,7 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
                 },
                 dedupe_key=f"{key}:channel",
             )
-        t.state, t.fired_at = "done", now
+        t.state, t.fired_at = TimerState.DONE, now
     await outbox.deliver(svc)
 
 
