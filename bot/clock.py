@@ -34,3 +34,16 @@ class ManualClock:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class OffsetClock:
+    """Real time plus an offset that only moves forward: the sandbox's "jump to the next hand-off"."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def jump_to(self, when: datetime) -> None:
+        self.offset += max(when - self.now(), timedelta(0))

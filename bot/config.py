@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     escalation_file: Path = CONTENT_DIR / "escalation.yaml"
     routing_file: Path = CONTENT_DIR / "routing.yaml"
     severities_file: Path = CONTENT_DIR / "severities.yaml"
+    # On-call schedules (bot/oncall); a missing file means the roster's fixed users, always on.
+    schedules_file: Path = CONTENT_DIR / "schedules.yaml"
+    oncall_channel: str | None = None  # hand-off lines and gap warnings
+    oncall_admins: str = ""  # comma-separated Slack ids who may change any schedule
+    oncall_check_interval: float = 60.0  # seconds between the worker's hand-off/gap/feed passes
     announce_channel: str | None = None
     display_tz: str = "UTC"
     log_level: str = "INFO"

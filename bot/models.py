@@ -453,4 +453,37 @@ class Alert(Base):
     )
 
 
+class OncallOverride(Base):
+    """Someone covers a schedule for a while (an override, a taken shift, one half of a swap)."""
+
+    __tablename__ = "oncall_overrides"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[str] = mapped_column(String(32))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16), default="override")  # override | take | swap
+    note: Mapped[str] = mapped_column(Text, default="")
+    made_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_oncall_overrides_schedule_end", "schedule", "end_at"),)
+
+
+class OncallFeed(Base):
+    """The last good copy of an external iCal feed, kept when a refresh fails."""
+
+    __tablename__ = "oncall_feeds"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # <schedule>/<layer>
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime | None]
+    attempted_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 ALL_TABLES = [t.name for t in Base.metadata.sorted_tables]

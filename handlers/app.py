@@ -24,6 +24,7 @@ from handlers import (
     cmd_health,
     cmd_home,
     cmd_lifecycle,
+    cmd_oncall,
     cmd_pir,
     cmd_playbook,
     cmd_shortcuts,
@@ -56,6 +57,7 @@ COMMAND_MODULES = (
     cmd_shortcuts,
     cmd_playbook,
     cmd_template,
+    cmd_oncall,
 )
 TABLE = table.build()
 

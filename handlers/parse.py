@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 
+from bot import timefmt
 from bot.errors import UserFacingError
 from bot.playbook import AREAS, SEVERITIES, STATUSES
 from bot.states import IncidentStatus
@@ -33,6 +34,9 @@ USAGE = """*`/incident` commands*
 • `/incident alerts` — the incident's alerts (outside a war room: alerts only recorded)
 • `/incident drill fail|throttle|badjwt|service-down|tabletop`
 • `/incident dr signoff product|ops` · `/incident dr status`
+• `/incident oncall [level|team]` — who is on call now · `oncall override @user <level> <start> <duration|end>`
+  · `oncall overrides` · `oncall remove <n>` · `oncall take <level>` · `oncall give @user <level>`
+  · `oncall swap @user <level>`
 • `/incident help`"""
 
 DECLARE_USAGE = (
@@ -243,7 +247,98 @@ def _statuspage(rest: str) -> Command:
     return Command("statuspage", {"resolved": word == "resolved"})
 
 
+ONCALL_USAGE = (
+    "Usage: `/incident oncall [level|team]` · `/incident oncall override @user <level> <start> <duration|end>` "
+    "(start `now` or `YYYY-MM-DDTHH:MM`, in the schedule's zone unless it ends in `Z` or `+hh:mm`; duration like "
+    "`8h`, or an end time) · `oncall overrides [level]` · `oncall remove <n>` · `oncall take <level>` · "
+    "`oncall give @user <level>` · `oncall swap @user <level>`"
+)
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+_MAX_OVERRIDE = timedelta(days=99_999)
+
+
+def _oncall_length(token: str) -> timedelta | None:
+    """A length in the one duration grammar (bot.timefmt: `30m`, `8h`, `2d`), with its unit written (a bare
+    number here is no length); None when the token is not one (it may be an end time)."""
+    if not token[-1:].isalpha():
+        return None
+    try:
+        length = timefmt.parse_duration(token)
+    except (ValueError, OverflowError):
+        return None
+    if length is not None and length > _MAX_OVERRIDE:
+        raise UsageError(f"`{token[:40]}` is too long for an override.")
+    return length
+
+
+def _oncall_ref(token: str) -> str:
+    if not _REF.match(token):
+        raise UsageError(f"`{token[:40]}` is not a level or team.\n{ONCALL_USAGE}")
+    return token
+
+
+def _oncall_time(token: str) -> datetime | str:
+    """`now`, or an ISO date-time (naive: read in the schedule's zone by the handler)."""
+    if token.lower() == "now":
+        return "now"
+    try:
+        when = datetime.fromisoformat(token.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"`{token[:40]}` is not a time: use `now` or `YYYY-MM-DDTHH:MM`.") from None
+    if when.year < 2000 or when.year > 2200:
+        raise UsageError(f"`{token[:40]}` is out of range.")
+    return when
+
+
+def oncall_window(start_text: str, end_text: str) -> tuple[datetime | str, datetime | timedelta]:
+    """An override's `<start> <duration|end>` (also the modal's two fields)."""
+    start = _oncall_time(start_text.strip())
+    length = _oncall_length(end_text.strip().lower())
+    if length is not None:
+        if length <= timedelta(0):
+            raise UsageError("The override needs a length above zero.")
+        return start, length
+    end = _oncall_time(end_text.strip())
+    if isinstance(end, str):
+        raise UsageError("The end of an override cannot be `now`: give a length like `8h` or an end time.")
+    return start, end
+
+
+def _oncall(rest: str) -> Command:
+    words = _split(rest)
+    if not words:
+        return Command("oncall", {"ref": None})
+    verb = words[0].lower()
+    if verb == "override":
+        if len(words) == 1:
+            return Command("oncall_override_modal")
+        if len(words) != 5:
+            raise UsageError(ONCALL_USAGE)
+        user, ref = _mention(words[1]), _oncall_ref(words[2])
+        start, end = oncall_window(words[3], words[4])
+        return Command("oncall_override", {"user": user, "ref": ref, "start": start, "end": end})
+    if verb == "overrides" and len(words) <= 2:
+        return Command("oncall_overrides", {"ref": _oncall_ref(words[1]) if len(words) == 2 else None})
+    if verb == "remove" and len(words) == 2:
+        number = words[1].removeprefix("#")
+        if not number.isascii() or not number.isdigit() or len(number) > 12:
+            raise UsageError(
+                "Usage: `/incident oncall remove <n>` (the number from `/incident oncall overrides`)"
+            )
+        return Command("oncall_remove", {"number": int(number)})
+    if verb == "take" and len(words) == 2:
+        return Command("oncall_take", {"ref": _oncall_ref(words[1])})
+    if verb in ("give", "swap") and len(words) == 3:
+        return Command(f"oncall_{verb}", {"user": _mention(words[1]), "ref": _oncall_ref(words[2])})
+    if verb in ("override", "overrides", "remove", "take", "give", "swap"):
+        raise UsageError(ONCALL_USAGE)
+    if len(words) == 1:
+        return Command("oncall", {"ref": _oncall_ref(words[0])})
+    raise UsageError(ONCALL_USAGE)
+
+
 _PARSERS = {
+    "oncall": _oncall,
     "declare": _declare,
     "ack": _no_args("ack"),
     "acknowledge": _no_args("ack"),

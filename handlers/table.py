@@ -78,6 +78,19 @@ WORDS: dict[str, tuple[tuple[str, ...], Perm]] = {
     # Run in the war room; publishing itself is the commander's, the comms lead's or an admin's.
     "statuspage": (("statuspage",), Perm.READ),
     "alerts": (("alerts",), Perm.ANYONE),  # in a war room its alerts; elsewhere the recorded-only ones
+    "oncall": (
+        (
+            "oncall",
+            "oncall_override",
+            "oncall_override_modal",
+            "oncall_overrides",
+            "oncall_remove",
+            "oncall_take",
+            "oncall_give",
+            "oncall_swap",
+        ),
+        Perm.ANYONE,
+    ),
 }
 # Names whose permission is not their word's.
 BY_NAME: dict[str, Perm | PermissionOf] = {"dr_signoff": _signoff, "pir_done": Perm.CHANGE}

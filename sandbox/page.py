@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,9 @@ class SandboxPage:
         default_viewer: str,
         factory: FactoryServers | None = None,
         info: dict[str, Any] | None = None,
+        on_next_handoff: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
+        self.on_next_handoff = on_next_handoff
         self.standin = standin
         self.secret = signing_secret
         self.bot_url = bot_url.rstrip("/")
@@ -474,6 +476,14 @@ class SandboxPage:
         msg = self.standin.add_message(channel, user, self._slackify(text))
         return {"ok": True, "ts": msg.ts}
 
+    async def _next_handoff(self, request: Request) -> Response:
+        if self.on_next_handoff is None:
+            return JSONResponse({"ok": False, "error": "no on-call clock in this sandbox"}, 404)
+        result = await self.on_next_handoff()
+        self.info["clock_offset_s"] = result.get("offset_s")
+        self.bump()
+        return JSONResponse(result)
+
     async def set_factory(self, mode: str) -> dict[str, Any]:
         if self.factory is None:
             return {"ok": False, "error": "no simulated Factory in this sandbox"}
@@ -610,6 +620,7 @@ class SandboxPage:
             Route("/api/shortcut", self._json(self._shortcut), methods=["POST"]),
             Route("/api/home", self._json(self._home), methods=["POST"]),
             Route("/api/factory/{mode}", self._factory, methods=["POST"]),
+            Route("/api/oncall/next-handoff", self._next_handoff, methods=["POST"]),
         ]
 
     @staticmethod

@@ -20,6 +20,7 @@ from bot.config import Settings, get_settings
 from bot.context import Services
 from bot.logging import configure_logging
 from bot.models import Incident
+from bot.oncall.web import router as schedules_router
 from bot.pir.web import router as incidents_router
 from bot.states import IncidentStatus
 from bot.statuspage.web import router as status_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(incidents_router)
     app.include_router(status_router)  # /status, /status.json, /status/feed.atom
     app.include_router(alerts_router)
+    app.include_router(schedules_router)
     return app
 
 

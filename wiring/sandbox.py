@@ -27,12 +27,14 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.context import Services
 from bot.migrate import upgrade_async
 from bot.playbook import load_roster
 from bot.worker import Worker
 from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.oncall import jump_to_next_handoff, rotating_schedules
 from sandbox.page import SandboxPage, SandboxUser
 from sandbox.servers import LoopServer
 from sandbox.slack_standin import SlackStandin
@@ -71,6 +73,7 @@ class Sandbox:
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _session: aiohttp.ClientSession | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _schedules_tmp: tempfile.TemporaryDirectory[str] | None = None
     _stopped: bool = False
 
     @property
@@ -102,6 +105,8 @@ class Sandbox:
         await asyncio.to_thread(self.factory.stop)
         if self._tmp is not None:
             self._tmp.cleanup()
+        if self._schedules_tmp is not None:
+            self._schedules_tmp.cleanup()
 
     async def __aenter__(self) -> Sandbox:
         return self
@@ -148,6 +153,9 @@ async def start_sandbox(
         db_url = f"sqlite+aiosqlite:///{Path(tmp.name) / 'sandbox.db'}"
     await upgrade_async(db_url)
 
+    # A rotating roster on a clock the page can move ("jump to the next hand-off").
+    clock = OffsetClock()
+    schedules_tmp = tempfile.TemporaryDirectory(prefix="incident-bot-sandbox-schedules-")
     shell = _Late()
     server = LoopServer(shell, host=host, port=port)
     url = server.url
@@ -176,6 +184,8 @@ async def start_sandbox(
         # The sandbox is a playground: "you" may run drills (its Factory is the simulator) and sign the
         # DR plan for both roles, which a real install gives to named people (DR_ADMINS, DR_*_OWNER).
         values.update(dr_admins=VIEWER.id, dr_product_owner=VIEWER.id, dr_ops_owner=VIEWER.id)
+        values["schedules_file"] = Path(schedules_tmp.name) / "schedules.yaml"
+        values["schedules_file"].write_text(rotating_schedules(clock.now()))
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         standin = SlackStandin(token=BOT_TOKEN)
         standin.base_url = f"{url}/standin"
@@ -187,8 +197,10 @@ async def start_sandbox(
             "announcements", members=everyone, topic="Stakeholder updates from the incident bot"
         )
         settings.announce_channel = announce.id
+        oncall = standin.add_channel("oncall", members=everyone, topic="On-call hand-offs and gaps")
+        settings.oncall_channel = oncall.id
 
-        bot_app = create_app(settings)
+        bot_app = create_app(settings, clock=clock)
         info = {"fast": fast, "time_scale": scale, "db": db_url.split("///", 1)[-1]}
         page = SandboxPage(
             standin,
@@ -198,6 +210,7 @@ async def start_sandbox(
             default_viewer=VIEWER.id,
             factory=factory,
             info=info,
+            on_next_handoff=lambda: jump_to_next_handoff(bot_app.state.svc, clock),
         )
 
         @contextlib.asynccontextmanager
@@ -214,8 +227,11 @@ async def start_sandbox(
         server.sock.close()
         if tmp is not None:
             tmp.cleanup()
+        schedules_tmp.cleanup()
         raise
-    box = Sandbox(url, standin, factory, page, settings, bot_app, server, _tmp=tmp)
+    box = Sandbox(
+        url, standin, factory, page, settings, bot_app, server, _tmp=tmp, _schedules_tmp=schedules_tmp
+    )
     try:
         await server.start()
         # Every person's DM with the bot exists from the start, so anyone can type in theirs.
@@ -228,7 +244,7 @@ async def start_sandbox(
                 )
         if worker:
             box._session = aiohttp.ClientSession()
-            box.worker_svc = build_services(settings, session=box._session).svc
+            box.worker_svc = build_services(settings, session=box._session, clock=clock).svc
             box.worker_task = asyncio.create_task(Worker(box.worker_svc).run(box._worker_stop), name="worker")
     except BaseException:
         await box.stop()

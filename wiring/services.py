@@ -22,6 +22,8 @@ from bot.health.monitor import monitor_tick
 from bot.incidents import closing
 from bot.incidents.flows import provision_effect, template_effect
 from bot.metrics import Metrics
+from bot.oncall.worker import KIND as ONCALL_HANDOFF
+from bot.oncall.worker import fire_handoff, oncall_tick
 from bot.pir.flows import fire_pir_reminder
 from bot.ports import ChatPort
 from bot.statuspage.deliver import atlassian_effect, webhook_effect
@@ -36,6 +38,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.timer("reminder", fire_reminder)
     d.timer("pir_reminder", fire_pir_reminder)
     d.timer("status_reminder", fire_status_reminder)
+    d.timer(ONCALL_HANDOFF, fire_handoff)
     d.effect("provision", provision_effect)
     d.effect("template", template_effect)
     d.effect("post", outbox.post_effect)
@@ -46,6 +49,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("archive", outbox.archive_effect)
     d.tick(monitor_tick)
     d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)
+    d.tick(oncall_tick)  # before the outbox: its hand-off and gap lines go out on the same pass
     d.tick(outbox.outbox_tick)
     d.tick(retention.RetentionTick())
 

@@ -15,6 +15,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
 from bot.models import Incident, Page, Timer
+from bot.oncall.service import oncall_text, page_target
 from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
@@ -178,15 +179,17 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         if page is not None and page.state in (PageState.SENT, PageState.FAILED):
             t.state, t.fired_at = TimerState.DONE, now  # already sent by an earlier claim: never twice
             return
-        users = list(svc.playbook.roster.users(level))
         if page is None:
+            # Resolved now, as the page goes out: whoever holds the shift at this moment (bot.oncall).
+            target = await page_target(svc, level, now, s)
+            users = list(target.oncall.users)
             due = datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at
             page = Page(
                 incident_id=inc.id,
                 cycle=inc.cycle,
                 step=t.step,
                 level=level,
-                users={"ids": users},
+                users={"ids": users, "oncall": target.record()},
                 reason=str(t.data.get("reason", "")),
                 due_at=due,
                 state=PageState.SENDING,
@@ -194,6 +197,8 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
             )
             s.add(page)
             await s.flush()
+        else:
+            users = list(page.users.get("ids", []))  # a resumed send goes to whom it was resolved for
         view = PageView(
             incident_id=inc.id,
             severity_label=svc.playbook.severities.label(inc.severity),
@@ -235,11 +240,13 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         t.state, t.fired_at = TimerState.DONE, sent_at
         lateness = (sent_at - page_row.due_at).total_seconds()
         who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
+        oncall = page_row.users.get("oncall") or {}
+        why = f" ({oncall_text(oncall)})" if oncall else ""
         await service.add_event(
             s,
             view.incident_id,
             "page",
-            f"Paged L{level} ({view.level_name}) {who}: {page_row.reason}",
+            f"Paged L{level} ({view.level_name}) {who}: {page_row.reason}{why}",
             at=sent_at,
             data={
                 "level": level,
@@ -251,6 +258,7 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
                 "lateness_s": round(lateness, 3),
                 "mode": mode,
                 "errors": errors,
+                "oncall": oncall,
             },
             dedupe_key=f"{view.incident_id}:page:{page_row.cycle}:{timer.step}",
         )

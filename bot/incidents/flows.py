@@ -17,6 +17,7 @@ from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.incidents.lifecycle import announce_declared
 from bot.models import Incident, OutboxMessage
+from bot.oncall.service import war_room_oncall
 from bot.outbox import deliver, enqueue
 from bot.pir import links
 from bot.ports import ChatError
@@ -282,16 +283,15 @@ class IncidentFlows:
                 return row
         raise ChatError("conversations.create", "name_taken")
 
-    def responders(self, inc: Incident) -> list[str]:
-        pb = self.svc.playbook
-        users = [inc.declared_by, *pb.roster.users(1)]
-        route = pb.routing.get(inc.area or "")
-        if route:
-            users += pb.roster.teams.get(route.team, ())
+    async def responders(self, inc: Incident) -> list[str]:
+        """The declarer, whoever is primary on call now, and the routed team's on-call (bot.oncall)."""
+        route = self.svc.playbook.routing.get(inc.area or "")
+        oncall = await war_room_oncall(self.svc, route.team if route else None, self.svc.clock.now())
+        users = [inc.declared_by, *oncall]
         return [u for u in dict.fromkeys(users) if u and u.startswith(("U", "W"))]
 
     async def _invite(self, inc: Incident) -> dict[str, object]:
-        users = self.responders(inc)
+        users = await self.responders(inc)
         if users:
             assert inc.channel_id is not None
             await self.svc.chat.invite(inc.channel_id, users)

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import incident_store as service
 from bot.context import Services
-from bot.escalation.policy import load_policy
 from bot.models import ActionItem, CheckSample, Incident, Page, Timer
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
@@ -343,9 +342,11 @@ async def incident_times(svc: ReadDeps, since: datetime, until: datetime) -> lis
         .correlate(Incident)
         .scalar_subquery()
     )
+    # The severity section of escalation.yaml (read here, not through bot.escalation: no import cycle).
+    paging = (svc.playbook.escalation or {}).get("severity") or {}
     initial = {
-        sev: max(p.initial_levels, default=1)
-        for sev, p in load_policy(svc.playbook.escalation).paging.items()
+        str(sev): max((int(x) for x in (raw or {}).get("initial_levels") or []), default=1)
+        for sev, raw in paging.items()
     }
     stmt = select(
         Incident.severity,

@@ -364,7 +364,8 @@ function renderFactory() {
   const chaos = f.chaos && f.chaos.type !== "none" ? `chaos ${esc(f.chaos.type)} since ${new Date(f.chaos.startDate).toLocaleTimeString()}` : "no chaos";
   el.innerHTML = `<div class="factory-title"><span class="dot ${bad}"></span>JWT Pizza Factory: <span id="factory-mode">${esc(f.mode)}</span></div>
     <div class="modes">${modes.map((m) => `<button type="button" data-mode="${m}" class="${m === f.mode ? "on" : ""}">${m}</button>`).join("")}</div>
-    <div class="factory-detail">${chaos} · ${f.orders} orders</div>`;
+    <div class="factory-detail">${chaos} · ${f.orders} orders</div>
+    <div class="modes"><button type="button" id="next-handoff" title="Move the bot's clock to just after the next on-call hand-off">⏭ Next on-call hand-off</button></div>`;
 }
 
 function renderHeader(c) {
@@ -650,6 +651,9 @@ document.addEventListener("click", async (ev) => {
   } else if (t.dataset.dismiss !== undefined) {
     S.dismissed.add(t.dataset.dismiss);
     render(S.data);
+  } else if (t.id === "next-handoff") {
+    await post("/api/oncall/next-handoff");
+    refresh();
   } else if (t.dataset.mode !== undefined) {
     await post(`/api/factory/${t.dataset.mode}`);
     refresh();

@@ -27,6 +27,8 @@ from bot.models import (
     CheckSample,
     Drill,
     Incident,
+    OncallFeed,
+    OncallOverride,
     OutboxMessage,
     Page,
     ProcessedRequest,
@@ -211,6 +213,22 @@ async def seed(url: str) -> None:
                         starts_at=T0,
                         first_seen=T0,
                         last_seen=T0,
+                    ),
+                    OncallOverride(
+                        schedule="primary",
+                        user_id="U08SRE",
+                        start_at=T0,
+                        end_at=T0 + timedelta(hours=8),
+                        kind="swap",
+                        note="Ünïcode",
+                        made_by="U01PRIMARY",
+                        created_at=T0,
+                    ),
+                    OncallFeed(
+                        key="secondary/team calendar",
+                        url="http://x/t.ics",
+                        body="BEGIN:VCALENDAR",
+                        fetched_at=T0,
                     ),
                 ]
             )

@@ -47,6 +47,13 @@ def test_each_row_parses_into_its_own_name() -> None:
         "dr_signoff": "dr signoff ops",
         "pir_done": "pir done",
         "list": "list recent",
+        "oncall_override": "oncall override <@U123> 1 now 8h",
+        "oncall_override_modal": "oncall override",
+        "oncall_overrides": "oncall overrides",
+        "oncall_remove": "oncall remove 3",
+        "oncall_take": "oncall take 1",
+        "oncall_give": "oncall give <@U123> 1",
+        "oncall_swap": "oncall swap <@U123> 1",
     }
     for name, row in TABLE.items():
         text = samples.get(name, row.word)

@@ -1,0 +1,203 @@
+"""The worker's on-call pass: refresh iCal feeds, plan hand-off notices as durable timers, warn about gaps.
+
+Exactly once across restarts and workers: a hand-off (or gap) is claimed by a `processed_requests` key in the
+same transaction that writes its timer (or its outbox row), so a second worker or a restarted one finds the
+key taken. The notices themselves are outbox rows with dedupe keys, written with the timer's completion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+from bot import outbox
+from bot.context import Services
+from bot.incident_store import claim_request
+from bot.models import Timer
+from bot.oncall import service
+from bot.oncall.schedule import Schedule, gaps, handoffs
+from bot.ports import ChatError
+from bot.states import TimerState
+from bot.timers import retry_later
+
+log = logging.getLogger("incident_bot.oncall")
+
+PLAN_AHEAD = timedelta(hours=2)  # hand-offs this close get a timer (a pass runs every minute)
+GAP_AHEAD = timedelta(days=7)
+LOOK_BACK = timedelta(days=35)
+KIND = "oncall_handoff"
+
+
+def _step(schedule: str, at: datetime) -> str:
+    return "ho-" + hashlib.sha256(f"{schedule}|{at.isoformat()}".encode()).hexdigest()[:24]
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else "further than 35 days out"
+
+
+def _label(s: Schedule) -> str:
+    return f"L{s.level} {s.title}" if s.level else (s.team or s.name)
+
+
+async def oncall_tick(svc: Services) -> None:
+    now = svc.clock.now()
+    last: datetime | None = getattr(svc, "_oncall_tick_at", None)
+    if last is not None and timedelta(0) <= now - last < timedelta(
+        seconds=svc.settings.oncall_check_interval
+    ):
+        return
+    svc._oncall_tick_at = now  # type: ignore[attr-defined]
+    await service.refresh_due_feeds(svc, now)
+    await plan_handoffs(svc, now)
+    await warn_gaps(svc, now)
+
+
+async def plan_handoffs(svc: Services, now: datetime) -> int:
+    planned = 0
+    for sched in service.config_of(svc).book.schedules.values():
+        async with svc.db.session() as s:
+            r = await service.resolve(svc, s, sched, now)
+        for h in handoffs(r.schedule, now - timedelta(minutes=5), now + PLAN_AHEAD, r.overrides):
+            async with svc.db.session() as s:
+                if not await claim_request(s, f"oncall-handoff:{sched.name}:{h.at.isoformat()}", now):
+                    continue
+                s.add(
+                    Timer(
+                        incident_id=None,
+                        kind=KIND,
+                        step=_step(sched.name, h.at),
+                        due_at=h.at,
+                        plan_version=0,
+                        data={"schedule": sched.name, "at": h.at.isoformat()},
+                    )
+                )
+            planned += 1
+    return planned
+
+
+async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
+    """Recompute the hand-off when it is due (an override may have cancelled it), then DM both people and
+    post a line in ONCALL_CHANNEL, as outbox rows written with the timer's completion."""
+    name = str(timer.data.get("schedule", ""))
+    at = datetime.fromisoformat(str(timer.data.get("at")))
+    sched = service.config_of(svc).book.schedules.get(name)
+    async with svc.db.session() as s:
+        t = await s.get(Timer, timer.id)
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
+            return
+        if sched is None:
+            t.state, t.last_error = TimerState.DROPPED, "schedule no longer exists"
+            return
+        r = await service.resolve(svc, s, sched, at - timedelta(days=1))
+    before, after = r.at(at - timedelta(microseconds=1)), r.at(at)
+    if before.same_shift(after) or set(before.users) == set(after.users):
+        async with svc.db.session() as s:
+            t = await s.get(Timer, timer.id)
+            if t is not None:
+                t.state, t.last_error, t.fired_at = (
+                    TimerState.DROPPED,
+                    "no longer a hand-off",
+                    svc.clock.now(),
+                )
+        return
+    incoming = [u for u in after.users if u not in before.users]
+    outgoing = [u for u in before.users if u not in after.users]
+    label = _label(sched)
+    try:
+        dms = {u: await svc.chat.open_dm(u) for u in [*incoming, *outgoing]}
+    except ChatError as exc:
+        if exc.transient:
+            await retry_later(
+                svc.db,
+                timer.id,
+                svc.clock.now() + timedelta(seconds=exc.backoff(timer.attempts, cap=60)),
+                exc.error,
+            )
+            return
+        dms = {}
+        log.warning("hand-off %s: could not open a DM: %s", name, exc.error)
+    mention = lambda users: ", ".join(f"<@{u}>" for u in users) or "nobody"  # noqa: E731
+    now = svc.clock.now()
+    key = f"handoff:{name}:{at.isoformat()}"
+    async with svc.db.session() as s:
+        t = await s.get(Timer, timer.id)
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
+            return
+        for u in incoming:
+            if u in dms:
+                await outbox.enqueue(
+                    s,
+                    "post",
+                    channel=dms[u],
+                    at=now,
+                    payload={
+                        "text": f"📟 You are now on call for {label} (via {after.reason}) until {_when(after.until)}. "
+                        f"Taking over from {mention(outgoing)}. `/incident oncall {sched.level or sched.team or name}`"
+                    },
+                    dedupe_key=f"{key}:in:{u}",
+                )
+        for u in outgoing:
+            if u in dms:
+                await outbox.enqueue(
+                    s,
+                    "post",
+                    channel=dms[u],
+                    at=now,
+                    payload={
+                        "text": f"👋 Your on-call shift for {label} has ended; {mention(incoming)} took over."
+                    },
+                    dedupe_key=f"{key}:out:{u}",
+                )
+        if svc.settings.oncall_channel:
+            await outbox.enqueue(
+                s,
+                "post",
+                channel=svc.settings.oncall_channel,
+                at=now,
+                payload={
+                    "text": f"🔄 {label}: {mention(after.users)} on call until {_when(after.until)} "
+                    f"(was {mention(before.users)})"
+                },
+                dedupe_key=f"{key}:channel",
+            )
+        t.state, t.fired_at = TimerState.DONE, now
+    await outbox.deliver(svc)
+
+
+async def warn_gaps(svc: Services, now: datetime) -> int:
+    """Each stretch with nobody on call in the next 7 days is announced once in ONCALL_CHANNEL."""
+    warned = 0
+    for sched in service.level_schedules(svc):
+        # Look back too, so a gap already running is keyed by when it really began, not by this pass's "now"
+        # (which would warn again every minute); one older than the look-back is keyed "open".
+        since = now - LOOK_BACK
+        async with svc.db.session() as s:
+            r = await service.resolve(svc, s, sched, since)
+        for g in gaps(r.schedule, since, now + GAP_AHEAD, r.overrides):
+            if g.end is not None and g.end <= now:
+                continue
+            began = "open" if g.start == since else g.start.isoformat()
+            text = (
+                f"⚠️ {_label(sched)} has nobody on call from {_when(max(g.start, now))} "
+                f"to {_when(g.end) if g.end else 'beyond the next 7 days'}: pages will fall through to the next "
+                f"level. Cover it with `/incident oncall override @user {sched.level} <start> <duration>`."
+            )
+            async with svc.db.session() as s:
+                if not await claim_request(s, f"oncall-gap:{sched.name}:{began}", now):
+                    continue
+                if svc.settings.oncall_channel:
+                    await outbox.enqueue(
+                        s,
+                        "post",
+                        channel=svc.settings.oncall_channel,
+                        at=now,
+                        payload={"text": text},
+                        dedupe_key=f"oncall-gap:{sched.name}:{began}",
+                    )
+                else:
+                    log.warning("%s", text)
+            warned += 1
+    if warned and svc.settings.oncall_channel:
+        await outbox.deliver(svc)
+    return warned
