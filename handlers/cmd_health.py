@@ -31,10 +31,10 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
         bk.section(f"```{bk.clip(render_table(report), 2900)}```"),
     ]
     buttons = []
-    if report.report_url and incident_id:
+    if (report.report_url or report.chaos_type) and incident_id:  # chaos known: the vendor record or a link
         buttons.append(bk.button("Run recovery: end chaos", "run_recovery", incident_id, "danger"))
     if not incident_id and sev:
-        summary = next(
+        summary = report.impact or next(
             (f"{r.name}: {r.detail}" for r in report.results if r.status == "down"), report.verdict
         )
         buttons.append(

@@ -15,8 +15,15 @@ from bot.models import CheckSample
 OnResult = Callable[[ProbeResult], Awaitable[None]]
 
 
+def diner(svc: Services) -> tuple[str, str] | None:
+    """The diner credentials for the service-path probe, when configured."""
+    s_ = svc.settings
+    email, password = s_.pizza_diner_email, s_.secret("pizza_diner_password")
+    return (email, password) if email and password else None
+
+
 def check_count(svc: Services) -> int:
-    return len(probe_names(svc.settings.pizza_service_url or None))
+    return len(probe_names(svc.settings.pizza_service_url or None, diner(svc)))
 
 
 async def run_check(
@@ -37,6 +44,7 @@ async def run_check(
         timeout=timeout,
         on_result=on_result,
         client=svc.http,
+        diner=diner(svc),
     )
     run_id = f"{kind}-{uuid.uuid4().hex[:12]}"
     now = svc.clock.now()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
@@ -31,8 +32,17 @@ RecoveryOutcome = Literal["resolved", "no_chaos", "unresolved", "no_report_url",
 
 FACTORY_PROBES = ("factory_docs", "factory_vendor", "order", "verify", "jwks")
 SERVICE_PROBES = ("service_root", "service_docs")
+SERVICE_ORDER_PROBE = "service_order"  # only with diner credentials
 ORDER_PATH = ("order", "verify")
-THROTTLE_HINT = "throttle chaos hides its reportUrl for 32 s"
+# What makes a URL the Factory's "end chaos" link, whatever field carries it (the service's field name varies
+# between versions: followLinkToEndChaos, reportPizzaCreationErrorToPizzaFactoryUrl, reportSlowPizzaToFactoryUrl).
+SUPPORT_LINK = re.compile(r"^https?://[^\s]+/api/support/[^/\s]+/report/[^/\s?#]+$")
+# The service's menu item for the end-to-end order (the service fills in the diner from the token).
+SERVICE_ORDER: dict[str, Any] = {
+    "franchiseId": 1,
+    "storeId": 1,
+    "items": [{"menuId": 1, "description": "Veggie", "price": 0.0038}],
+}
 # A minimal valid order: one item (0 or more than 20 items makes the Factory wait 32 s, then answer 503).
 PROBE_ORDER: dict[str, Any] = {
     "diner": {"id": 1, "name": "incident-bot probe", "email": "probe@jwt.com"},
@@ -68,6 +78,8 @@ class CheckReport:
     verdict: Verdict
     suggested_severity: Severity | None
     report_url: str | None
+    impact: str = ""
+    metrics: dict[str, float | int] = field(default_factory=dict)
 
     @property
     def checks(self) -> int:
@@ -86,7 +98,13 @@ class CheckReport:
             return "fail"
         if verify is not None and verify.status == "down" and verify.http_status == 403 and self.report_url:
             return "badjwt"
+        if self.report_url:  # any reportUrl means chaos is running (throttle once its order answered)
+            return "unknown"
         return None
+
+    @property
+    def failing_probes(self) -> list[str]:
+        return [r.name for r in self.results if r.status in ("down", "degraded")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +112,8 @@ class CheckReport:
             "suggested_severity": self.suggested_severity,
             "report_url": self.report_url,
             "chaos_type": self.chaos_type,
+            "impact": self.impact,
+            "metrics": self.metrics,
             "started_at": self.started_at.isoformat(),
             "wall_ms": round(self.wall_ms, 1),
             "checks": self.checks,
@@ -116,6 +136,7 @@ class _Ctx:
     factory_url: str
     api_key: str
     service_url: str
+    diner: tuple[str, str] | None = None
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
@@ -127,6 +148,18 @@ def _json(r: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def find_report_url(body: object) -> str | None:
+    """The first string field (searched depth-first) that holds a Factory support link, or None."""
+    if isinstance(body, str):
+        return body if SUPPORT_LINK.match(body.strip()) else None
+    values = body.values() if isinstance(body, dict) else body if isinstance(body, list) else ()
+    for value in values:
+        found = find_report_url(value)
+        if found:
+            return found
+    return None
 
 
 def _http_detail(r: httpx.Response, body: dict[str, Any]) -> str:
@@ -150,10 +183,15 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+LOOPBACK_ALIASES = {"localhost": "127.0.0.1", "::1": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
+
+
 def normalize_url(url: str) -> str:
-    """Scheme and host lower-cased, default port dropped, no trailing slash: for comparing configured URLs."""
+    """Scheme and host lower-cased, loopback names as 127.0.0.1, default port dropped, no trailing slash: for
+    comparing configured URLs (the service's `config.factory` is the string it was configured with)."""
     parts = urlsplit(url.strip())
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    host = LOOPBACK_ALIASES.get(host, host)
     default = {"http": 80, "https": 443}.get(scheme)
     netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
@@ -223,7 +261,7 @@ async def _order(ctx: _Ctx) -> _Outcome:
     r = await ctx.client.post(f"{ctx.factory_url}/api/order", json=PROBE_ORDER, headers=_auth(ctx.api_key))
     body = _json(r)
     jwt, link = body.get("jwt"), body.get("reportUrl")
-    report_url = link if isinstance(link, str) and link else None
+    report_url = link if isinstance(link, str) and link else find_report_url(body)
     if r.status_code == 200 and isinstance(jwt, str):
         if report_url:  # a normal answer never carries a reportUrl
             return _Outcome(
@@ -289,6 +327,25 @@ async def _service_docs(ctx: _Ctx) -> _Outcome:
     return _Outcome("ok", 200, f"factory {factory}", data={"config": config})
 
 
+async def _service_order(ctx: _Ctx) -> _Outcome:
+    """The customer's path end to end: log in as a diner, order through the service (which calls the Factory
+    with its own key: a wrong key there fails every customer order while our Factory probes are fine)."""
+    email, password = ctx.diner or ("", "")
+    r = await ctx.client.put(f"{ctx.service_url}/api/auth", json={"email": email, "password": password})
+    body = _json(r)
+    token = body.get("token")
+    if r.status_code != 200 or not isinstance(token, str):
+        return _Outcome("down", r.status_code, f"diner login failed: {_http_detail(r, body)}")
+    r = await ctx.client.post(f"{ctx.service_url}/api/order", json=SERVICE_ORDER, headers=_auth(token))
+    body = _json(r)
+    link = find_report_url(body)
+    if r.status_code == 200 and isinstance(body.get("jwt"), str):
+        if link:
+            return _Outcome("degraded", 200, "chaos active: the service's order carried a Factory link", link)
+        return _Outcome("ok", 200, "order placed through the service")
+    return _Outcome("down", r.status_code, _http_detail(r, body), link)
+
+
 TITLES = {
     "factory_docs": "Factory API docs",
     "factory_vendor": "Factory vendor record",
@@ -297,6 +354,7 @@ TITLES = {
     "jwks": "Factory signing keys",
     "service_root": "Pizza service",
     "service_docs": "Pizza service config",
+    "service_order": "Order through the service",
 }
 
 
@@ -325,11 +383,13 @@ async def _run_one(
     return result(out.status, out.http_status, out.detail, report_url=out.report_url, data=out.data)
 
 
-def probe_names(service_url: str | None) -> list[str]:
-    return [*FACTORY_PROBES, *(SERVICE_PROBES if service_url else ())]
+def probe_names(service_url: str | None, diner: tuple[str, str] | None = None) -> list[str]:
+    service = [*SERVICE_PROBES, *([SERVICE_ORDER_PROBE] if diner else [])] if service_url else []
+    return [*FACTORY_PROBES, *service]
 
 
 def verdict_of(results: list[ProbeResult]) -> Verdict:
+    """Statuses only (no thresholds): the judgement in bot.health.judge also counts latency and severity."""
     statuses = {r.status for r in results}
     return "down" if "down" in statuses else "degraded" if "degraded" in statuses else "healthy"
 
@@ -344,16 +404,20 @@ async def run_probes(
     transport: httpx.AsyncBaseTransport | None = None,
     on_result: Callable[[ProbeResult], Awaitable[None]] | None = None,
     thresholds: Thresholds | None = None,
+    diner: tuple[str, str] | None = None,
 ) -> CheckReport:
-    """Run the probes (7, or 5 without `service_url`: `probe_names()` lists them) and judge the result.
+    """Run the probes (`probe_names()` lists them: 5 Factory, 2 service, 1 more with diner credentials) and
+    judge the result with bot.health.judge (latency, severity, impact).
 
     `on_result` is awaited as each probe finishes (progress updates); its errors are logged, not raised."""
-    from bot.health.thresholds import load_thresholds, suggest_severity
+    from bot.health.judge import judge_check
+    from bot.health.thresholds import load_thresholds
 
+    th = thresholds or load_thresholds()
     started_at, t0 = datetime.now(UTC), time.perf_counter()
     factory_url = factory_url.rstrip("/")
     async with _http(client, transport, timeout) as http:
-        ctx = _Ctx(http, factory_url, api_key, (service_url or "").rstrip("/"))
+        ctx = _Ctx(http, factory_url, api_key, (service_url or "").rstrip("/"), diner)
 
         async def finish(result: ProbeResult) -> ProbeResult:
             if on_result is not None:
@@ -378,27 +442,29 @@ async def run_probes(
         calls: dict[str, Callable[[], Coroutine[Any, Any, ProbeResult]]] = {
             "factory_docs": lambda: probe("factory_docs", lambda: _factory_docs(ctx)),
             "factory_vendor": lambda: probe("factory_vendor", lambda: _factory_vendor(ctx)),
-            "order": lambda: probe("order", lambda: _order(ctx), THROTTLE_HINT),
+            "order": lambda: probe("order", lambda: _order(ctx)),
             "verify": verify,
             "jwks": lambda: probe("jwks", lambda: _jwks(ctx)),
             "service_root": lambda: probe("service_root", lambda: _service_root(ctx)),
             "service_docs": lambda: probe("service_docs", lambda: _service_docs(ctx)),
+            "service_order": lambda: probe("service_order", lambda: _service_order(ctx)),
         }
         tasks: dict[str, asyncio.Task[ProbeResult]] = {}
         async with asyncio.TaskGroup() as group:
-            for name in probe_names(service_url):
+            for name in probe_names(service_url, diner):
                 tasks[name] = group.create_task(calls[name]())
     results = [task.result() for task in tasks.values()]
-    report = CheckReport(
+    judgement = judge_check(results, th)
+    return CheckReport(
         results=results,
         started_at=started_at,
         wall_ms=(time.perf_counter() - t0) * 1000,
-        verdict=verdict_of(results),
-        suggested_severity=None,
+        verdict=judgement.verdict,
+        suggested_severity=judgement.severity,
         report_url=next((r.report_url for r in results if r.report_url), None),
+        impact=judgement.impact,
+        metrics=judgement.metrics.as_dict(),
     )
-    report.suggested_severity = suggest_severity(report, thresholds or load_thresholds())
-    return report
 
 
 # -- recovery ----------------------------------------------------------------------------------------------

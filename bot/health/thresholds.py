@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 import yaml
 
 # probes imports this module lazily (inside run_probes), so this import is not circular.
-from bot.health.probes import FACTORY_PROBES, ORDER_PATH, SERVICE_PROBES, CheckReport, Severity
+from bot.health.probes import CheckReport, Severity
 
 Level = Literal["critical", "high", "medium"]
 LEVELS: tuple[Level, ...] = ("critical", "high", "medium")
@@ -153,36 +153,7 @@ def classify(error_rate: float, p99_ms: float, availability: float, th: Threshol
 
 
 def suggest_severity(report: CheckReport, th: Thresholds) -> Severity | None:
-    """Severity suggested by one check (seed 001 definitions); the first rule that matches wins.
+    """Severity of one check: the one mapping in bot.health.judge (the monitor uses the same)."""
+    from bot.health.judge import judge_check
 
-    - P0 (complete outage): every Factory probe that ran is down (no pizza can be made or verified), or every
-      JWT Pizza service probe that ran is down (customers cannot reach the service).
-    - P1 (major function down): the order or verify probe is down (chaos `fail`, `badjwt`, `throttle` past
-      the timeout, a bad API key, oven full), or a successful order took longer than latency_p99 critical.
-    - P2 (partial): any other probe down or degraded (chaos running while orders still succeed, the service
-      pointing at another Factory, vendor failing with docs up = the Factory's database), or an order slower
-      than latency_p99 high.
-    - P3 (minor): an order slower than latency_p99 medium, or chaos scheduled but not yet started.
-    - None: everything ok.
-
-    One sample is weaker evidence than a p99 over a window: order latency maps one severity below classify().
-    """
-    by_name = {r.name: r for r in report.results}
-
-    def ran(names: tuple[str, ...]) -> list[str]:
-        return [by_name[n].status for n in names if n in by_name and by_name[n].status != "skipped"]
-
-    for group in (FACTORY_PROBES, SERVICE_PROBES):
-        statuses = ran(group)
-        if statuses and all(s == "down" for s in statuses):
-            return th.severity["critical"]
-    order = by_name.get("order")
-    slow = th.latency_p99_ms.level(order.latency_ms) if order is not None and order.status != "down" else None
-    if "down" in ran(ORDER_PATH) or slow == "critical":
-        return th.severity["high"]
-    if any(r.status in ("down", "degraded") for r in report.results) or slow == "high":
-        return th.severity["medium"]
-    vendor = by_name.get("factory_vendor")
-    if slow == "medium" or (vendor is not None and vendor.data.get("chaos_state") == "scheduled"):
-        return th.severity["low"]
-    return None
+    return judge_check(report.results, th).severity

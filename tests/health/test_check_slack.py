@@ -18,7 +18,7 @@ async def test_check_outside_war_room_offers_declare(hbot: BotHarness, factory: 
     assert "down" in reply["text"]
     buttons = [e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons and buttons[0]["action_id"] == "declare_from_check"
-    assert buttons[0]["value"].startswith("P1|")
+    assert buttons[0]["value"].startswith("P0|")
     async with hbot.svc.db.session() as s:
         probes = {x.probe: x.status for x in (await s.execute(select(CheckSample))).scalars()}
     assert probes["order"] == "down" and probes["factory_docs"] == "ok"
