@@ -37,7 +37,7 @@ from bot.config import Settings
 from bot.context import Services
 from bot.dr.plan import DR_PLAN, load_dr, plan_hash
 from bot.health.flows import recover, run_check
-from bot.health.monitor import MONITOR_USER, PROBLEM
+from bot.health.monitor import DRILL_PROBLEM, MONITOR_USER, PROBLEM
 from bot.health.probes import describe_error
 from bot.incidents import service
 from bot.models import CheckSample, Drill, Incident, ProcessedRequest, TimelineEvent
@@ -282,7 +282,7 @@ async def start_drill(
             if drill is None or inc is None:
                 raise DrillRefused("That request was already handled.")
             return DrillStarted(drill.id, inc.id, inc.channel_id, drill.scenario, dict(drill.report), True)
-        busy = await service.open_for_problem(s, PROBLEM)
+        busy = await service.open_for_problem(s, PROBLEM) or await service.open_for_problem(s, DRILL_PROBLEM)
     if busy is not None:
         what = "A drill" if busy.is_drill else "A Factory-health incident"
         where = f" (<#{busy.channel_id}>)" if busy.channel_id else ""
@@ -309,7 +309,7 @@ async def start_drill(
             request_key=request_key,
             source="drill",
             is_drill=True,
-            problem_key=PROBLEM,
+            problem_key=DRILL_PROBLEM,  # its own alert: a drill never mutes real monitoring
         )
     )
     if result.state == "open_for_problem":

@@ -47,6 +47,7 @@ async def run_check(
         diner=diner(svc),
     )
     run_id = f"{kind}-{uuid.uuid4().hex[:12]}"
+    report.run_id = run_id
     now = svc.clock.now()
     async with svc.db.session() as s:
         for r in report.results:

@@ -80,6 +80,7 @@ class CheckReport:
     report_url: str | None
     impact: str = ""
     metrics: dict[str, float | int] = field(default_factory=dict)
+    run_id: str = ""  # set when the samples are stored
 
     @property
     def checks(self) -> int:
@@ -336,14 +337,18 @@ async def _service_order(ctx: _Ctx) -> _Outcome:
     token = body.get("token")
     if r.status_code != 200 or not isinstance(token, str):
         return _Outcome("down", r.status_code, f"diner login failed: {_http_detail(r, body)}")
+    start = time.perf_counter()
     r = await ctx.client.post(f"{ctx.service_url}/api/order", json=SERVICE_ORDER, headers=_auth(token))
+    # The order's own latency (the login is set-up, not what a customer waits for at checkout).
+    data: dict[str, Any] = {"order_ms": (time.perf_counter() - start) * 1000}
     body = _json(r)
     link = find_report_url(body)
     if r.status_code == 200 and isinstance(body.get("jwt"), str):
         if link:
-            return _Outcome("degraded", 200, "chaos active: the service's order carried a Factory link", link)
-        return _Outcome("ok", 200, "order placed through the service")
-    return _Outcome("down", r.status_code, _http_detail(r, body), link)
+            detail = "chaos active: the service's order carried a Factory link"
+            return _Outcome("degraded", 200, detail, link, data)
+        return _Outcome("ok", 200, "order placed through the service", data=data)
+    return _Outcome("down", r.status_code, _http_detail(r, body), link, data)
 
 
 TITLES = {

@@ -62,6 +62,19 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class AlertingConfig:
+    """The monitor's alert rule (Prometheus style) and what happens after resolve."""
+
+    for_s: float  # failing this long (from the first failing sample) before the alert fires
+    clean_s: float  # hysteresis: no failing sample for this long before pending/firing ends
+    enhanced_monitoring_s: float  # after resolve, a relapse reopens the incident (seed 001: 24-48 h)
+    lease_s: float  # a worker that claimed a tick and died frees it after this long
+
+
+DEFAULT_ALERTING = AlertingConfig(120.0, 180.0, 86400.0, 120.0)
+
+
+@dataclass(frozen=True)
 class Thresholds:
     error_rate: Levels
     latency_p99_ms: Levels
@@ -69,6 +82,7 @@ class Thresholds:
     severity: dict[str, Severity]  # critical/high/medium/low -> P0..P3
     slos: dict[str, Slo]
     monitor: MonitorConfig
+    alerting: AlertingConfig = DEFAULT_ALERTING
 
     def severity_for(self, level: str | None) -> Severity | None:
         return self.severity[level] if level is not None else None
@@ -122,6 +136,7 @@ def parse_thresholds(raw: object) -> Thresholds:
         raise ValueError(f"thresholds: bad slos or monitor section ({exc})") from exc
     if monitor.interval_s <= 0 or monitor.window_s < monitor.interval_s or monitor.min_samples < 1:
         raise ValueError("monitor: need interval > 0, window >= interval and min_samples >= 1")
+    alerting = _alerting(raw.get("alerting"))
     return Thresholds(
         error_rate=_levels(alerts, "error_rate", True),
         latency_p99_ms=_levels(alerts, "latency_p99", True),
@@ -129,7 +144,28 @@ def parse_thresholds(raw: object) -> Thresholds:
         severity={k: cast(Severity, severity[k]) for k in (*LEVELS, "low")},
         slos=slos,
         monitor=monitor,
+        alerting=alerting,
     )
+
+
+def _alerting(raw: object) -> AlertingConfig:
+    if raw is None:
+        return DEFAULT_ALERTING
+    if not isinstance(raw, dict):
+        raise ValueError("alerting: expected a mapping")
+    d = DEFAULT_ALERTING
+    try:
+        cfg = AlertingConfig(
+            parse_duration(raw.get("for", d.for_s)),
+            parse_duration(raw.get("clean_for", d.clean_s)),
+            parse_duration(raw.get("enhanced_monitoring", d.enhanced_monitoring_s)),
+            parse_duration(raw.get("tick_lease", d.lease_s)),
+        )
+    except ValueError as exc:
+        raise ValueError(f"alerting: {exc}") from exc
+    if cfg.for_s < 0 or cfg.clean_s <= 0 or cfg.enhanced_monitoring_s < 0 or cfg.lease_s <= 0:
+        raise ValueError("alerting: need for >= 0, clean_for > 0, enhanced_monitoring >= 0, tick_lease > 0")
+    return cfg
 
 
 def load_thresholds(path: str | Path | None = None) -> Thresholds:

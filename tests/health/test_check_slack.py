@@ -91,6 +91,10 @@ async def test_monitor_declares_once_then_sees_recovery(
 
     factory.set_mode("healthy")
     clock.advance(seconds=60)
+    assert await monitor_once(svc) == "resolving"  # one green check is not "back to normal" (clean_for 3m)
+    clock.advance(seconds=60)
+    assert await monitor_once(svc) == "resolving"
+    clock.advance(seconds=60)
     assert await monitor_once(svc) == "recovered"
     async with svc.db.session() as s:
         row = (await s.execute(select(Incident))).scalar_one()
