@@ -23,7 +23,7 @@ from bot.dr.drill import (
     tabletop_steps,
 )
 from bot.dr.plan import load_dr
-from bot.health.monitor import DRILL_PROBLEM, PROBLEM, monitor_once
+from bot.health.monitor import DRILL_PROBLEM, monitor_once
 from bot.main import create_app
 from bot.models import Drill, Incident
 from bot.sandbox.factory_sim import FactoryServers, FactorySim
