@@ -66,11 +66,14 @@ def judge(samples: list[CheckSample]) -> Window:
     return Window(metrics_of(summaries), first, bool(summaries and summaries[-1].failing))
 
 
-async def window_since(svc: Services, since: datetime | None, until: datetime | None = None) -> Window:
+async def window_since(
+    svc: Services, since: datetime | None, until: datetime | None = None, *, after: bool = False
+) -> Window:
+    """The monitor samples from `since` (or strictly after it, with `after`) to `until`."""
     async with svc.db.session() as s:
         stmt = select(CheckSample).where(CheckSample.run_id.like("monitor-%"))
         if since is not None:
-            stmt = stmt.where(CheckSample.at >= since)
+            stmt = stmt.where(CheckSample.at > since if after else CheckSample.at >= since)
         if until is not None:
             stmt = stmt.where(CheckSample.at <= until)
         return judge(list((await s.execute(stmt)).scalars()))
@@ -456,7 +459,10 @@ async def _back_to_normal(svc: Services, incident_id: str, th: Thresholds) -> No
     now = svc.clock.now()
     minimum = svc.playbook.severities.monitoring_minimum * svc.settings.time_scale
     mins = int(minimum.total_seconds() // 60)
-    clean = await window_since(svc, now - timedelta(seconds=th.alerting.clean_s))
+    async with svc.db.session() as s:
+        alert = (await s.execute(select(Alert).where(Alert.incident_id == incident_id))).scalars().first()
+        last_failing = alert.last_failing_at if alert is not None else None
+    clean = await window_since(svc, last_failing or now - timedelta(seconds=th.alerting.clean_s), after=True)
     if clean.latest_failing:  # never "back to normal" while the latest window fails
         return
     async with svc.db.session() as s:
