@@ -408,12 +408,20 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
         if inc.status == "RESOLVED":
             return "The incident is resolved; reopen it first."
         sent = [p.level for p in await pages_in_cycle(s, inc)]
-        nxt = (max(sent) + 1) if sent else 1
+        top = max(sent) if sent else 0
+        # The next level that exists *for this severity* (L5 is P0-only): never claim a page plan() drops.
         pol = policy_of(svc)
-        while nxt <= 5 and pol.level(nxt) is None:
-            nxt += 1
-        if nxt > 5:
-            return "Already at the top of the ladder (L5)."
+        nxt = next(
+            (
+                lv.level
+                for lv in pol.levels
+                if lv.level > top and (not lv.severities or inc.severity in lv.severities)
+            ),
+            None,
+        )
+        if nxt is None:
+            name = f"L{top} ({svc.playbook.roster.level_name(top)})" if top else "the ladder"
+            return f"No level is left to page for a {inc.severity}: {name} is the top for this severity."
         await replan(svc, s, inc, reason=f"escalated by {user}", forced=(f"L{nxt}",))
         await service.add_event(
             s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
@@ -424,4 +432,32 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
 
 
-__all__ = ["acknowledge", "escalate_now", "finish", "fire_page", "fire_reminder", "replan"]
+async def close_page_dms(svc: Services, incident_id: str, by: str) -> int:
+    """On resolve: edit every page DM of the incident (all cycles) so none still says "needs you" with a live
+    Acknowledge button. Returns how many DMs were edited; Slack errors are logged (the resolve stands)."""
+    async with svc.db.session() as s:
+        stmt = select(Page).where(Page.incident_id == incident_id)
+        pages = list((await s.execute(stmt)).scalars())
+    edited = 0
+    for page in pages:
+        for user, dm in page.dm.items():
+            if user == "_war_room" or not isinstance(dm, dict) or not dm.get("ts"):
+                continue
+            text, blocks = svc.render.page_resolved(page, by)
+            try:
+                await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
+                edited += 1
+            except ChatError as exc:
+                log.warning("could not close page DM: %s", exc)
+    return edited
+
+
+__all__ = [
+    "acknowledge",
+    "close_page_dms",
+    "escalate_now",
+    "finish",
+    "fire_page",
+    "fire_reminder",
+    "replan",
+]

@@ -456,6 +456,9 @@ class LifecycleFlows:
                 s, inc.id, announcement, now, dedupe_key=f"{inc.id}:announce:resolved:{inc.cycle}"
             )
         await self._deliver(incident_id)
+        from bot.escalation.flows import close_page_dms
+
+        await close_page_dms(self.svc, incident_id, user)  # no page left saying "needs you"
         how = " (criteria overridden)" if forced is not None else ""
         return ResolveResult(
             "resolved", incident_id, f"✅ Resolved {incident_id}{how}. The checklist is in the channel."
