@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     web_access_token: SecretStr | None = None
     declare_rate_limit: int = 5  # declarations per user per minute
     monitor_interval: float = 60.0
+    check_timeout: float = 5.0  # seconds per probe (the whole probe), for the monitor and `/incident check`
     worker_poll_interval: float = 0.5
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).

@@ -33,7 +33,7 @@ async def run_check(
     on_result: OnResult | None = None,
     kind: str = "check",
     actor: str | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
 ) -> CheckReport:
     """Run every probe concurrently, store one sample per probe, and (in a war room) a timeline event."""
     s_ = svc.settings
@@ -41,7 +41,7 @@ async def run_check(
         s_.factory_url,
         s_.secret("factory_api_key"),
         s_.pizza_service_url or None,
-        timeout=timeout,
+        timeout=timeout if timeout is not None else s_.check_timeout,
         on_result=on_result,
         client=svc.http,
         diner=diner(svc),
