@@ -11,7 +11,8 @@ this module so a state gets one name and one severity wherever it is shown:
   p99 over the orders' latencies;
 - severity = the most severe alert level the metrics cross (seed 001 ALERT_THRESHOLDS), else `medium` when a
   probe is down or degraded (partial), else `low` when chaos is scheduled; the same rule for one check and for
-  a window, so `check` and the monitor agree.
+  a window, so `check` and the monitor agree. The p99 medium band (> 500 ms) needs `monitor.min_samples` orders
+  to count: one order's latency is not a percentile.
 """
 
 from __future__ import annotations
@@ -129,9 +130,14 @@ def metrics_of(checks: Sequence[CheckSummary]) -> Metrics:
 
 def severity_of(metrics: Metrics, *, partial: bool, scheduled: bool, th: Thresholds) -> Severity | None:
     """The one severity mapping (see the module docstring)."""
+    latency = th.latency_p99_ms.level(metrics.p99_ms)
+    if latency == "medium" and metrics.orders < th.monitor.min_samples:
+        # A p99 of one or two orders is no percentile: the medium band (500 ms-1 s) needs min_samples orders,
+        # or a loaded test machine would page. High and critical count from a single order.
+        latency = None
     crossed = {
         th.error_rate.level(metrics.error_rate),
-        th.latency_p99_ms.level(metrics.p99_ms),
+        latency,
         th.availability.level(metrics.availability),
     }
     for name in ("critical", "high", "medium"):

@@ -123,3 +123,12 @@ def test_find_report_url_accepts_any_field_name() -> None:
     ):
         assert find_report_url(body) == link
     assert find_report_url({"message": "https://x/api/docs"}) is None
+
+
+def test_the_p99_medium_band_needs_min_samples_orders() -> None:
+    one = Metrics(checks=1, available_checks=1, orders=1, failed_orders=0, p99_ms=700.0)
+    window = Metrics(checks=3, available_checks=3, orders=3, failed_orders=0, p99_ms=700.0)
+    assert severity_of(one, partial=False, scheduled=False, th=TH) is None
+    assert severity_of(window, partial=False, scheduled=False, th=TH) == "P2"
+    slow = Metrics(checks=1, available_checks=1, orders=1, failed_orders=0, p99_ms=1500.0)
+    assert severity_of(slow, partial=True, scheduled=False, th=TH) == "P1"  # > 1 s counts from one order
