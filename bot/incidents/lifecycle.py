@@ -459,6 +459,9 @@ class LifecycleFlows:
         from bot.escalation.flows import close_page_dms
 
         await close_page_dms(self.svc, incident_id, user)  # no page left saying "needs you"
+        from bot.dr.drill import finish_drill_if_any
+
+        await finish_drill_if_any(self.svc, incident_id, user)  # resolving a drill finishes (and reports) it
         how = " (criteria overridden)" if forced is not None else ""
         return ResolveResult(
             "resolved", incident_id, f"✅ Resolved {incident_id}{how}. The checklist is in the channel."
