@@ -193,9 +193,11 @@ class IncidentFlows:
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )
+        from bot.escalation.flows import war_room_ready
         from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
 
         await announce_declared(self.svc, incident)
+        await war_room_ready(self.svc, incident)  # page DMs sent before the room existed now name it
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:

@@ -47,3 +47,32 @@ async def test_resolve_edits_every_page_dm_to_nothing_to_do(bot: BotHarness, clo
         body = _blocks_text(msg.blocks)
         assert "needs you" not in body and "ack_incident" not in body, body
         assert "resolved by <@UDECLARER> — nothing to do" in msg.text
+
+
+async def test_page_dms_sent_before_the_war_room_existed_are_edited_and_pagees_invited(
+    bot: BotHarness, clock: ManualClock
+) -> None:
+    from bot.incidents.flows import IncidentFlows
+
+    bot.slack.fail_always("conversations.create", status=500, error="internal_error")
+    await bot.command("declare P0 Nobody can order pizza")
+    [inc] = await bot.incidents()
+    first = {u: bot.slack.messages[f"D{u}"][-1] for u in ("U01PRIMARY", "U02SECOND")}
+    assert all("war room not ready yet" in _blocks_text(m.blocks) for m in first.values())
+    bot.slack.clear_faults()
+    result = await IncidentFlows(bot.svc).provision(inc.id)  # what the outbox retry does
+    assert result.state == "ready" and result.channel_id
+    for user, sent in first.items():
+        msg = next(m for m in bot.slack.messages[f"D{user}"] if m.ts == sent.ts)
+        body = _blocks_text(msg.blocks)
+        assert "war room not ready yet" not in body and f"<#{result.channel_id}>" in body
+        assert "ack_incident" in body  # still unacknowledged: the button stays
+        assert user in bot.slack.channels[result.channel_id].members  # everyone paged is in the room
+
+
+async def test_pages_sent_later_invite_the_paged_level(bot: BotHarness, clock: ManualClock) -> None:
+    await bot.command("declare P1 Factory orders failing")
+    [inc] = await bot.incidents()
+    _, url = await bot.command("escalate", channel=inc.channel_id)
+    assert "Paged L2" in bot.last_reply(url)
+    assert "U02SECOND" in bot.slack.channels[inc.channel_id or ""].members

@@ -199,7 +199,7 @@ class MonitorModel(RuleBasedStateMachine):
 
         for page in self.q(f):
             for user, dm in page.dm.items():
-                if user == "_war_room":
+                if user.startswith("_"):
                     continue
                 msg = next((m for m in ENV.standin.messages.get(dm["channel"], []) if m.ts == dm["ts"]), None)
                 assert msg is not None
