@@ -102,6 +102,10 @@ class BlockKitRenderer:
             extra.append(f"Comms: <@{card.comms_lead}>")
         if card.is_drill:
             extra.append("*DRILL — not a real incident*")
+        if not card.commander and card.status != "RESOLVED":  # e.g. declared by the monitor: nobody leads yet
+            blocks.append(
+                actions(button("Take command", "take_command", card.id, "primary"), block_id="take_command")
+            )
         blocks += [context(*extra), context("Edit with `/incident update` · this message is edited in place")]
         return f"{drill}{card.id} [{card.severity_label}] {card.status}: {card.summary}", blocks
 

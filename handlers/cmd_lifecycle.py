@@ -156,6 +156,15 @@ async def resolve_anyway(ctx: Ctx, body: dict[str, Any]) -> Reply:
     return Reply(result.text, ok=result.ok)
 
 
+@action("take_command")
+async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    """The template and reminders of an incident without a commander (e.g. monitor-declared) offer this."""
+    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
+    if inc.commander:
+        return Reply(f"<@{inc.commander}> already commands {inc.id}.", ok=False)
+    return _reply(await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, "commander", ctx.user))
+
+
 @action("timeline_older")
 async def timeline_older(ctx: Ctx, body: dict[str, Any]) -> Reply:
     parsed = lb.parse_older(str(body["actions"][0].get("value", "")))

@@ -314,6 +314,7 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
             )
         )
         who = f"<@{inc.commander}>" if inc.commander else "Incident commander"
+        leaderless = inc.commander is None
         stale = _open_for(now, inc.updated_at)
         await service.add_event(
             s,
@@ -326,10 +327,30 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
         )
         channel = inc.channel_id
     if channel:
+        text = f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
+        blocks: list[dict[str, Any]] | None = None
+        if leaderless:  # nobody commands it: offer the role right in the reminder
+            blocks = [
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": text + " Nobody commands this incident."},
+                },
+                {
+                    "type": "actions",
+                    "block_id": "take_command",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Take command"},
+                            "action_id": "take_command",
+                            "value": str(timer.incident_id),
+                            "style": "primary",
+                        }
+                    ],
+                },
+            ]
         try:
-            await svc.chat.post(
-                channel, f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
-            )
+            await svc.chat.post(channel, text, blocks)
         except ChatError as exc:
             async with svc.db.session() as s:
                 await service.add_event(

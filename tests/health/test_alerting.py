@@ -206,3 +206,31 @@ async def test_a_real_failure_during_a_drill_is_declared(
     assert outcomes[-1] == "declared"
     real = [i for i in await hbot.incidents() if not i.is_drill]
     assert len(real) == 1 and real[0].problem_key == PROBLEM and real[0].severity == "P0"
+
+
+async def test_a_monitor_declared_incident_offers_take_command(
+    hbot: BotHarness, factory: FactoryServers, clock: ManualClock
+) -> None:
+    from bot.worker import Worker
+
+    inc = await _declared(hbot, factory, clock)
+    assert inc.commander is None
+    template = next(m for m in hbot.slack.messages[inc.channel_id or ""] if m.ts == inc.template_ts)
+    assert "take_command" in str(template.blocks)
+    # The update reminder (P0: every 15 min) offers it too.
+    clock.advance(seconds=16 * 60)
+    await Worker(hbot.svc, worker_id="w1", extra_ticks=[]).tick()
+    reminder = [m for m in hbot.slack.messages[inc.channel_id or ""] if m.text.startswith("⏰ Update due")][
+        -1
+    ]
+    assert "take_command" in str(reminder.blocks)
+    # U01PRIMARY was paged, hence invited: a member may take command.
+    assert "U01PRIMARY" in hbot.slack.channels[inc.channel_id or ""].members
+    await hbot.action("take_command", inc.id, user="U01PRIMARY", channel=inc.channel_id or "")
+    assert (await _incident(hbot, inc.id)).commander == "U01PRIMARY"
+    template = next(m for m in hbot.slack.messages[inc.channel_id or ""] if m.ts == inc.template_ts)
+    assert "take_command" not in str(template.blocks) and "<@U01PRIMARY>" in str(template.blocks)
+    await hbot.action(
+        "take_command", inc.id, user="UDECLARER", channel=inc.channel_id or ""
+    )  # a stale button
+    assert (await _incident(hbot, inc.id)).commander == "U01PRIMARY"
