@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.dr.drill import finish_drill_if_any
@@ -17,6 +18,7 @@ from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
 ICON = {"ok": "🟢", "degraded": "🟡", "down": "🔴", "skipped": "⚪"}
+PROGRESS_EVERY = 5.0  # seconds between progress edits while a recovery runs
 
 
 def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = "Health check") -> bk.Blocks:
@@ -81,10 +83,25 @@ async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
         return Reply("That incident has no war room.", ok=False)
     ctx.channel = inc.channel_id
     await ctx.incident_to_change()  # war-room members only
-    await ctx.svc.chat.post(
-        inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
-    )
-    run = await recover(ctx.svc, inc.id, ctx.user)
+    started = f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
+    ts = await ctx.svc.chat.post(inc.channel_id, started)
+    task = asyncio.ensure_future(recover(ctx.svc, inc.id, ctx.user))
+    # Throttle hides its link for ~32 s: the recovery's long order runs in the background while the message
+    # shows that it is still waiting (edited every PROGRESS_EVERY seconds).
+    waited = 0.0
+    while not task.done():
+        await asyncio.wait([task], timeout=PROGRESS_EVERY)
+        waited += PROGRESS_EVERY
+        if not task.done():
+            text = (
+                f"{started} still waiting for the Factory ({waited:.0f} s; throttle answers after ~32 s,"
+                " the recovery order waits up to 40 s)"
+            )
+            try:
+                await ctx.svc.chat.update(inc.channel_id, ts, text, [bk.section(text)])
+            except ChatError:
+                pass  # progress is cosmetic
+    run = task.result()
     verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {run.recovery.detail}"
     text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
     blocks = [bk.section(f"*{text}*"), *report_blocks(run.after, incident_id=inc.id, title="After recovery")]
