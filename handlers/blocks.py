@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.incidents.card import IncidentCard
+from bot.states import IncidentStatus
 
 Blocks = list[dict[str, Any]]
 
@@ -102,7 +103,9 @@ class BlockKitRenderer:
             extra.append(f"Comms: <@{card.comms_lead}>")
         if card.is_drill:
             extra.append("*DRILL — not a real incident*")
-        if not card.commander and card.status != "RESOLVED":  # e.g. declared by the monitor: nobody leads yet
+        if (
+            not card.commander and card.status != IncidentStatus.RESOLVED
+        ):  # e.g. declared by the monitor: nobody leads yet
             blocks.append(
                 actions(button("Take command", "take_command", card.id, "primary"), block_id="take_command")
             )

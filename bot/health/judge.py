@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from bot.health.probes import ProbeResult
+    from bot.health.results import ProbeResult
     from bot.health.thresholds import Thresholds
 
 Verdict = Literal["healthy", "degraded", "down"]

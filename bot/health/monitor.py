@@ -1,5 +1,5 @@
 """The background monitor (run by the worker): one check per interval, judged by bot.health.judge, feeding an
-alert state machine per problem (Prometheus alerting-rule style), stored in the `alerts` table:
+alert state machine per problem (Prometheus alerting-rule style), stored in the `alert_states` table:
 
     inactive --failing sample--> pending (that sample = detection time)
     pending  --failing for `for` with `min_samples` failing checks--> firing (declare, or re-activate)
@@ -23,13 +23,20 @@ from typing import Literal
 
 from sqlalchemy import or_, select, update
 
+from bot import incident_store as service
 from bot.context import Services
+from bot.escalation.flows import pages_in_cycle, replan
 from bot.health.flows import run_check
 from bot.health.judge import Metrics, Sample, metrics_of, severity_of, summarise
 from bot.health.probes import FACTORY_PROBES, CheckReport
+from bot.health.report import redact_report_url
+from bot.health.scenarios import SCENARIOS
 from bot.health.thresholds import Thresholds, load_thresholds
-from bot.incidents import service
-from bot.models import Alert, CheckSample, Incident
+from bot.incidents.flows import DeclareRequest, IncidentFlows
+from bot.incidents.lifecycle import LifecycleFlows
+from bot.models import AlertState, CheckSample, Drill, Incident
+from bot.outbox import deliver, enqueue
+from bot.states import IncidentStatus, MonitorAlertState
 
 log = logging.getLogger("incident_bot.monitor")
 
@@ -101,15 +108,24 @@ async def monitor_tick(svc: Services) -> None:
 async def _claim(svc: Services, problem: str, owner: str, now: datetime, lease: float) -> bool:
     """Own this problem's tick (a lease in the alert row): a second worker skips; a dead one's lease expires."""
     async with svc.db.session() as s:
-        ins = service._insert(s, Alert).values(
-            problem_key=problem, state="inactive", failing_samples=0, flaps=0, updated_at=now, data={}
+        ins = service._insert(s, AlertState).values(
+            problem_key=problem,
+            state=MonitorAlertState.INACTIVE,
+            failing_samples=0,
+            flaps=0,
+            updated_at=now,
+            data={},
         )
         await s.execute(ins.on_conflict_do_nothing())
         res = await s.execute(
-            update(Alert)
+            update(AlertState)
             .where(
-                Alert.problem_key == problem,
-                or_(Alert.tick_owner.is_(None), Alert.tick_until.is_(None), Alert.tick_until < now),
+                AlertState.problem_key == problem,
+                or_(
+                    AlertState.tick_owner.is_(None),
+                    AlertState.tick_until.is_(None),
+                    AlertState.tick_until < now,
+                ),
             )
             .values(tick_owner=owner, tick_until=now + timedelta(seconds=lease))
             .execution_options(synchronize_session=False)
@@ -120,16 +136,16 @@ async def _claim(svc: Services, problem: str, owner: str, now: datetime, lease: 
 async def _release(svc: Services, problem: str, owner: str) -> None:
     async with svc.db.session() as s:
         await s.execute(
-            update(Alert)
-            .where(Alert.problem_key == problem, Alert.tick_owner == owner)
+            update(AlertState)
+            .where(AlertState.problem_key == problem, AlertState.tick_owner == owner)
             .values(tick_owner=None, tick_until=None)
             .execution_options(synchronize_session=False)
         )
 
 
-async def alert_state(svc: Services, problem: str = PROBLEM) -> Alert | None:
+async def alert_state(svc: Services, problem: str = PROBLEM) -> AlertState | None:
     async with svc.db.session() as s:
-        return await s.get(Alert, problem)
+        return await s.get(AlertState, problem)
 
 
 async def monitor_once(svc: Services, th: Thresholds | None = None, *, problem: str = PROBLEM) -> str:
@@ -167,8 +183,6 @@ def fault_of(report: CheckReport) -> str | None:
 
 def explained_by_drill(report: CheckReport, scenario: str) -> bool:
     """True when the failing check is the fault the drill injected (its scenario's signature), nothing else."""
-    from bot.dr.drill import SCENARIOS
-
     sc = SCENARIOS.get(scenario)
     fault = fault_of(report)
     if sc is None or fault is None:
@@ -178,8 +192,6 @@ def explained_by_drill(report: CheckReport, scenario: str) -> bool:
 
 async def _open_drill(svc: Services) -> tuple[str, str] | None:
     """(incident id, scenario) of the open drill incident, if any."""
-    from bot.models import Drill
-
     async with svc.db.session() as s:
         inc = await service.open_for_problem(s, DRILL_PROBLEM)
         if inc is None:
@@ -202,36 +214,45 @@ async def _step(
     failing = report.verdict != "healthy" and not explained
     cfg, action, outcome = th.alerting, "none", "ok"
     async with svc.db.session() as s:
-        ins = service._insert(s, Alert).values(
-            problem_key=problem, state="inactive", failing_samples=0, flaps=0, updated_at=now, data={}
+        ins = service._insert(s, AlertState).values(
+            problem_key=problem,
+            state=MonitorAlertState.INACTIVE,
+            failing_samples=0,
+            flaps=0,
+            updated_at=now,
+            data={},
         )
         await s.execute(ins.on_conflict_do_nothing())
         alert = (
-            await s.execute(select(Alert).where(Alert.problem_key == problem).with_for_update())
+            await s.execute(select(AlertState).where(AlertState.problem_key == problem).with_for_update())
         ).scalar_one()
         if bind is not None and alert.incident_id != bind:  # a new drill: a fresh alert bound to it
-            alert.incident_id, alert.state, alert.failing_samples = bind, "inactive", 0
+            alert.incident_id, alert.state, alert.failing_samples = bind, MonitorAlertState.INACTIVE, 0
             alert.pending_since = alert.firing_since = alert.resolving_since = alert.last_failing_at = None
         bound = await service.get(s, alert.incident_id) if alert.incident_id else None
-        open_inc = bound if bound is not None and bound.status != "RESOLVED" else None
+        open_inc = bound if bound is not None and bound.status != IncidentStatus.RESOLVED else None
         if open_inc is None and problem == PROBLEM:
             open_inc = await service.open_for_problem(s, problem)
         alert.last_sample_at, alert.updated_at = now, now
         if failing:
             alert.last_failing_at = now
-            if alert.state == "inactive":
-                alert.state, alert.pending_since, alert.failing_samples = "pending", now, 0
+            if alert.state == MonitorAlertState.INACTIVE:
+                alert.state, alert.pending_since, alert.failing_samples = MonitorAlertState.PENDING, now, 0
                 alert.firing_since = alert.resolving_since = None
             alert.failing_samples += 1
-            if alert.state == "resolving":
-                alert.state, alert.resolving_since, alert.flaps = "firing", None, alert.flaps + 1
-            elif alert.state == "pending":
+            if alert.state == MonitorAlertState.RESOLVING:
+                alert.state, alert.resolving_since, alert.flaps = (
+                    MonitorAlertState.FIRING,
+                    None,
+                    alert.flaps + 1,
+                )
+            elif alert.state == MonitorAlertState.PENDING:
                 since = alert.pending_since or now
                 if (
                     now - since
                 ).total_seconds() >= cfg.for_s and alert.failing_samples >= th.monitor.min_samples:
-                    alert.state, alert.firing_since = "firing", now
-            if alert.state == "firing":
+                    alert.state, alert.firing_since = MonitorAlertState.FIRING, now
+            if alert.state == MonitorAlertState.FIRING:
                 action, outcome = _firing_action(open_inc, bound, now, cfg.enhanced_monitoring_s)
                 if action in ("declare", "reopen") and problem == DRILL_PROBLEM:
                     action, outcome = (
@@ -242,18 +263,21 @@ async def _step(
                 outcome = "open" if open_inc is not None else "watching"  # attached to the open incident
         else:
             quiet = (now - alert.last_failing_at).total_seconds() if alert.last_failing_at else float("inf")
-            if alert.state == "firing":
-                alert.state, alert.resolving_since = "resolving", now
-            if alert.state in ("pending", "resolving") and quiet >= cfg.clean_s:
+            if alert.state == MonitorAlertState.FIRING:
+                alert.state, alert.resolving_since = MonitorAlertState.RESOLVING, now
+            if (
+                alert.state in (MonitorAlertState.PENDING, MonitorAlertState.RESOLVING)
+                and quiet >= cfg.clean_s
+            ):
                 was = alert.state
-                alert.state, alert.failing_samples = "inactive", 0
+                alert.state, alert.failing_samples = MonitorAlertState.INACTIVE, 0
                 alert.pending_since = alert.firing_since = alert.resolving_since = None
-                if was == "resolving" and open_inc is not None:
+                if was == MonitorAlertState.RESOLVING and open_inc is not None:
                     action, outcome = "recovered", "recovered"
                 else:
                     outcome = "ok"
-            elif alert.state in ("pending", "resolving"):
-                outcome = "watching" if alert.state == "pending" else "resolving"
+            elif alert.state in (MonitorAlertState.PENDING, MonitorAlertState.RESOLVING):
+                outcome = "watching" if alert.state == MonitorAlertState.PENDING else "resolving"
             elif open_inc is not None:
                 outcome = "open"
         if open_inc is not None and alert.incident_id != open_inc.id:
@@ -285,7 +309,7 @@ def _firing_action(
     open_inc: Incident | None, bound: Incident | None, now: datetime, enhanced_s: float
 ) -> tuple[Action, str]:
     if open_inc is not None:
-        if open_inc.status in ("MONITORING", "IDENTIFIED"):
+        if open_inc.status in (IncidentStatus.MONITORING, IncidentStatus.IDENTIFIED):
             return "reactivate", "reactivated"
         return "none", "open"
     if bound is not None and bound.resolved_at is not None:
@@ -295,8 +319,6 @@ def _firing_action(
 
 
 def _failing_text(report: CheckReport) -> str:
-    from bot.health.report import redact_report_url
-
     probes = ", ".join(f"{r.name} ({r.detail})" for r in report.results if r.status in ("down", "degraded"))
     return redact_report_url(f"{report.impact or report.verdict}. Failing: {probes or 'none'}")[:1500]
 
@@ -304,9 +326,6 @@ def _failing_text(report: CheckReport) -> str:
 async def _declare(
     svc: Services, problem: str, report: CheckReport, th: Thresholds, detected: datetime | None
 ) -> str:
-    from bot.incidents.flows import DeclareRequest, IncidentFlows
-    from bot.timers import run_due
-
     w = await window_since(svc, detected)
     severity = (
         severity_of(w.metrics, partial=True, scheduled=False, th=th) or report.suggested_severity or "P2"
@@ -331,7 +350,7 @@ async def _declare(
         return "watching"
     now = svc.clock.now()
     async with svc.db.session() as s:
-        alert = await s.get(Alert, problem)
+        alert = await s.get(AlertState, problem)
         if alert is not None:
             alert.incident_id = result.incident_id
         await s.execute(
@@ -348,7 +367,7 @@ async def _declare(
             at=now,
             data={"metrics": w.metrics.as_dict(), "first_failing_at": str(detected), "problem": problem},
         )
-    await run_due(svc, "monitor", incident_id=result.incident_id)
+    await svc.kick(result.incident_id, by="monitor")
     await _post_report(svc, result.incident_id, report, "🩺 Check that declared this incident")
     log.warning("monitor declared %s (%s)", result.incident_id, severity)
     return "declared"
@@ -356,9 +375,7 @@ async def _declare(
 
 async def _post_report(svc: Services, incident_id: str, report: CheckReport, title: str) -> None:
     """The check report (with the recovery button when chaos is known) in the war room, through the outbox."""
-    from bot.outbox import deliver, enqueue
-    from handlers.cmd_health import report_blocks
-
+    text, blocks = svc.render.check_report(report, incident_id, title)
     async with svc.db.session() as s:
         inc = await service.get(s, incident_id)
         if inc is None or not inc.channel_id:
@@ -369,10 +386,7 @@ async def _post_report(svc: Services, incident_id: str, report: CheckReport, tit
             channel=inc.channel_id,
             incident_id=incident_id,
             at=svc.clock.now(),
-            payload={
-                "text": f"{title}: {report.verdict}",
-                "blocks": report_blocks(report, incident_id=incident_id, title=title),
-            },
+            payload={"text": text, "blocks": blocks},
         )
     await deliver(svc, incident_id=incident_id)
 
@@ -380,22 +394,22 @@ async def _post_report(svc: Services, incident_id: str, report: CheckReport, tit
 async def _reactivate(svc: Services, incident_id: str, report: CheckReport) -> None:
     """Firing again while MONITORING/IDENTIFIED: back to INVESTIGATING, say why, page the current level again
     (a new cycle, so the page is a new one and needs a new acknowledgement)."""
-    from bot.escalation.flows import pages_in_cycle, replan
-    from bot.incidents.flows import IncidentFlows
-    from bot.outbox import deliver, enqueue
-    from bot.timers import run_due
-
     now = svc.clock.now()
     async with svc.db.session() as s:
         inc = await service.get(s, incident_id, for_update=True)
-        if inc is None or inc.status not in ("MONITORING", "IDENTIFIED"):
+        if inc is None or inc.status not in (IncidentStatus.MONITORING, IncidentStatus.IDENTIFIED):
             return
         levels = [p.level for p in await pages_in_cycle(s, inc) if p.state != "failed"]
         level = max(levels) if levels else 1
         old = inc.status
         inc.cycle += 1
         inc.cycle_started_at = now
-        inc.status, inc.monitoring_at, inc.updated_at, inc.acknowledged_by = "INVESTIGATING", None, now, None
+        inc.status, inc.monitoring_at, inc.updated_at, inc.acknowledged_by = (
+            IncidentStatus.INVESTIGATING,
+            None,
+            now,
+            None,
+        )
         text = (
             f"Relapse: the monitor fires again while {old}. Status → INVESTIGATING. {_failing_text(report)}"
         )
@@ -420,15 +434,12 @@ async def _reactivate(svc: Services, incident_id: str, report: CheckReport) -> N
             )
     await IncidentFlows(svc).refresh_template(incident_id)
     await deliver(svc, incident_id=incident_id)
-    await run_due(svc, "monitor", incident_id=incident_id)
+    await svc.kick(incident_id, by="monitor")
     await _post_report(svc, incident_id, report, "🩺 Check that saw the relapse")
 
 
 async def _reopen(svc: Services, incident_id: str, report: CheckReport) -> None:
     """A relapse during enhanced monitoring after resolve: reopen the incident and say why."""
-    from bot.incidents.lifecycle import LifecycleFlows
-    from bot.outbox import deliver, enqueue
-
     outcome = await LifecycleFlows(svc).reopen(incident_id, MONITOR_USER)
     if not outcome.ok:
         return
@@ -453,14 +464,15 @@ async def _reopen(svc: Services, incident_id: str, report: CheckReport) -> None:
 
 
 async def _back_to_normal(svc: Services, incident_id: str, th: Thresholds) -> None:
-    from bot.escalation.flows import replan
-    from bot.incidents.flows import IncidentFlows
-
     now = svc.clock.now()
     minimum = svc.playbook.severities.monitoring_minimum * svc.settings.time_scale
     mins = int(minimum.total_seconds() // 60)
     async with svc.db.session() as s:
-        alert = (await s.execute(select(Alert).where(Alert.incident_id == incident_id))).scalars().first()
+        alert = (
+            (await s.execute(select(AlertState).where(AlertState.incident_id == incident_id)))
+            .scalars()
+            .first()
+        )
         last_failing = alert.last_failing_at if alert is not None else None
     clean = await window_since(svc, last_failing or now - timedelta(seconds=th.alerting.clean_s), after=True)
     if clean.latest_failing:  # never "back to normal" while the latest window fails
@@ -471,9 +483,9 @@ async def _back_to_normal(svc: Services, incident_id: str, th: Thresholds) -> No
     whole = await window_since(svc, since)
     async with svc.db.session() as s:
         inc = await service.get(s, incident_id, for_update=True)
-        if inc is None or inc.status in ("MONITORING", "RESOLVED"):
+        if inc is None or inc.status in (IncidentStatus.MONITORING, IncidentStatus.RESOLVED):
             return
-        inc.status, inc.monitoring_at, inc.updated_at = "MONITORING", now, now
+        inc.status, inc.monitoring_at, inc.updated_at = IncidentStatus.MONITORING, now, now
         await replan(svc, s, inc, reason="metrics back to normal")
         text = (
             f"Status → MONITORING by the monitor: metrics back to normal ({clean.metrics.checks} clean checks over"
@@ -486,17 +498,15 @@ async def _back_to_normal(svc: Services, incident_id: str, th: Thresholds) -> No
             text,
             at=now,
             actor=MONITOR_USER,
-            data={"status": "MONITORING", "by": "monitor", "clean": clean.metrics.as_dict()},
+            data={"status": IncidentStatus.MONITORING, "by": "monitor", "clean": clean.metrics.as_dict()},
         )
         channel = inc.channel_id
     await IncidentFlows(svc).refresh_template(incident_id)
-    from bot.dr.drill import finish_drill_if_any
-
-    if await finish_drill_if_any(svc, incident_id):
-        return  # a drill: its report says the rest
+    # A drill registers a hook (wiring) that finishes it here; its report then says the rest.
+    for owns_recovery in svc.dispatch.recovery_hooks:
+        if await owns_recovery(svc, incident_id):
+            return
     if channel:
-        from bot.outbox import deliver, enqueue
-
         async with svc.db.session() as s:
             await enqueue(
                 s,

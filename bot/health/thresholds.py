@@ -4,21 +4,19 @@ and the rules that turn metrics, or a single check, into a suggested severity.""
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import yaml
 
-# probes imports this module lazily (inside run_probes), so this import is not circular.
-from bot.health.probes import CheckReport, Severity
+from bot import timefmt
+from bot.health.judge import judge_check
+from bot.health.results import CheckReport, Severity
 
 Level = Literal["critical", "high", "medium"]
 LEVELS: tuple[Level, ...] = ("critical", "high", "medium")
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "playbook_content" / "thresholds.yaml"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -89,13 +87,9 @@ class Thresholds:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or "30s", "10m", "1h", "2d" (the playbook_content convention)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"bad duration {value!r}: use e.g. 30s, 10m, 1h, 2d")
-    return float(match[1]) * _UNIT_S[match[2]]
+    """Seconds, in the one duration grammar (bot.timefmt: a number or "30s", "10m", "1h", "2d")."""
+    td = timefmt.parse_duration(value if isinstance(value, str | int | float) else str(value))
+    return 0.0 if td is None else td.total_seconds()
 
 
 def _levels(raw: dict[str, Any], key: str, higher_is_worse: bool) -> Levels:
@@ -190,6 +184,4 @@ def classify(error_rate: float, p99_ms: float, availability: float, th: Threshol
 
 def suggest_severity(report: CheckReport, th: Thresholds) -> Severity | None:
     """Severity of one check: the one mapping in bot.health.judge (the monitor uses the same)."""
-    from bot.health.judge import judge_check
-
     return judge_check(report.results, th).severity

@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import delete, select, update
 
 import bot.dr.backup as dr
 from bot.config import get_settings
 from bot.db import Database
 from bot.dr.backup import CorruptBackup, RestoreRefused, backup, backup_main, restore, restore_main
+from bot.migrate import alembic_config
 from bot.models import (
     ActionItem,
-    Alert,
+    AlertState,
     Base,
     CheckSample,
     Drill,
@@ -35,6 +37,7 @@ from bot.models import (
 T0 = datetime(2026, 11, 23, 18, 30, 45, 123456, tzinfo=UTC)
 DENVER = timezone(timedelta(hours=-7))
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def _incident(iid: str, **kw: Any) -> Incident:
@@ -160,7 +163,7 @@ async def seed(url: str) -> None:
                     ),
                     Drill(incident_id=None, scenario="fail", started_at=T0, report={"rto_s": 412.5}),
                     Signoff(role="product", user_id="U03LEAD", plan_hash="a" * 64, at=T0),
-                    Alert(
+                    AlertState(
                         problem_key="factory-health",
                         state="firing",
                         incident_id="INC-20261123-183045",
@@ -176,15 +179,6 @@ async def seed(url: str) -> None:
             )
     finally:
         await db.dispose()
-
-
-def _head() -> str:
-    """The migrations' head revision (the integrator re-chains the branches' migrations)."""
-    from alembic.script import ScriptDirectory
-
-    from bot.migrate import alembic_config
-
-    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
 
 
 async def dump(url: str) -> dict[str, list[dict[str, Any]]]:
@@ -230,7 +224,7 @@ async def test_round_trip_restores_exactly_the_backed_up_state(db_url: str, tmp_
     for name in _formats(db_url):
         info = await backup(db_url, tmp_path / name)
         assert info.rows == {t: len(rows) for t, rows in before.items()}
-        assert info.revision == _head()
+        assert info.revision == HEAD
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600  # it holds incident text and ids
         await mutate(db_url)
         assert await dump(db_url) != before

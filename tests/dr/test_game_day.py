@@ -12,13 +12,13 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.dr.drill import start_drill
 from bot.health.monitor import DRILL_PROBLEM, alert_state, monitor_once
-from bot.main import create_app
 from bot.models import Drill
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
+from wiring.app import create_app
 
 
 @pytest.fixture

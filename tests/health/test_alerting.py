@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from bot.clock import ManualClock
 from bot.health.monitor import PROBLEM, monitor_once
 from bot.health.thresholds import load_thresholds
-from bot.models import Alert, CheckSample, Incident, Page
-from bot.sandbox.factory_sim import FactoryServers
+from bot.models import AlertState, CheckSample, Incident, Page
+from sandbox.factory_sim import FactoryServers
 from tests.support import BotHarness
 
 TH = load_thresholds()
@@ -106,7 +106,7 @@ async def test_flapping_is_one_incident_and_never_back_to_normal(
     assert (await _incident(hbot, inc.id)).status != "MONITORING"
     assert not any("back to normal" in m.text for m in hbot.slack.messages[inc.channel_id])
     async with hbot.svc.db.session() as s:
-        alert = await s.get(Alert, PROBLEM)
+        alert = await s.get(AlertState, PROBLEM)
     assert alert is not None and alert.flaps == 3 and alert.state == "firing"
     assert len(await hbot.incidents()) == 1
 
@@ -175,7 +175,9 @@ async def test_one_worker_owns_a_tick_and_a_dead_ones_lease_expires(
     until = clock.now() + timedelta(seconds=TH.alerting.lease_s)
     async with svc.db.session() as s:  # another worker claimed the tick and died holding it
         await s.execute(
-            update(Alert).where(Alert.problem_key == PROBLEM).values(tick_owner="other", tick_until=until)
+            update(AlertState)
+            .where(AlertState.problem_key == PROBLEM)
+            .values(tick_owner="other", tick_until=until)
         )
     assert await monitor_once(svc) == "busy"
     clock.advance(seconds=TH.alerting.lease_s + 1)

@@ -12,7 +12,7 @@ from bot.health.judge import CheckSummary, Metrics, metrics_of, severity_of
 from bot.health.probes import find_report_url, normalize_url, run_probes
 from bot.health.report import check_main
 from bot.health.thresholds import load_thresholds
-from bot.sandbox.factory_sim import DINER_EMAIL, DINER_PASSWORD, FactoryServers
+from sandbox.factory_sim import DINER_EMAIL, DINER_PASSWORD, FactoryServers
 from tests.conftest import MakeServers
 
 TH = load_thresholds()

@@ -39,14 +39,14 @@ from sqlalchemy import func, select, update
 from bot.clock import ManualClock
 from bot.health.monitor import DRILL_PROBLEM, PROBLEM, monitor_once
 from bot.health.thresholds import load_thresholds
-from bot.main import create_app
-from bot.models import Alert, CheckSample, Drill, Incident, Page
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
-from bot.sandbox.servers import LoopServer, ServerThread
-from bot.sandbox.slack_standin import SlackStandin
+from bot.models import AlertState, CheckSample, Drill, Incident, Page
 from bot.worker import Worker
+from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.servers import LoopServer, ServerThread
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import _add_users, make_settings
 from tests.support import BotHarness
+from wiring.app import create_app
 
 T = TypeVar("T")
 TH = load_thresholds()
@@ -299,7 +299,9 @@ class MonitorModel(RuleBasedStateMachine):
 
         async def stale(s: Any) -> None:
             await s.execute(
-                update(Alert).where(Alert.problem_key == PROBLEM).values(tick_owner="dead", tick_until=until)
+                update(AlertState)
+                .where(AlertState.problem_key == PROBLEM)
+                .values(tick_owner="dead", tick_until=until)
             )
 
         self.q(stale)

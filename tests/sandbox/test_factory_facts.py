@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox.factory_sim import (
+from sandbox.factory_sim import (
     DEFAULT_API_KEY,
     DINER_EMAIL,
     DINER_PASSWORD,

@@ -1,7 +1,9 @@
-"""alerts: the monitor's alert state per problem
+"""alert_states: the monitor's alert state per problem
+
+(Named alert_states, not alerts: the Grafana/Alertmanager webhooks keep their alerts in a table of that name.)
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 20:40:00
 """
 
@@ -11,14 +13,17 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# A frozen copy of bot.states.MonitorAlertState at the time of writing (see migration 0002).
+STATES = ("inactive", "pending", "firing", "resolving")
 
 
 def upgrade() -> None:
     op.create_table(
-        "alerts",
+        "alert_states",
         sa.Column("problem_key", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("incident_id", sa.String(length=40), nullable=True),
@@ -33,15 +38,18 @@ def upgrade() -> None:
         sa.Column("tick_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
+        sa.CheckConstraint(
+            f"state IN ({', '.join(repr(s) for s in STATES)})", name=op.f("ck_alert_states_state")
+        ),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],
-            name=op.f("fk_alerts_incident_id_incidents"),
+            name=op.f("fk_alert_states_incident_id_incidents"),
             ondelete="SET NULL",
         ),
-        sa.PrimaryKeyConstraint("problem_key", name=op.f("pk_alerts")),
+        sa.PrimaryKeyConstraint("problem_key", name=op.f("pk_alert_states")),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("alerts")
+    op.drop_table("alert_states")
