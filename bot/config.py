@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     factory_url: str = "https://pizza-factory.cs329.click"
     factory_api_key: SecretStr | None = None
     pizza_service_url: str = "https://pizza-service.cs329.click"
+    # Optional diner account: enables the end-to-end probe that orders through the service (PUT /api/auth,
+    # POST /api/order), the only probe that sees a service unable to order from the Factory.
+    pizza_diner_email: str = ""
+    pizza_diner_password: SecretStr | None = None
     oncall_file: Path = CONTENT_DIR / "oncall.example.yaml"
     escalation_file: Path = CONTENT_DIR / "escalation.yaml"
     routing_file: Path = CONTENT_DIR / "routing.yaml"
@@ -41,6 +45,7 @@ class Settings(BaseSettings):
     web_access_token: SecretStr | None = None
     declare_rate_limit: int = 5  # declarations per user per minute
     monitor_interval: float = 60.0
+    check_timeout: float = 5.0  # seconds per probe (the whole probe), for the monitor and `/incident check`
     worker_poll_interval: float = 0.5
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).

@@ -25,6 +25,10 @@ EffectHandler = Callable[["Services", OutboxMessage], Awaitable[dict[str, Any] |
 Tick = Callable[["Services"], Awaitable[None]]
 # Called when the monitor sees an incident's metrics back to normal; True = "mine, say nothing more" (a drill).
 RecoveryHook = Callable[["Services", str], Awaitable[bool]]
+# Asked before a resolve (incident id, user): why not, in plain words, or "" (the monitor's health gate).
+ResolveGate = Callable[["Services", str, str], Awaitable[str]]
+# Called after an incident is resolved (incident id, user): e.g. resolving a drill incident finishes the drill.
+ResolvedHook = Callable[["Services", str, str], Awaitable[None]]
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Dispatch:
     effects: dict[str, EffectHandler] = field(default_factory=dict)
     ticks: list[Tick] = field(default_factory=list)  # run by the worker on each pass, in this order
     recovery_hooks: list[RecoveryHook] = field(default_factory=list)
+    resolve_gates: list[ResolveGate] = field(default_factory=list)
+    resolved_hooks: list[ResolvedHook] = field(default_factory=list)
 
     def timer(self, kind: str, handler: TimerHandler) -> None:
         if kind in self.timers:

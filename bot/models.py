@@ -29,6 +29,7 @@ from bot.states import (
     AlertStatus,
     ComponentState,
     IncidentStatus,
+    MonitorAlertState,
     OutboxState,
     PageState,
     ProvisionState,
@@ -234,6 +235,31 @@ class CheckSample(Base):
     incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
 
     __table_args__ = (Index("ix_check_samples_at", "at"),)
+
+
+class AlertState(Base):
+    """The monitor's alert state for one problem (Prometheus-rule style): inactive -> pending -> firing ->
+    resolving -> inactive again after a clean window. Bound to the incident it opened; `tick_*` is the lease
+    that lets one worker own a tick. (Not the Grafana/Alertmanager webhook alerts: those are another table.)"""
+
+    __tablename__ = "alert_states"
+
+    problem_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), default=MonitorAlertState.INACTIVE)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    pending_since: Mapped[datetime | None]  # the first failing sample: the detection time
+    firing_since: Mapped[datetime | None]
+    resolving_since: Mapped[datetime | None]
+    last_sample_at: Mapped[datetime | None]
+    last_failing_at: Mapped[datetime | None]
+    failing_samples: Mapped[int] = mapped_column(Integer, default=0)
+    flaps: Mapped[int] = mapped_column(Integer, default=0)
+    tick_owner: Mapped[str | None] = mapped_column(String(64))
+    tick_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (CheckConstraint(check_in("state", MonitorAlertState), name="state"),)
 
 
 class ActionItem(Base):

@@ -91,6 +91,15 @@ class AlertStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class MonitorAlertState(StrEnum):
+    """The monitor's alert per problem (table alert_states), Prometheus alerting-rule style."""
+
+    INACTIVE = "inactive"
+    PENDING = "pending"  # failing, not yet for `for`
+    FIRING = "firing"
+    RESOLVING = "resolving"  # clean again, not yet for `clean_for`
+
+
 def check_in(column: str, states: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint keeping `column` to the enum's values (models and migration share it)."""
     return f"{column} IN ({', '.join(repr(s.value) for s in states)})"

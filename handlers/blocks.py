@@ -186,6 +186,14 @@ class BlockKitRenderer:
             blocks.append(actions(button("Join war room", "join_war_room", incident_id), block_id="announce"))
         return blocks
 
+    def page_resolved(self, page: Any, by: str) -> tuple[str, Blocks]:
+        who = "the monitor" if by == "incident-bot" else f"<@{by}>"
+        text = f"{page.incident_id}: resolved by {who} — nothing to do"
+        return text, [
+            section(f"📟 Page L{page.level} for *{page.incident_id}*"),
+            context(f"✅ Resolved by {who} — nothing to do"),
+        ]
+
 
 def usage_blocks(text: str) -> Blocks:
     return [section(text)]

@@ -131,6 +131,8 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
     ]
     if r.get("starts_later"):
         blocks.append(context(drills.REAL_CHAOS_NOTE))
+    if r.get("warning"):  # e.g. chaos never started and stays scheduled in the real Factory
+        blocks.append(section(clip(f"⚠️ {r['warning']}", SECTION_MAX)))
     return f"[DRILL] {drills.report_line(r)}", blocks
 
 

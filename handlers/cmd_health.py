@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot import incident_store as service
@@ -20,6 +21,7 @@ from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
 ICON = {"ok": "🟢", "degraded": "🟡", "down": "🔴", "skipped": "⚪"}
+PROGRESS_EVERY = 5.0  # seconds between progress edits while a recovery runs
 
 
 def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = "Health check") -> bk.Blocks:
@@ -36,10 +38,10 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
         bk.section(f"```{esc_clip(render_table(report), 2900)}```"),
     ]
     buttons = []
-    if report.report_url and incident_id:
+    if (report.report_url or report.chaos_type) and incident_id:  # chaos known: the vendor record or a link
         buttons.append(bk.button("Run recovery: end chaos", "run_recovery", incident_id, "danger"))
     if not incident_id and sev:
-        summary = next(
+        summary = report.impact or next(
             (f"{r.name}: {r.detail}" for r in report.results if r.status == "down"), report.verdict
         )
         buttons.append(
@@ -81,10 +83,25 @@ async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
     assert inc.channel_id is not None
     await ctx.require(Perm.CHANGE, inc)  # war-room members only
-    await ctx.svc.chat.post(
-        inc.channel_id, f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
-    )
-    run = await recover(ctx.svc, inc.id, ctx.user)
+    started = f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
+    ts = await ctx.svc.chat.post(inc.channel_id, started)
+    task = asyncio.ensure_future(recover(ctx.svc, inc.id, ctx.user))
+    # Throttle hides its link for ~32 s: the recovery's long order runs in the background while the message
+    # shows that it is still waiting (edited every PROGRESS_EVERY seconds).
+    waited = 0.0
+    while not task.done():
+        await asyncio.wait([task], timeout=PROGRESS_EVERY)
+        waited += PROGRESS_EVERY
+        if not task.done():
+            text = (
+                f"{started} still waiting for the Factory ({waited:.0f} s; throttle answers after ~32 s,"
+                " the recovery order waits up to 40 s)"
+            )
+            try:
+                await ctx.svc.chat.update(inc.channel_id, ts, text, [bk.section(text)])
+            except ChatError:
+                pass  # progress is cosmetic
+    run = task.result()
     verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {esc(run.recovery.detail)}"
     text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
     blocks = [bk.section(f"*{text}*"), *report_blocks(run.after, incident_id=inc.id, title="After recovery")]

@@ -23,8 +23,11 @@ async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
 
 @action("take_command")
 async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    incident_id = await _bound(ctx, body, change=True)
-    outcome = await LifecycleFlows(ctx.svc).set_role(incident_id, ctx.user, "commander", ctx.user)
+    """Offered (template, reminders) while nobody commands; a stale press never takes over from someone."""
+    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
+    if inc.commander:
+        return Reply(f"<@{inc.commander}> already commands {inc.id}.", ok=False)
+    outcome = await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, "commander", ctx.user)
     return Reply(outcome.text, ok=outcome.ok)
 
 

@@ -244,12 +244,14 @@ def resolve_checklist(check: ResolveCheck) -> tuple[str, Blocks]:
         else f" (now {check.status}: `/incident status MONITORING` once the fix is in)"
     )
     so_far = minutes(check.monitoring_for) if check.in_monitoring else "not started"
-    time_line = f"{box(check.met)} Monitored for {need}+ with no issues ({so_far}"
-    time_line += f"; {minutes(check.remaining)} to go)" if not check.met else ")"
+    time_line = f"{box(check.time_met)} Monitored for {need}+ with no issues ({so_far}"
+    time_line += f"; {minutes(check.remaining)} to go)" if not check.time_met else ")"
+    if check.health:  # the health gate: a fresh check and the monitor's clean window
+        time_line += f"\n{box(False)} Healthy: {check.health}"
     text = f"{check.incident_id} is not ready to resolve: {check.summary()}."
     blocks: Blocks = [
         header(f"Not ready to resolve {check.incident_id}"),
-        section(f"*Resolution criteria*\n{status_line}\n{time_line}"),
+        section(f"*Resolution criteria*\n{status_line}\n{time_line}"[:2900]),
         section(
             "*Confirm before resolving*\n• Service is fully operational\n• All metrics are within normal "
             "thresholds\n• No active error conditions\n• Affected systems are back to normal"

@@ -1,7 +1,7 @@
 """The Renderer the wiring plugs into Services: Block Kit for every domain message, drills included.
 
-A module of its own because the drill messages live with the drill commands (handlers/cmd_dr.py), which
-themselves build on handlers/blocks.py."""
+A module of its own because the drill messages live with the drill commands (handlers/cmd_dr.py) and the check
+report with the check command (handlers/cmd_health.py), which themselves build on handlers/blocks.py."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from bot.ports import Blocks
 from handlers.blocks import BlockKitRenderer
 from handlers.cmd_dr import drill_report_message, drill_started_message
+from handlers.cmd_health import report_blocks
 
 
 class SlackRenderer(BlockKitRenderer):
@@ -20,3 +21,6 @@ class SlackRenderer(BlockKitRenderer):
 
     def drill_report(self, drill_id: int, report: dict[str, Any]) -> tuple[str, Blocks]:
         return drill_report_message(drill_id, report)
+
+    def check_report(self, report: Any, incident_id: str | None, title: str) -> tuple[str, Blocks]:
+        return f"{title}: {report.verdict}", report_blocks(report, incident_id=incident_id, title=title)

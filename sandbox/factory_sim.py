@@ -5,8 +5,14 @@ The shapes follow the real systems: same paths, status codes and bodies, the thr
 one (`https://<request host without port>/…`) or, with `report_url_mode="self"`, from the sim's own base URL.
 
 Sim-only extras:
-- chaos starts `chaos_start_delay` seconds after `PUT /api/vendor/chaos/:type` (default 0: at once); the real
-  Factory starts it at a random time the next day between 08:00 and 13:59 (UTC−7);
+- chaos starts `chaos_start_delay` seconds after `PUT /api/vendor/chaos/:type` (default 0: at once); with
+  `chaos_start_delay=None` it is scheduled like the real Factory's: a random time the next day between 08:00 and
+  13:59 (UTC−7); `POST /_sim/start-now` then starts it at once (what the Factory's own tests do in SQL);
+- `slow`: every Factory request is answered correctly after `slow_delay` seconds (default 1.5 s: "high
+  levels of latency" without errors);
+- `badkey`: the simulated service orders with a wrong Factory key (every customer order fails with 500 while
+  the Factory itself is fine with ours); `service_link_fields="fork"` names the service's chaos link as course
+  forks do (`reportPizzaCreationErrorToPizzaFactoryUrl` on 500, `reportSlowPizzaToFactoryUrl` on 200);
 - `hang`: every Factory request outside `/_sim/` is accepted and never answered until the mode changes, the
   client leaves, or `release_hangs()` (FactoryServers.stop calls it; call it yourself before stopping a bare
   ServerThread, whose graceful shutdown would otherwise wait 2 s for the stalled request);
@@ -51,8 +57,12 @@ FACTORY_VERSION = "20240518.154317"
 SERVICE_VERSION = "20240602.120000"
 CHAOS_TYPES = ("badjwt", "fail", "throttle")
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds; the doc's 500 ms, 1 s, 5 s
-SIM_MODES = ("healthy", "fail", "throttle", "badjwt", "hang", "down", "up")
+SIM_MODES = ("healthy", "fail", "throttle", "badjwt", "slow", "hang", "badkey", "down", "up")
 ReportUrlMode = Literal["real", "self"]
+LinkFields = Literal["upstream", "fork"]
+DINER_EMAIL = "d@jwt.com"
+DINER_PASSWORD = "diner"
+_MST = timedelta(hours=7)
 ControlHook = Callable[[str, float | None], None]
 
 # ----------------------------------------------------------------------------------------------------
@@ -253,6 +263,13 @@ def _iso(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def next_real_start(initiated: datetime) -> datetime:
+    """The real Factory's `getRandomStartDate`: the next day in UTC−7, 08:00–13:59, on a whole minute."""
+    local = (initiated - _MST).replace(second=0, microsecond=0) + timedelta(days=1)
+    local = local.replace(hour=8 + secrets.randbelow(6), minute=secrets.randbelow(60))
+    return local + _MST
+
+
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -297,9 +314,11 @@ class _HangGate:
         self.sim, self.app = sim, app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.sim.hanging and not scope["path"].startswith("/_sim/"):
+        stall = self.sim.hanging or self.sim.slow
+        if scope["type"] == "http" and stall and not scope["path"].startswith("/_sim/"):
             body = await _read_body(receive)
-            if body is None or await self.sim.pause(receive, None):
+            wait = None if self.sim.hanging else self.sim.slow_delay
+            if body is None or await self.sim.pause(receive, wait):
                 return  # the client gave up: nothing to answer
             replay = iter(body)
 
@@ -326,7 +345,9 @@ class FactorySim:
         *,
         throttle_delay: float = 32.0,
         report_url_mode: ReportUrlMode = "real",
-        chaos_start_delay: float = 0.0,
+        chaos_start_delay: float | None = 0.0,
+        slow_delay: float = 1.5,
+        service_link_fields: LinkFields = "upstream",
         version: str = FACTORY_VERSION,
         service_version: str = SERVICE_VERSION,
         key_bits: int | None = None,
@@ -335,6 +356,9 @@ class FactorySim:
         self.throttle_delay = throttle_delay
         self.report_url_mode: ReportUrlMode = report_url_mode
         self.chaos_start_delay = chaos_start_delay
+        self.slow_delay = slow_delay
+        self.service_link_fields: LinkFields = service_link_fields
+        self.service_api_key = api_key  # the key the simulated service orders with (`badkey` breaks it)
         self.version = version
         self.service_version = service_version
         self.base_url = ""
@@ -359,6 +383,9 @@ class FactorySim:
         self._key = shared_rsa_key(key_bits)
         self._chaos: _Chaos | None = None
         self._hang = False
+        self._slow = False
+        self._tokens: set[str] = set()  # diner tokens the service issued
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._order_ids = itertools.count(1)
@@ -375,13 +402,21 @@ class FactorySim:
         return self._hang
 
     @property
+    def slow(self) -> bool:
+        return self._slow
+
+    @property
     def mode(self) -> str:
         if self.down:
             return "down"
         if self._hang:
             return "hang"
         chaos = self._chaos
-        return chaos.type if chaos is not None and chaos.running(_now()) else "healthy"
+        if chaos is not None and chaos.running(_now()):
+            return chaos.type
+        if self._slow:
+            return "slow"
+        return "badkey" if self.service_api_key != self.api_key else "healthy"
 
     def running_chaos(self) -> _Chaos | None:
         chaos = self._chaos
@@ -392,6 +427,10 @@ class FactorySim:
             "mode": self.mode,
             "chaos": self._chaos.record(with_fix_code=True) if self._chaos else None,
             "hang": self._hang,
+            "slow": self._slow,
+            "slowDelay": self.slow_delay,
+            "serviceKeyWrong": self.service_api_key != self.api_key,
+            "serviceLinkFields": self.service_link_fields,
             "down": self.down,
             "waiting": len(self._waiters),
             "orders": self.orders,
@@ -413,9 +452,19 @@ class FactorySim:
         if chaos_type not in CHAOS_TYPES:
             raise ValueError(f"invalid chaos type {chaos_type!r}")
         now = _now()
-        start = now + timedelta(seconds=self.chaos_start_delay)
-        with self._lock:
+        delay = self.chaos_start_delay
+        start = next_real_start(now) if delay is None else now + timedelta(seconds=delay)
+        with self._lock:  # every PUT replaces the previous chaos and its startDate, as the real Factory does
             self._chaos = _Chaos(chaos_type, secrets.token_hex(4), now, start)
+
+    def start_now(self) -> bool:
+        """Start scheduled chaos at once (startDate = initiatedDate, as the Factory's own tests do)."""
+        with self._lock:
+            chaos = self._chaos
+            if chaos is None or chaos.type == "none":
+                return False
+            chaos.start = chaos.initiated
+            return True
 
     def resolve(self, api_key: str, fix_code: str) -> tuple[int, str]:
         """What `GET /api/support/:apiKey/report/:fixCode` answers (status, message)."""
@@ -431,18 +480,23 @@ class FactorySim:
             return 200, "Problem resolved. Pizza is back on the menu!"
 
     def set_chaos(self, mode: str | None) -> None:
-        """Switch mode: None/"healthy" ends chaos (recorded as fixed) and hang; fail|throttle|badjwt start
-        chaos (after `chaos_start_delay`); "hang" stalls all Factory requests; down/up need FactoryServers."""
+        """Switch mode: None/"healthy" ends chaos (recorded as fixed), hang, slow and badkey; fail|throttle|
+        badjwt start chaos (after `chaos_start_delay`); "hang" stalls all Factory requests; "slow" answers
+        them after `slow_delay`; "badkey" gives the service a wrong Factory key; down/up need FactoryServers."""
         mode = mode or "healthy"
-        if mode not in ("healthy", "hang", *CHAOS_TYPES):
+        if mode not in ("healthy", "hang", "slow", "badkey", *CHAOS_TYPES):
             raise ValueError(
-                f"mode {mode!r}: expected healthy, hang or one of {CHAOS_TYPES} (down/up: FactoryServers)"
+                f"mode {mode!r}: expected healthy, hang, slow, badkey or one of {CHAOS_TYPES}"
+                " (down/up: FactoryServers)"
             )
         with self._lock:
             chaos = self._chaos
             if chaos is not None and chaos.type != "none":
                 chaos.type, chaos.fix_code, chaos.fixed = "none", None, _now()
             self._hang = mode == "hang"
+            self._slow = mode == "slow"
+            wrong = "f" * 32 if self.api_key != "f" * 32 else "0" * 32
+            self.service_api_key = wrong if mode == "badkey" else self.api_key
         if mode in CHAOS_TYPES:
             self.start_chaos(mode)
         self.release_hangs()
@@ -587,8 +641,39 @@ class FactorySim:
             {"version": self.service_version, "endpoints": SERVICE_ENDPOINTS, "config": config}
         )
 
+    async def _service_auth(self, request: Request) -> Response:
+        body = await _json_body(request)
+        if body.get("email") != DINER_EMAIL or body.get("password") != DINER_PASSWORD:
+            return _message(404, "unknown user")
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens.add(token)
+        user = {"id": 3, "name": "pizza diner", "email": DINER_EMAIL, "roles": [{"role": "diner"}]}
+        return JSONResponse({"user": user, "token": token})
+
+    def _service_client(self) -> httpx.AsyncClient:
+        """One client per server loop: building one per order (an SSL context each) costs ~100 ms under load."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            # No keep-alive: the Factory may be closed and reopened (down/up) between orders.
+            no_pool = httpx.Limits(max_keepalive_connections=0)
+            client = self._clients[loop] = httpx.AsyncClient(timeout=None, limits=no_pool)
+        return client
+
+    def _link(self, failed: bool, link: object) -> dict[str, Any]:
+        if not isinstance(link, str) or not link:
+            return {}
+        if self.service_link_fields == "fork":
+            return {
+                "reportPizzaCreationErrorToPizzaFactoryUrl" if failed else "reportSlowPizzaToFactoryUrl": link
+            }
+        return {"followLinkToEndChaos": link}
+
     async def _service_order(self, request: Request) -> Response:
-        if not request.headers.get("authorization", "").lower().startswith("bearer "):
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header[:7].lower() == "bearer " else ""
+        if token not in self._tokens:
             return _message(401, "unauthorized")
         self.service_orders += 1
         started = time.monotonic()
@@ -622,12 +707,11 @@ class FactorySim:
         order = {**(await _json_body(request)), "id": next(self._order_ids)}
         diner = {"id": 1, "name": "pizza diner", "email": "d@jwt.com"}
         try:  # the real service calls the Factory with no timeout
-            async with httpx.AsyncClient(timeout=None) as client:
-                r = await client.post(
-                    f"{self.service_factory_url.rstrip('/')}/api/order",
-                    json={"diner": diner, "order": order},
-                    headers={"Authorization": f"Bearer {self.api_key}"},
-                )
+            r = await self._service_client().post(
+                f"{self.service_factory_url.rstrip('/')}/api/order",
+                json={"diner": diner, "order": order},
+                headers={"Authorization": f"Bearer {self.service_api_key}"},
+            )
         except httpx.HTTPError:
             return _message(500, "fetch failed")
         try:
@@ -636,14 +720,15 @@ class FactorySim:
             answer = {}
         link = answer.get("reportUrl") if isinstance(answer, dict) else None
         if not r.is_success:
-            return _message(500, "Failed to fulfill order at factory", followLinkToEndChaos=link)
-        out = {"order": order, "jwt": answer.get("jwt"), "followLinkToEndChaos": link}
+            return _message(500, "Failed to fulfill order at factory", **self._link(True, link))
+        out = {"order": order, "jwt": answer.get("jwt"), **self._link(False, link)}
         return JSONResponse({k: v for k, v in out.items() if v is not None})
 
     def _service_app(self) -> Starlette:
         routes = [
             Route("/", self._service_root, methods=["GET"]),
             Route("/api/docs", self._service_docs, methods=["GET"]),
+            Route("/api/auth", self._service_auth, methods=["PUT"]),
             Route("/api/order", self._service_order, methods=["POST"]),
             Route("/metrics", self._service_metrics, methods=["GET"]),
             *self._control_routes(),
@@ -678,9 +763,15 @@ class FactorySim:
                 await asyncio.to_thread(hook, mode, None)
             return JSONResponse(self.state())
 
+        async def start_now(request: Request) -> Response:
+            if not self.start_now():
+                return _message(409, "no chaos scheduled")
+            return JSONResponse(self.state())
+
         return [
             Route("/_sim/state", state, methods=["GET"]),
             Route("/_sim/mode/{mode}", set_mode, methods=["POST"]),
+            Route("/_sim/start-now", start_now, methods=["POST"]),
         ]
 
 
@@ -806,14 +897,22 @@ def sim_main(argv: list[str], *, stop_event: threading.Event | None = None) -> i
     parser.add_argument(
         "--report-url", choices=["real", "self"], default="real", help="real: https, host only"
     )
-    parser.add_argument("--chaos-start-delay", type=float, default=0.0, help="seconds after PUT chaos")
+    parser.add_argument(
+        "--chaos-start-delay",
+        default="0",
+        help="seconds after PUT chaos, or 'real': a random time tomorrow 08:00-13:59 UTC-7 like the real Factory",
+    )
+    parser.add_argument("--slow-delay", type=float, default=1.5, help="seconds per request in slow mode")
+    parser.add_argument("--link-fields", choices=["upstream", "fork"], default="upstream")
     parser.add_argument("--api-key", default=os.environ.get("FACTORY_API_KEY") or DEFAULT_API_KEY)
     args = parser.parse_args(argv)
     sim = FactorySim(
         args.api_key,
         throttle_delay=args.throttle_delay,
         report_url_mode=cast(ReportUrlMode, args.report_url),
-        chaos_start_delay=args.chaos_start_delay,
+        chaos_start_delay=None if args.chaos_start_delay == "real" else float(args.chaos_start_delay),
+        slow_delay=args.slow_delay,
+        service_link_fields=cast(LinkFields, args.link_fields),
     )
     servers = FactoryServers(
         sim, host=args.host, factory_port=args.port, service_port=args.service_port
@@ -825,7 +924,8 @@ def sim_main(argv: list[str], *, stop_event: threading.Event | None = None) -> i
     print(f"PIZZA_SERVICE_URL={servers.service_url}", flush=True)
     print(f"FACTORY_API_KEY={sim.api_key}", flush=True)
     print(
-        "Switch modes with: incident-bot chaos <healthy|fail|throttle|badjwt|hang|down|up>. Ctrl-C stops.",
+        "Switch modes with: incident-bot chaos <healthy|fail|throttle|badjwt|slow|hang|badkey|down|up>."
+        " Ctrl-C stops.",
         flush=True,
     )
     try:

@@ -18,6 +18,7 @@ from bot.db import Database
 from bot.dispatch import Dispatch
 from bot.dr.drill import finish_drill_if_any
 from bot.escalation.flows import fire_page, fire_reminder
+from bot.health.gate import resolve_objection
 from bot.health.monitor import monitor_tick
 from bot.incidents import closing
 from bot.incidents.flows import provision_effect, template_effect
@@ -56,7 +57,14 @@ def register_kinds(d: Dispatch) -> Dispatch:
     async def drill_owns_recovery(svc: Services, incident_id: str) -> bool:
         return await finish_drill_if_any(svc, incident_id) is not None
 
+    async def drill_resolved(svc: Services, incident_id: str, user: str) -> None:
+        await finish_drill_if_any(
+            svc, incident_id, user
+        )  # resolving a drill incident finishes (and reports) it
+
     d.recovery_hooks.append(drill_owns_recovery)
+    d.resolve_gates.append(resolve_objection)
+    d.resolved_hooks.append(drill_resolved)
     return d
 
 

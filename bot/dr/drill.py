@@ -40,8 +40,9 @@ from bot.context import Services
 from bot.dr.plan import DR_PLAN, load_dr, plan_hash
 from bot.errors import UserFacingError
 from bot.health.flows import recover, run_check
-from bot.health.monitor import MONITOR_USER, PROBLEM
+from bot.health.monitor import DRILL_PROBLEM, MONITOR_USER, PROBLEM
 from bot.health.probes import describe_error
+from bot.health.scenarios import SCENARIOS, Scenario
 from bot.incidents.flows import DeclareRequest, IncidentFlows
 from bot.incidents.lifecycle import LifecycleFlows
 from bot.models import CheckSample, Drill, Incident, ProcessedRequest, TimelineEvent
@@ -62,30 +63,11 @@ REAL_CHAOS_NOTE = (
     "The real Factory starts chaos at a random time the next day between 08:00 and 13:59 (UTC−7), not now: "
     "the drill's clock starts when the chaos does."
 )
-
-
-@dataclass(frozen=True)
-class Scenario:
-    key: str
-    title: str
-    sim_mode: str  # POST /_sim/mode/{sim_mode}
-    chaos: str | None  # PUT /api/vendor/chaos/{chaos} on a real Factory; None: not possible there
-    service: str  # the dr.yaml service whose RTO/RPO the drill is judged against
-    section: str  # dr-plan.md's procedure for it
-
-
-SCENARIOS: dict[str, Scenario] = {
-    "fail": Scenario("fail", "Factory chaos `fail`: orders answer 500", "fail", "fail", "factory", "4.1"),
-    "throttle": Scenario(
-        "throttle", "Factory chaos `throttle`: orders take ~32 s", "throttle", "throttle", "factory", "4.2"
-    ),
-    "badjwt": Scenario(
-        "badjwt", "Factory chaos `badjwt`: order JWTs fail verification", "badjwt", "badjwt", "factory", "4.3"
-    ),
-    "service-down": Scenario(
-        "service-down", "Factory unreachable: pizza ordering down", "down", None, "pizza-service", "4.4"
-    ),
-}
+STILL_SCHEDULED = (
+    "Chaos never started during the drill: the real Factory still has it scheduled and it cannot be cancelled "
+    "(the fix code appears only once chaos runs). Expect the fault at {when}; the monitor will catch it."
+)
+_RUNNING_SINCE = re.compile(r"running since (\S+)")
 
 
 class DrillRefused(UserFacingError):
@@ -286,7 +268,7 @@ async def start_drill(
             if drill is None or inc is None:
                 raise DrillRefused("That request was already handled.")
             return DrillStarted(drill.id, inc.id, inc.channel_id, drill.scenario, dict(drill.report), True)
-        busy = await service.open_for_problem(s, PROBLEM)
+        busy = await service.open_for_problem(s, PROBLEM) or await service.open_for_problem(s, DRILL_PROBLEM)
     if busy is not None:
         what = "A drill" if busy.is_drill else "A Factory-health incident"
         where = f" (<#{busy.channel_id}>)" if busy.channel_id else ""
@@ -315,7 +297,7 @@ async def start_drill(
             request_key=request_key,
             source="drill",
             is_drill=True,
-            problem_key=PROBLEM,
+            problem_key=DRILL_PROBLEM,  # its own alert: a drill never mutes real monitoring
         )
     )
     if result.state == "open_for_problem":
@@ -465,9 +447,13 @@ async def measure(s: AsyncSession, drill: Drill, inc: Incident) -> Measures:
     r = drill.report
     origin = parse_time(r.get("origin")) or drill.started_at
     floor = int(r.get("sample_floor") or 0)
+    # A real Factory's chaos starts when it does (the scheduled startDate may be moved or overwritten): every
+    # sample after the injection counts, and the clock starts at the chaos' own start once a check sees it.
+    real = r.get("target") == "factory"
+    since = (parse_time(r.get("injected_at")) or drill.started_at) if real else origin
     stmt = (
         select(CheckSample)
-        .where(CheckSample.id > floor, CheckSample.at >= origin)
+        .where(CheckSample.id > floor, CheckSample.at >= since)
         .order_by(CheckSample.at, CheckSample.id)
     )
     runs: dict[str, list[CheckSample]] = {}
@@ -477,6 +463,11 @@ async def measure(s: AsyncSession, drill: Drill, inc: Incident) -> Measures:
     failing = [[x for x in run if x.status in FAILING] for run in ordered]
     bad = [i for i, f in enumerate(failing) if f]
     detected_at = detected_by = detail = recovered_at = None
+    if bad and real:
+        vendor = next((x for x in ordered[bad[0]] if x.probe == "factory_vendor"), None)
+        seen = _RUNNING_SINCE.search(vendor.detail) if vendor is not None else None
+        started = parse_time(seen[1]) if seen else None
+        origin = min(started, ordered[bad[0]][0].at) if started else ordered[bad[0]][0].at
     if bad:
         first = bad[0]
         detected_at, detected_by = ordered[first][0].at, ordered[first][0].run_id.split("-", 1)[0]
@@ -543,8 +534,13 @@ def build_report(svc: Services, base: dict[str, Any], m: Measures, now: datetime
         rpo_text = (
             f"RPO {format_duration(rpo)}: this drill does not lose data; the restore drill measures the RPO."
         )
+    warning = None
+    if base.get("target") == "factory" and m.detected_at is None:
+        warning = STILL_SCHEDULED.format(when=base.get("chaos_start") or "an unknown time")
     return {
         **base,
+        "origin": _iso(m.origin),
+        "warning": warning,
         "state": "finished" if m.recovered_at is not None else "ended",
         "finished_at": _iso(now),
         "detected_at": _iso(m.detected_at),
@@ -657,6 +653,8 @@ def report_text(r: dict[str, Any]) -> str:
     ]
     if r.get("starts_later"):
         lines.append(f"  note          {REAL_CHAOS_NOTE}")
+    if r.get("warning"):
+        lines.append(f"  WARNING       {r['warning']}")
     return "\n".join(lines) + "\n"
 
 
@@ -1004,6 +1002,13 @@ async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argp
         )
         _print_started(started, args.json)
         if not args.wait:
+            if started.report.get("target") == "factory":
+                when = started.report.get("chaos_start") or "an unknown time"
+                print(
+                    f"Note: chaos is scheduled for {when} and cannot be cancelled; the monitor and the"
+                    " drill incident will catch it when it starts.",
+                    file=sys.stderr,
+                )
             return 0
         report = await wait_for_drill(
             svc,
@@ -1019,6 +1024,9 @@ async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argp
                 f"({started.incident_id}).",
                 file=sys.stderr,
             )
+            if started.report.get("target") == "factory":
+                when = started.report.get("chaos_start") or "an unknown time"
+                print(f"WARNING: {STILL_SCHEDULED.format(when=when)}", file=sys.stderr)
             return 1
         print(
             json.dumps(report, indent=2) if args.json else report_text(report),

@@ -299,11 +299,15 @@ async def _deliver(
                     raise
                 errors.append(f"{user}: {exc.method} {exc.error}")
                 continue
-            delivered[user] = {"channel": dm, "ts": ts}
+            # `room`: whether the DM could name the war room; False ones are edited once it exists.
+            delivered[user] = {"channel": dm, "ts": ts, "room": bool(view.channel_id)}
             async with svc.db.session() as s:
                 row = await s.get(Page, page_id)
                 if row is not None:
                     row.dm = dict(delivered)
+    if view.channel_id and users and "_invited" not in delivered:
+        await _invite(svc, view.channel_id, users)  # everyone paged can join the war room at once
+        delivered["_invited"] = {"channel": view.channel_id}
     if view.channel_id and "_war_room" not in delivered:
         drill = "[DRILL] " if view.is_drill else ""
         line = f"{drill}Paging L{view.level} ({view.level_name}) {mentions or 'nobody on the roster'}: {view.reason}"
@@ -338,6 +342,7 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
             )
         )
         who = f"<@{inc.commander}>" if inc.commander else "Incident commander"
+        leaderless = inc.commander is None
         stale = _open_for(now, inc.updated_at)
         await service.add_event(
             s,
@@ -350,10 +355,30 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
         )
         channel = inc.channel_id
     if channel:
+        text = f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
+        blocks: list[dict[str, Any]] | None = None
+        if leaderless:  # nobody commands it: offer the role right in the reminder
+            blocks = [
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": text + " Nobody commands this incident."},
+                },
+                {
+                    "type": "actions",
+                    "block_id": "take_command",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Take command"},
+                            "action_id": "take_command",
+                            "value": str(timer.incident_id),
+                            "style": "primary",
+                        }
+                    ],
+                },
+            ]
         try:
-            await svc.chat.post(
-                channel, f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
-            )
+            await svc.chat.post(channel, text, blocks)
         except ChatError as exc:
             async with svc.db.session() as s:
                 await service.add_event(
@@ -408,7 +433,7 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             data={"via": via, "cycle": inc.cycle},
         )
         await replan(svc, s, inc, reason="acknowledged")
-        dms = [(p, d) for p in pages for u, d in p.dm.items() if u != "_war_room"]
+        dms = [(p, d) for p in pages for u, d in p.dm.items() if not u.startswith("_")]
         channel = inc.channel_id
     for page, dm in dms:
         text, blocks = svc.render.page_acked(page, user)
@@ -437,12 +462,20 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
         if inc.status == IncidentStatus.RESOLVED:
             return "The incident is resolved; reopen it first."
         sent = [p.level for p in await pages_in_cycle(s, inc)]
-        nxt = (max(sent) + 1) if sent else 1
+        top = max(sent) if sent else 0
+        # The next level that exists *for this severity* (L5 is P0-only): never claim a page plan() drops.
         pol = policy_of(svc)
-        while nxt <= 5 and pol.level(nxt) is None:
-            nxt += 1
-        if nxt > 5:
-            return "Already at the top of the ladder (L5)."
+        nxt = next(
+            (
+                lv.level
+                for lv in pol.levels
+                if lv.level > top and (not lv.severities or inc.severity in lv.severities)
+            ),
+            None,
+        )
+        if nxt is None:
+            name = f"L{top} ({svc.playbook.roster.level_name(top)})" if top else "the ladder"
+            return f"No level is left to page for a {inc.severity}: {name} is the top for this severity."
         await replan(svc, s, inc, reason=f"escalated by {user}", forced=(f"L{nxt}",))
         await service.add_event(
             s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
@@ -451,4 +484,96 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
 
 
-__all__ = ["acknowledge", "escalate_now", "finish", "fire_page", "fire_reminder", "replan"]
+async def _invite(svc: Services, channel: str, users: list[str]) -> None:
+    # One by one: Slack refuses a whole invite with already_in_channel when any one user is a member.
+    for user in users:
+        try:
+            await svc.chat.invite(channel, [user])
+        except ChatError as exc:
+            if exc.transient:
+                raise
+            if exc.error != "already_in_channel":
+                log.warning("could not invite %s to %s: %s", user, channel, exc.error)
+
+
+async def war_room_ready(svc: Services, incident_id: str) -> int:
+    """The war room now exists: invite everyone paged so far and edit the page DMs that were sent without it
+    ("war room not ready yet"). Returns how many DMs were edited."""
+    now = svc.clock.now()
+    async with svc.db.session() as s:
+        inc = await service.get(s, incident_id)
+        if inc is None or not inc.channel_id or inc.status == "RESOLVED":
+            return 0
+        pages = [p for p in await pages_in_cycle(s, inc) if p.state != "failed"]
+        channel = inc.channel_id
+        views = {
+            p.id: PageView(
+                incident_id=inc.id,
+                severity_label=svc.playbook.severities.label(inc.severity),
+                summary=inc.summary,
+                open_for=_open_for(now, inc.declared_at),
+                channel_id=channel,
+                level=p.level,
+                level_name=svc.playbook.roster.level_name(p.level),
+                reason=p.reason,
+                is_drill=inc.is_drill,
+            )
+            for p in pages
+        }
+    paged = sorted({u for p in pages for u in p.dm if not u.startswith("_")})
+    if paged:
+        await _invite(svc, channel, paged)
+    edited = 0
+    for p in pages:
+        if p.acked_at is not None:
+            continue
+        fixed = dict(p.dm)
+        for user, dm in p.dm.items():
+            if user.startswith("_") or not isinstance(dm, dict) or dm.get("room", True):
+                continue
+            text, blocks = svc.render.page_dm(views[p.id])
+            try:
+                await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
+            except ChatError as exc:
+                log.warning("could not update page DM with the war room: %s", exc)
+                continue
+            fixed[user] = {**dm, "room": True}
+            edited += 1
+        if fixed != p.dm:
+            async with svc.db.session() as s:
+                row = await s.get(Page, p.id)
+                if row is not None:
+                    row.dm = fixed
+    return edited
+
+
+async def close_page_dms(svc: Services, incident_id: str, by: str) -> int:
+    """On resolve: edit every page DM of the incident (all cycles) so none still says "needs you" with a live
+    Acknowledge button. Returns how many DMs were edited; Slack errors are logged (the resolve stands)."""
+    async with svc.db.session() as s:
+        stmt = select(Page).where(Page.incident_id == incident_id)
+        pages = list((await s.execute(stmt)).scalars())
+    edited = 0
+    for page in pages:
+        for user, dm in page.dm.items():
+            if user.startswith("_") or not isinstance(dm, dict) or not dm.get("ts"):
+                continue
+            text, blocks = svc.render.page_resolved(page, by)
+            try:
+                await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
+                edited += 1
+            except ChatError as exc:
+                log.warning("could not close page DM: %s", exc)
+    return edited
+
+
+__all__ = [
+    "acknowledge",
+    "close_page_dms",
+    "escalate_now",
+    "finish",
+    "fire_page",
+    "fire_reminder",
+    "replan",
+    "war_room_ready",
+]

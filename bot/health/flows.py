@@ -16,8 +16,15 @@ from bot.slack_text import esc
 OnResult = Callable[[ProbeResult], Awaitable[None]]
 
 
+def diner(svc: Services) -> tuple[str, str] | None:
+    """The diner credentials for the service-path probe, when configured."""
+    s_ = svc.settings
+    email, password = s_.pizza_diner_email, s_.secret("pizza_diner_password")
+    return (email, password) if email and password else None
+
+
 def check_count(svc: Services) -> int:
-    return len(probe_names(svc.settings.pizza_service_url or None))
+    return len(probe_names(svc.settings.pizza_service_url or None, diner(svc)))
 
 
 async def run_check(
@@ -27,7 +34,7 @@ async def run_check(
     on_result: OnResult | None = None,
     kind: str = "check",
     actor: str | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
 ) -> CheckReport:
     """Run every probe concurrently, store one sample per probe, and (in a war room) a timeline event."""
     s_ = svc.settings
@@ -35,11 +42,13 @@ async def run_check(
         s_.factory_url,
         s_.secret("factory_api_key"),
         s_.pizza_service_url or None,
-        timeout=timeout,
+        timeout=timeout if timeout is not None else s_.check_timeout,
         on_result=on_result,
         client=svc.http,
+        diner=diner(svc),
     )
     run_id = f"{kind}-{uuid.uuid4().hex[:12]}"
+    report.run_id = run_id
     now = svc.clock.now()
     async with svc.db.session() as s:
         for r in report.results:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
@@ -20,8 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 # The result types live in bot.health.results; re-exported here, where callers have always found them.
+from bot.health.judge import judge_check
 from bot.health.results import (
     FACTORY_PROBES,
+    SERVICE_ORDER_PROBE,
     SERVICE_PROBES,
     CheckReport,
     ProbeResult,
@@ -29,12 +32,19 @@ from bot.health.results import (
     Status,
     Verdict,
 )
-from bot.health.thresholds import Thresholds, load_thresholds, suggest_severity
+from bot.health.thresholds import Thresholds, load_thresholds
 
 log = logging.getLogger(__name__)
 
-THROTTLE_HINT = "throttle chaos hides its reportUrl for 32 s"
-
+# What makes a URL the Factory's "end chaos" link, whatever field carries it (the service's field name varies
+# between versions: followLinkToEndChaos, reportPizzaCreationErrorToPizzaFactoryUrl, reportSlowPizzaToFactoryUrl).
+SUPPORT_LINK = re.compile(r"^https?://[^\s]+/api/support/[^/\s]+/report/[^/\s?#]+$")
+# The service's menu item for the end-to-end order (the service fills in the diner from the token).
+SERVICE_ORDER: dict[str, Any] = {
+    "franchiseId": 1,
+    "storeId": 1,
+    "items": [{"menuId": 1, "description": "Veggie", "price": 0.0038}],
+}
 # A minimal valid order: one item (0 or more than 20 items makes the Factory wait 32 s, then answer 503).
 PROBE_ORDER: dict[str, Any] = {
     "diner": {"id": 1, "name": "incident-bot probe", "email": "probe@jwt.com"},
@@ -62,6 +72,7 @@ class _Ctx:
     factory_url: str
     api_key: str
     service_url: str
+    diner: tuple[str, str] | None = None
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
@@ -73,6 +84,18 @@ def _json(r: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def find_report_url(body: object) -> str | None:
+    """The first string field (searched depth-first) that holds a Factory support link, or None."""
+    if isinstance(body, str):
+        return body if SUPPORT_LINK.match(body.strip()) else None
+    values = body.values() if isinstance(body, dict) else body if isinstance(body, list) else ()
+    for value in values:
+        found = find_report_url(value)
+        if found:
+            return found
+    return None
 
 
 def _http_detail(r: httpx.Response, body: dict[str, Any]) -> str:
@@ -96,10 +119,15 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+LOOPBACK_ALIASES = {"localhost": "127.0.0.1", "::1": "127.0.0.1", "localhost.localdomain": "127.0.0.1"}
+
+
 def normalize_url(url: str) -> str:
-    """Scheme and host lower-cased, default port dropped, no trailing slash: for comparing configured URLs."""
+    """Scheme and host lower-cased, loopback names as 127.0.0.1, default port dropped, no trailing slash: for
+    comparing configured URLs (the service's `config.factory` is the string it was configured with)."""
     parts = urlsplit(url.strip())
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    host = LOOPBACK_ALIASES.get(host, host)
     default = {"http": 80, "https": 443}.get(scheme)
     netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
@@ -169,7 +197,7 @@ async def _order(ctx: _Ctx) -> _Outcome:
     r = await ctx.client.post(f"{ctx.factory_url}/api/order", json=PROBE_ORDER, headers=_auth(ctx.api_key))
     body = _json(r)
     jwt, link = body.get("jwt"), body.get("reportUrl")
-    report_url = link if isinstance(link, str) and link else None
+    report_url = link if isinstance(link, str) and link else find_report_url(body)
     if r.status_code == 200 and isinstance(jwt, str):
         if report_url:  # a normal answer never carries a reportUrl
             return _Outcome(
@@ -235,6 +263,29 @@ async def _service_docs(ctx: _Ctx) -> _Outcome:
     return _Outcome("ok", 200, f"factory {factory}", data={"config": config})
 
 
+async def _service_order(ctx: _Ctx) -> _Outcome:
+    """The customer's path end to end: log in as a diner, order through the service (which calls the Factory
+    with its own key: a wrong key there fails every customer order while our Factory probes are fine)."""
+    email, password = ctx.diner or ("", "")
+    r = await ctx.client.put(f"{ctx.service_url}/api/auth", json={"email": email, "password": password})
+    body = _json(r)
+    token = body.get("token")
+    if r.status_code != 200 or not isinstance(token, str):
+        return _Outcome("down", r.status_code, f"diner login failed: {_http_detail(r, body)}")
+    start = time.perf_counter()
+    r = await ctx.client.post(f"{ctx.service_url}/api/order", json=SERVICE_ORDER, headers=_auth(token))
+    # The order's own latency (the login is set-up, not what a customer waits for at checkout).
+    data: dict[str, Any] = {"order_ms": (time.perf_counter() - start) * 1000}
+    body = _json(r)
+    link = find_report_url(body)
+    if r.status_code == 200 and isinstance(body.get("jwt"), str):
+        if link:
+            detail = "chaos active: the service's order carried a Factory link"
+            return _Outcome("degraded", 200, detail, link, data)
+        return _Outcome("ok", 200, "order placed through the service", data=data)
+    return _Outcome("down", r.status_code, _http_detail(r, body), link, data)
+
+
 TITLES = {
     "factory_docs": "Factory API docs",
     "factory_vendor": "Factory vendor record",
@@ -243,6 +294,7 @@ TITLES = {
     "jwks": "Factory signing keys",
     "service_root": "Pizza service",
     "service_docs": "Pizza service config",
+    "service_order": "Order through the service",
 }
 
 
@@ -271,11 +323,13 @@ async def _run_one(
     return result(out.status, out.http_status, out.detail, report_url=out.report_url, data=out.data)
 
 
-def probe_names(service_url: str | None) -> list[str]:
-    return [*FACTORY_PROBES, *(SERVICE_PROBES if service_url else ())]
+def probe_names(service_url: str | None, diner: tuple[str, str] | None = None) -> list[str]:
+    service = [*SERVICE_PROBES, *([SERVICE_ORDER_PROBE] if diner else [])] if service_url else []
+    return [*FACTORY_PROBES, *service]
 
 
 def verdict_of(results: list[ProbeResult]) -> Verdict:
+    """Statuses only (no thresholds): the judgement in bot.health.judge also counts latency and severity."""
     statuses = {r.status for r in results}
     return "down" if "down" in statuses else "degraded" if "degraded" in statuses else "healthy"
 
@@ -290,14 +344,17 @@ async def run_probes(
     transport: httpx.AsyncBaseTransport | None = None,
     on_result: Callable[[ProbeResult], Awaitable[None]] | None = None,
     thresholds: Thresholds | None = None,
+    diner: tuple[str, str] | None = None,
 ) -> CheckReport:
-    """Run the probes (7, or 5 without `service_url`: `probe_names()` lists them) and judge the result.
+    """Run the probes (`probe_names()` lists them: 5 Factory, 2 service, 1 more with diner credentials) and
+    judge the result with bot.health.judge (latency, severity, impact).
 
     `on_result` is awaited as each probe finishes (progress updates); its errors are logged, not raised."""
+    th = thresholds or load_thresholds()
     started_at, t0 = datetime.now(UTC), time.perf_counter()
     factory_url = factory_url.rstrip("/")
     async with _http(client, transport, timeout) as http:
-        ctx = _Ctx(http, factory_url, api_key, (service_url or "").rstrip("/"))
+        ctx = _Ctx(http, factory_url, api_key, (service_url or "").rstrip("/"), diner)
 
         async def finish(result: ProbeResult) -> ProbeResult:
             if on_result is not None:
@@ -322,27 +379,29 @@ async def run_probes(
         calls: dict[str, Callable[[], Coroutine[Any, Any, ProbeResult]]] = {
             "factory_docs": lambda: probe("factory_docs", lambda: _factory_docs(ctx)),
             "factory_vendor": lambda: probe("factory_vendor", lambda: _factory_vendor(ctx)),
-            "order": lambda: probe("order", lambda: _order(ctx), THROTTLE_HINT),
+            "order": lambda: probe("order", lambda: _order(ctx)),
             "verify": verify,
             "jwks": lambda: probe("jwks", lambda: _jwks(ctx)),
             "service_root": lambda: probe("service_root", lambda: _service_root(ctx)),
             "service_docs": lambda: probe("service_docs", lambda: _service_docs(ctx)),
+            "service_order": lambda: probe("service_order", lambda: _service_order(ctx)),
         }
         tasks: dict[str, asyncio.Task[ProbeResult]] = {}
         async with asyncio.TaskGroup() as group:
-            for name in probe_names(service_url):
+            for name in probe_names(service_url, diner):
                 tasks[name] = group.create_task(calls[name]())
     results = [task.result() for task in tasks.values()]
-    report = CheckReport(
+    judgement = judge_check(results, th)
+    return CheckReport(
         results=results,
         started_at=started_at,
         wall_ms=(time.perf_counter() - t0) * 1000,
-        verdict=verdict_of(results),
-        suggested_severity=None,
+        verdict=judgement.verdict,
+        suggested_severity=judgement.severity,
         report_url=next((r.report_url for r in results if r.report_url), None),
+        impact=judgement.impact,
+        metrics=judgement.metrics.as_dict(),
     )
-    report.suggested_severity = suggest_severity(report, thresholds or load_thresholds())
-    return report
 
 
 # -- recovery ----------------------------------------------------------------------------------------------

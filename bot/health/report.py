@@ -47,6 +47,8 @@ def render_table(report: CheckReport) -> str:
     lines.append(
         f"verdict: {report.verdict}  severity: {severity}  {report.checks} checks in {report.wall_ms:.0f} ms"
     )
+    if report.impact:
+        lines.append(f"impact: {redact_report_url(report.impact)}")
     if report.chaos_type:
         lines.append(f"chaos: {report.chaos_type}")
     if report.report_url:
@@ -72,10 +74,17 @@ def check_main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO 
     parser.add_argument("--api-key", default=os.environ.get("FACTORY_API_KEY", ""))
     parser.add_argument("--service-url", default=os.environ.get("PIZZA_SERVICE_URL", ""))
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per probe (default 5)")
+    parser.add_argument(
+        "--diner-email",
+        default=os.environ.get("PIZZA_DINER_EMAIL", ""),
+        help="with PIZZA_DINER_PASSWORD: also order through the service as this diner",
+    )
     args = parser.parse_args(argv)
     if not args.factory_url:
         parser.error("--factory-url or FACTORY_URL is required")
-    total = len(probe_names(args.service_url))
+    password = os.environ.get("PIZZA_DINER_PASSWORD", "")
+    diner = (args.diner_email, password) if args.diner_email and password and args.service_url else None
+    total = len(probe_names(args.service_url, diner))
     done = 0
 
     async def progress(result: ProbeResult) -> None:
@@ -93,6 +102,7 @@ def check_main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO 
             args.service_url or None,
             timeout=args.timeout,
             on_result=on_result,
+            diner=diner,
         )
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_table(report), file=out)

@@ -14,6 +14,7 @@ RecoveryOutcome = Literal["resolved", "no_chaos", "unresolved", "no_report_url",
 
 FACTORY_PROBES = ("factory_docs", "factory_vendor", "order", "verify", "jwks")
 SERVICE_PROBES = ("service_root", "service_docs")
+SERVICE_ORDER_PROBE = "service_order"  # only with diner credentials
 ORDER_PATH = ("order", "verify")
 
 
@@ -40,6 +41,9 @@ class CheckReport:
     verdict: Verdict
     suggested_severity: Severity | None
     report_url: str | None
+    impact: str = ""
+    metrics: dict[str, float | int] = field(default_factory=dict)
+    run_id: str = ""  # set when the samples are stored
 
     @property
     def checks(self) -> int:
@@ -58,7 +62,13 @@ class CheckReport:
             return "fail"
         if verify is not None and verify.status == "down" and verify.http_status == 403 and self.report_url:
             return "badjwt"
+        if self.report_url:  # any reportUrl means chaos is running (throttle once its order answered)
+            return "unknown"
         return None
+
+    @property
+    def failing_probes(self) -> list[str]:
+        return [r.name for r in self.results if r.status in ("down", "degraded")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +76,8 @@ class CheckReport:
             "suggested_severity": self.suggested_severity,
             "report_url": self.report_url,
             "chaos_type": self.chaos_type,
+            "impact": self.impact,
+            "metrics": self.metrics,
             "started_at": self.started_at.isoformat(),
             "wall_ms": round(self.wall_ms, 1),
             "checks": self.checks,

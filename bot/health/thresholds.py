@@ -10,9 +10,9 @@ from typing import Any, Literal, cast
 
 import yaml
 
-# probes imports this module lazily (inside run_probes), so this import is not circular.
 from bot import timefmt
-from bot.health.results import FACTORY_PROBES, ORDER_PATH, SERVICE_PROBES, CheckReport, Severity
+from bot.health.judge import judge_check
+from bot.health.results import CheckReport, Severity
 
 Level = Literal["critical", "high", "medium"]
 LEVELS: tuple[Level, ...] = ("critical", "high", "medium")
@@ -60,6 +60,19 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class AlertingConfig:
+    """The monitor's alert rule (Prometheus style) and what happens after resolve."""
+
+    for_s: float  # failing this long (from the first failing sample) before the alert fires
+    clean_s: float  # hysteresis: no failing sample for this long before pending/firing ends
+    enhanced_monitoring_s: float  # after resolve, a relapse reopens the incident (seed 001: 24-48 h)
+    lease_s: float  # a worker that claimed a tick and died frees it after this long
+
+
+DEFAULT_ALERTING = AlertingConfig(120.0, 180.0, 86400.0, 120.0)
+
+
+@dataclass(frozen=True)
 class Thresholds:
     error_rate: Levels
     latency_p99_ms: Levels
@@ -67,6 +80,7 @@ class Thresholds:
     severity: dict[str, Severity]  # critical/high/medium/low -> P0..P3
     slos: dict[str, Slo]
     monitor: MonitorConfig
+    alerting: AlertingConfig = DEFAULT_ALERTING
 
     def severity_for(self, level: str | None) -> Severity | None:
         return self.severity[level] if level is not None else None
@@ -116,6 +130,7 @@ def parse_thresholds(raw: object) -> Thresholds:
         raise ValueError(f"thresholds: bad slos or monitor section ({exc})") from exc
     if monitor.interval_s <= 0 or monitor.window_s < monitor.interval_s or monitor.min_samples < 1:
         raise ValueError("monitor: need interval > 0, window >= interval and min_samples >= 1")
+    alerting = _alerting(raw.get("alerting"))
     return Thresholds(
         error_rate=_levels(alerts, "error_rate", True),
         latency_p99_ms=_levels(alerts, "latency_p99", True),
@@ -123,7 +138,28 @@ def parse_thresholds(raw: object) -> Thresholds:
         severity={k: cast(Severity, severity[k]) for k in (*LEVELS, "low")},
         slos=slos,
         monitor=monitor,
+        alerting=alerting,
     )
+
+
+def _alerting(raw: object) -> AlertingConfig:
+    if raw is None:
+        return DEFAULT_ALERTING
+    if not isinstance(raw, dict):
+        raise ValueError("alerting: expected a mapping")
+    d = DEFAULT_ALERTING
+    try:
+        cfg = AlertingConfig(
+            parse_duration(raw.get("for", d.for_s)),
+            parse_duration(raw.get("clean_for", d.clean_s)),
+            parse_duration(raw.get("enhanced_monitoring", d.enhanced_monitoring_s)),
+            parse_duration(raw.get("tick_lease", d.lease_s)),
+        )
+    except ValueError as exc:
+        raise ValueError(f"alerting: {exc}") from exc
+    if cfg.for_s < 0 or cfg.clean_s <= 0 or cfg.enhanced_monitoring_s < 0 or cfg.lease_s <= 0:
+        raise ValueError("alerting: need for >= 0, clean_for > 0, enhanced_monitoring >= 0, tick_lease > 0")
+    return cfg
 
 
 def load_thresholds(path: str | Path | None = None) -> Thresholds:
@@ -147,36 +183,5 @@ def classify(error_rate: float, p99_ms: float, availability: float, th: Threshol
 
 
 def suggest_severity(report: CheckReport, th: Thresholds) -> Severity | None:
-    """Severity suggested by one check (seed 001 definitions); the first rule that matches wins.
-
-    - P0 (complete outage): every Factory probe that ran is down (no pizza can be made or verified), or every
-      JWT Pizza service probe that ran is down (customers cannot reach the service).
-    - P1 (major function down): the order or verify probe is down (chaos `fail`, `badjwt`, `throttle` past
-      the timeout, a bad API key, oven full), or a successful order took longer than latency_p99 critical.
-    - P2 (partial): any other probe down or degraded (chaos running while orders still succeed, the service
-      pointing at another Factory, vendor failing with docs up = the Factory's database), or an order slower
-      than latency_p99 high.
-    - P3 (minor): an order slower than latency_p99 medium, or chaos scheduled but not yet started.
-    - None: everything ok.
-
-    One sample is weaker evidence than a p99 over a window: order latency maps one severity below classify().
-    """
-    by_name = {r.name: r for r in report.results}
-
-    def ran(names: tuple[str, ...]) -> list[str]:
-        return [by_name[n].status for n in names if n in by_name and by_name[n].status != "skipped"]
-
-    for group in (FACTORY_PROBES, SERVICE_PROBES):
-        statuses = ran(group)
-        if statuses and all(s == "down" for s in statuses):
-            return th.severity["critical"]
-    order = by_name.get("order")
-    slow = th.latency_p99_ms.level(order.latency_ms) if order is not None and order.status != "down" else None
-    if "down" in ran(ORDER_PATH) or slow == "critical":
-        return th.severity["high"]
-    if any(r.status in ("down", "degraded") for r in report.results) or slow == "high":
-        return th.severity["medium"]
-    vendor = by_name.get("factory_vendor")
-    if slow == "medium" or (vendor is not None and vendor.data.get("chaos_state") == "scheduled"):
-        return th.severity["low"]
-    return None
+    """Severity of one check: the one mapping in bot.health.judge (the monitor uses the same)."""
+    return judge_check(report.results, th).severity

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
-from bot.escalation.flows import replan
+from bot.escalation.flows import replan, war_room_ready
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.incidents.lifecycle import announce_declared
@@ -209,6 +209,7 @@ class IncidentFlows:
         # Stakeholders hear once the war room exists.
         await self._bookmarks(incident, channel)
         await announce_declared(self.svc, incident)
+        await war_room_ready(self.svc, incident)  # page DMs sent before the room existed now name it
         # P0/P1: prompt for a public status-page update.
         await on_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)

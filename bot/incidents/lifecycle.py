@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import incident_store as service
 from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
-from bot.escalation.flows import replan
+from bot.escalation.flows import close_page_dms, replan
 from bot.models import Incident, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
@@ -86,14 +86,19 @@ class ResolveCheck:
     status: str
     monitoring_for: timedelta | None
     required: timedelta
+    health: str = ""  # why the health gate refuses (a fresh check, the monitor's clean window); "" = ok
 
     @property
     def in_monitoring(self) -> bool:
         return self.status == IncidentStatus.MONITORING and self.monitoring_for is not None
 
     @property
-    def met(self) -> bool:
+    def time_met(self) -> bool:
         return self.in_monitoring and self.monitoring_for is not None and self.monitoring_for >= self.required
+
+    @property
+    def met(self) -> bool:
+        return self.time_met and not self.health
 
     @property
     def remaining(self) -> timedelta:
@@ -102,14 +107,15 @@ class ResolveCheck:
         return max(self.required - self.monitoring_for, timedelta(0))
 
     def summary(self) -> str:
+        health = f"; not healthy: {self.health}" if self.health else ""
         if not self.in_monitoring:
-            return f"status is {self.status}, not MONITORING"
-        return f"MONITORING for {minutes(self.monitoring_for)} of {minutes(self.required)}"
+            return f"status is {self.status}, not MONITORING{health}"
+        return f"MONITORING for {minutes(self.monitoring_for)} of {minutes(self.required)}{health}"
 
 
-def resolve_check(inc: Incident, now: datetime, required: timedelta) -> ResolveCheck:
+def resolve_check(inc: Incident, now: datetime, required: timedelta, health: str = "") -> ResolveCheck:
     since = inc.monitoring_at if inc.status == IncidentStatus.MONITORING else None
-    return ResolveCheck(inc.id, inc.status, (now - since) if since else None, required)
+    return ResolveCheck(inc.id, inc.status, (now - since) if since else None, required, health)
 
 
 def minutes(td: timedelta | None) -> str:
@@ -402,7 +408,10 @@ class LifecycleFlows:
             await service.add_event(s, incident_id, "command", text, at=now, actor=user, data=data)
 
     # -- resolve / reopen --------------------------------------------------------------------------------
-    async def resolve(self, incident_id: str, user: str, *, force: bool = False) -> ResolveResult:
+    async def resolve(
+        self, incident_id: str, user: str, *, force: bool = False, reason: str = ""
+    ) -> ResolveResult:
+        health = await self._health(incident_id, user)
         now = self.svc.clock.now()
         async with self.svc.db.session() as s:
             inc = await service.get(s, incident_id, for_update=True)
@@ -410,7 +419,7 @@ class LifecycleFlows:
                 return ResolveResult("missing", incident_id, "That incident no longer exists.")
             if inc.status == IncidentStatus.RESOLVED:
                 return ResolveResult("already", inc.id, f"{inc.id} is already resolved.")
-            check = resolve_check(inc, now, self.monitoring_minimum())
+            check = resolve_check(inc, now, self.monitoring_minimum(), health)
             if not check.met and not force:
                 await service.add_event(
                     s,
@@ -419,7 +428,7 @@ class LifecycleFlows:
                     f"<@{user}> asked to resolve; criteria not met ({check.summary()})",
                     at=now,
                     actor=user,
-                    data={"command": "resolve", "criteria_met": False},
+                    data={"command": "resolve", "criteria_met": False, "health": health},
                 )
                 text = f"{inc.id} does not meet the resolution criteria yet."
                 return ResolveResult("blocked", inc.id, text, check)
@@ -429,7 +438,16 @@ class LifecycleFlows:
             text = f"Resolved by <@{user}> after {minutes(took)}"
             if forced is not None:
                 text += f" without meeting the resolution criteria ({forced.summary()})"
-            data = {"forced": forced is not None, "criteria": check.summary(), "cycle": inc.cycle}
+                if reason:
+                    text += f". Why: {clean_field(reason)[:300]}"
+            data = {
+                "forced": forced is not None,
+                "forced_by": user if forced is not None else None,
+                "reason": reason,
+                "criteria": check.summary(),
+                "health": health,
+                "cycle": inc.cycle,
+            }
             await service.add_event(s, inc.id, "resolved", text, at=now, actor=user, data=data)
             await replan(self.svc, s, inc, reason="resolved")  # drops the ladder, plans the PIR reminder
             checklist = post_resolution_text(
@@ -450,10 +468,20 @@ class LifecycleFlows:
             # Offer the public "resolved" status-page update.
             await on_resolved(self.svc, s, inc, now)
         await self._deliver(incident_id)
+        await close_page_dms(self.svc, incident_id, user)  # no page left saying "needs you"
+        # Registered at wiring: resolving a drill incident finishes (and reports) the drill.
+        for hook in self.svc.dispatch.resolved_hooks:
+            await hook(self.svc, incident_id, user)
         how = " (criteria overridden)" if forced is not None else ""
         return ResolveResult(
             "resolved", incident_id, f"✅ Resolved {incident_id}{how}. The checklist is in the channel."
         )
+
+    async def _health(self, incident_id: str, user: str) -> str:
+        """The resolve gates' objections ("" = none): registered at wiring, the monitor's health gate for an
+        incident bound to its alert (bot.health.gate)."""
+        objections = [await gate(self.svc, incident_id, user) for gate in self.svc.dispatch.resolve_gates]
+        return "; ".join(o for o in objections if o)
 
     async def reopen(self, incident_id: str, user: str) -> Outcome:
         now = self.svc.clock.now()

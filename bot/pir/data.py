@@ -213,7 +213,11 @@ async def load_checks(s: AsyncSession, inc: IncidentInfo, now: datetime) -> list
     """Samples the monitor tied to the incident, plus every sample taken while it was open."""
     end = inc.resolved_at or now
     start = min(inc.detected_at or inc.declared_at, inc.declared_at)
-    during = or_(CheckSample.incident_id == inc.id, CheckSample.at.between(start, end))
+    # Samples tied to another incident are that incident's (the monitor tags them since their detection).
+    during = or_(
+        CheckSample.incident_id == inc.id,
+        and_(CheckSample.incident_id.is_(None), CheckSample.at.between(start, end)),
+    )
     failing = CheckSample.status.in_(("degraded", "down", "fail", "failed"))
     agg = (
         select(

@@ -23,6 +23,7 @@ from bot.models import (
     ActionItem,
     Alert,
     AlertNotification,
+    AlertState,
     Base,
     CheckSample,
     Drill,
@@ -229,6 +230,18 @@ async def seed(url: str) -> None:
                         url="http://x/t.ics",
                         body="BEGIN:VCALENDAR",
                         fetched_at=T0,
+                    ),
+                    AlertState(
+                        problem_key="factory-health",
+                        state="firing",
+                        incident_id="INC-20261123-183045",
+                        pending_since=T0,
+                        firing_since=T0,
+                        last_failing_at=T0,
+                        failing_samples=3,
+                        flaps=1,
+                        updated_at=T0,
+                        data={"note": "ünïcode"},
                     ),
                 ]
             )

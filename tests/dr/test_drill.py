@@ -23,7 +23,7 @@ from bot.dr.drill import (
     tabletop_steps,
 )
 from bot.dr.plan import load_dr
-from bot.health.monitor import PROBLEM, monitor_once
+from bot.health.monitor import DRILL_PROBLEM, monitor_once
 from bot.models import Drill, Incident
 from sandbox.factory_sim import FactoryServers, FactorySim
 from sandbox.servers import LoopServer
@@ -68,7 +68,7 @@ async def test_full_fail_drill_measures_detect_ack_recover_against_the_rto(
 
     # A DRILL incident everywhere: the channel name, the template, the topic, the pages.
     [inc] = await hbot.incidents()
-    assert inc.is_drill and inc.source == "drill" and inc.problem_key == PROBLEM
+    assert inc.is_drill and inc.source == "drill" and inc.problem_key == DRILL_PROBLEM
     assert inc.channel_name == T0_NAME and inc.channel_id
     room = slack.messages[inc.channel_id]
     template = next(m for m in room if m.ts == inc.template_ts)

@@ -81,3 +81,28 @@ def test_thresholds_and_monitor_match_thresholds_yaml() -> None:
     m = th.monitor
     assert f"every {_num(m.interval_s)} s and judges a {_num(m.window_s / 60)} min window" in DOC
     assert f"once it has {m.min_samples} checks" in DOC and f"after {m.min_samples} failing checks" in DOC
+
+
+def _min(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
+
+
+def test_alert_states_and_enhanced_monitoring_match_thresholds_yaml() -> None:
+    th = load_thresholds()
+    a = th.alerting
+    assert f"answer slower than {_num(th.latency_p99_ms.high)} ms is **degraded" in DOC
+    assert f"once it has failed for {_min(a.for_s)} with {th.monitor.min_samples} failing checks" in DOC
+    assert f"only after {_min(a.clean_s)} without a failing check" in DOC
+    assert f'"metrics back to normal" (after {_min(a.clean_s)} without a failing check)' in DOC
+    assert f"for {_num(a.enhanced_monitoring_s / 3600)} h after resolve (seed 001: 24–48" in DOC
+    assert 24 <= a.enhanced_monitoring_s / 3600 <= 48
+
+
+def test_readme_alert_numbers_match_thresholds_yaml() -> None:
+    readme = (CONTENT_DIR.parent / "README.md").read_text()
+    th = load_thresholds()
+    a = th.alerting
+    assert f"an answer slower than {_num(th.latency_p99_ms.high)} ms is degraded" in readme
+    assert f"after {_min(a.for_s)} with {th.monitor.min_samples} failing checks it *fires*" in readme
+    assert f"only {_min(a.clean_s)} without a" in readme
+    assert f"keeps watching for {_num(a.enhanced_monitoring_s / 3600)} h after resolve" in readme

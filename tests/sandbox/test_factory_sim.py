@@ -302,7 +302,9 @@ def test_service_root_docs_and_auth(servers: FactoryServers) -> None:
 
 
 def test_service_forwards_orders_and_maps_factory_failures(servers: FactoryServers) -> None:
-    with httpx.Client(base_url=servers.service_url, headers={"Authorization": "Bearer diner"}) as service:
+    login = {"email": "d@jwt.com", "password": "diner"}
+    token = httpx.put(f"{servers.service_url}/api/auth", json=login).json()["token"]
+    with httpx.Client(base_url=servers.service_url, headers={"Authorization": f"Bearer {token}"}) as service:
         r = service.post("/api/order", json=ORDER["order"])
         assert r.status_code == 200 and r.json()["jwt"] and "followLinkToEndChaos" not in r.json()
         servers.set_mode("fail")

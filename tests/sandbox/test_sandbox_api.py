@@ -217,10 +217,12 @@ async def test_pushpin_reaction_reaches_the_timeline(box: Sandbox, http: httpx.A
 async def test_factory_controls(box: Sandbox, http: httpx.AsyncClient) -> None:
     r = await http.post(f"{box.url}/api/factory/fail")
     assert r.json()["factory"]["mode"] == "fail"
+    login = {"email": "d@jwt.com", "password": "diner"}
+    token = (await http.put(f"{box.factory.service_url}/api/auth", json=login)).json()["token"]
     order = await http.post(
         f"{box.factory.service_url}/api/order",
         json={"items": [{"menuId": 1}]},
-        headers={"Authorization": "Bearer x"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert order.status_code == 500 and order.json()["followLinkToEndChaos"].startswith(
         box.factory.factory_url

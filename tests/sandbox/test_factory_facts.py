@@ -1,0 +1,188 @@
+"""One test per fact in the shared Factory/service notes that the simulator must reproduce (over real HTTP).
+
+Each test names the fact it pins; the probes and the monitor are built against these shapes."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.factory_sim import (
+    DEFAULT_API_KEY,
+    DINER_EMAIL,
+    DINER_PASSWORD,
+    FactoryServers,
+    FactorySim,
+    next_real_start,
+)
+from tests.conftest import MakeServers
+
+AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
+ORDER: dict[str, Any] = {
+    "diner": {"id": 1, "name": "joe", "email": "joe@jwt.com"},
+    "order": {
+        "items": [{"menuId": 1, "description": "Veggie", "price": 0.05}],
+        "storeId": "1",
+        "franchiseId": 1,
+    },
+}
+SUPPORT = re.compile(r"/api/support/[0-9a-f]{32}/report/[^/?#]+$")
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _diner_token(service: httpx.Client) -> str:
+    r = service.put("/api/auth", json={"email": DINER_EMAIL, "password": DINER_PASSWORD})
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+def test_verify_needs_no_authentication(servers: FactoryServers) -> None:
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        jwt = factory.post("/api/order", json=ORDER, headers=AUTH).json()["jwt"]
+        r = factory.post("/api/order/verify", json={"jwt": jwt})  # no Authorization header at all
+        assert r.status_code == 200 and r.json()["message"] == "valid"
+        assert r.json()["payload"]["vendor"]["id"]
+        bad = factory.post("/api/order/verify", json={"jwt": jwt[:-4] + "AAAA"})
+        assert (bad.status_code, bad.json()) == (403, {"message": "invalid"})
+
+
+def test_real_schedule_starts_tomorrow_between_8_and_14_mst() -> None:
+    # vendorRouter.getRandomStartDate: next day (UTC-7), 08:00-13:59, whole minutes.
+    for initiated in (datetime(2026, 12, 1, 3, 0, tzinfo=UTC), datetime(2026, 12, 1, 23, 59, tzinfo=UTC)):
+        for _ in range(50):
+            start = next_real_start(initiated)
+            local, local_init = start - timedelta(hours=7), initiated - timedelta(hours=7)
+            assert local.date() == local_init.date() + timedelta(days=1)
+            assert 8 <= local.hour <= 13 and local.second == 0 and start > initiated
+
+
+def test_scheduled_chaos_orders_normal_until_start_and_cannot_be_cancelled(make_servers: MakeServers) -> None:
+    servers = make_servers(chaos_start_delay=None)  # as the real Factory: a random time tomorrow
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        assert factory.put("/api/vendor/chaos/fail", headers=AUTH).json() == {"message": "Chaos initiated"}
+        chaos = factory.get("/api/vendor", headers=AUTH).json()["chaos"]
+        assert set(chaos) == {"type", "initiatedDate", "startDate"}  # never the fix code
+        assert _when(chaos["startDate"]) > datetime.now(UTC) + timedelta(hours=1)
+        order = factory.post("/api/order", json=ORDER, headers=AUTH)
+        assert order.status_code == 200 and set(order.json()) == {"jwt"}  # no reportUrl: not running yet
+        # No way to cancel: the fix code is hidden, a guessed one is refused, chaos stays scheduled.
+        guess = factory.get(f"/api/support/{DEFAULT_API_KEY}/report/00000000")
+        assert (guess.status_code, guess.json()) == (400, {"message": "Problem unresolved"})
+        assert factory.get("/api/vendor", headers=AUTH).json()["chaos"] == chaos
+        # The Factory's own tests make it start now by setting startDate to initiatedDate; the sim's control does.
+        assert factory.post("/_sim/start-now").status_code == 200
+        r = factory.post("/api/order", json=ORDER, headers=AUTH)
+        assert r.status_code == 500 and r.json()["message"] == "chaos monkey"
+
+
+def test_every_put_overwrites_start_date(make_servers: MakeServers) -> None:
+    servers = make_servers(chaos_start_delay=None)
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        seen = set()
+        for kind in ("fail", "throttle", "badjwt", "fail"):
+            factory.put(f"/api/vendor/chaos/{kind}", headers=AUTH)
+            chaos = factory.get("/api/vendor", headers=AUTH).json()["chaos"]
+            assert chaos["type"] == kind
+            seen.add((chaos["initiatedDate"], chaos["startDate"]))
+            time.sleep(0.002)  # initiatedDate has millisecond resolution
+        assert len(seen) == 4
+    # With a short start delay a second PUT pushes the start out again.
+    servers = make_servers(chaos_start_delay=0.6)
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        factory.put("/api/vendor/chaos/fail", headers=AUTH)
+        first = _when(factory.get("/api/vendor", headers=AUTH).json()["chaos"]["startDate"])
+        time.sleep(0.3)
+        factory.put("/api/vendor/chaos/fail", headers=AUTH)
+        second = _when(factory.get("/api/vendor", headers=AUTH).json()["chaos"]["startDate"])
+        assert second > first
+
+
+def test_after_a_fix_the_vendor_shows_type_none_with_fix_date(make_servers: MakeServers) -> None:
+    servers = make_servers(report_url_mode="self")
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        factory.put("/api/vendor/chaos/fail", headers=AUTH)
+        link = factory.post("/api/order", json=ORDER, headers=AUTH).json()["reportUrl"]
+        fixed = httpx.get(link)
+        assert (fixed.status_code, fixed.json()["message"]) == (
+            200,
+            "Problem resolved. Pizza is back on the menu!",
+        )
+        chaos = factory.get("/api/vendor", headers=AUTH).json()["chaos"]
+        assert chaos["type"] == "none" and _when(chaos["fixDate"]) >= _when(chaos["startDate"])
+        assert "fixCode" not in chaos
+        again = httpx.get(link)
+        assert again.json()["message"] == "No chaos currently executing"
+
+
+def test_slow_but_correct_mode(make_servers: MakeServers) -> None:
+    servers = make_servers(slow_delay=0.4)
+    servers.set_mode("slow")
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        t0 = time.perf_counter()
+        r = factory.post("/api/order", json=ORDER, headers=AUTH)
+        took = time.perf_counter() - t0
+        assert r.status_code == 200 and set(r.json()) == {"jwt"}  # correct, no chaos
+        assert took >= 0.4
+        assert factory.post("/api/order/verify", json=r.json()).json()["message"] == "valid"
+        assert factory.get("/api/docs").status_code == 200
+        assert httpx.get(f"{servers.factory_url}/_sim/state").json()["mode"] == "slow"
+    assert FactorySim().slow_delay == 1.5  # the case in the notes: 1.5 s per request
+
+
+def test_service_with_a_wrong_factory_key_fails_every_order_while_probes_are_fine(
+    servers: FactoryServers,
+) -> None:
+    servers.set_mode("badkey")
+    with httpx.Client(base_url=servers.service_url, timeout=5) as service:
+        token = _diner_token(service)
+        r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": f"Bearer {token}"})
+        assert (r.status_code, r.json()) == (500, {"message": "Failed to fulfill order at factory"})
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:  # our key still works
+        assert factory.post("/api/order", json=ORDER, headers=AUTH).status_code == 200
+        assert factory.get("/api/vendor", headers=AUTH).status_code == 200
+    servers.set_mode("healthy")
+    with httpx.Client(base_url=servers.service_url, timeout=5) as service:
+        token = _diner_token(service)
+        r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["jwt"]
+
+
+def test_service_login_and_order_need_a_real_token(servers: FactoryServers) -> None:
+    with httpx.Client(base_url=servers.service_url, timeout=5) as service:
+        wrong = service.put("/api/auth", json={"email": DINER_EMAIL, "password": "nope"})
+        assert (wrong.status_code, wrong.json()) == (404, {"message": "unknown user"})
+        r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": "Bearer forged"})
+        assert (r.status_code, r.json()) == (401, {"message": "unauthorized"})
+        login = service.put("/api/auth", json={"email": DINER_EMAIL, "password": DINER_PASSWORD}).json()
+        assert login["user"]["email"] == DINER_EMAIL and login["token"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "mode", "status", "name"),
+    [
+        ("upstream", "fail", 500, "followLinkToEndChaos"),
+        ("upstream", "badjwt", 200, "followLinkToEndChaos"),
+        ("fork", "fail", 500, "reportPizzaCreationErrorToPizzaFactoryUrl"),
+        ("fork", "throttle", 200, "reportSlowPizzaToFactoryUrl"),
+    ],
+)
+def test_service_link_field_name_variants(
+    make_servers: MakeServers, fields: str, mode: str, status: int, name: str
+) -> None:
+    servers = make_servers(service_link_fields=fields, throttle_delay=0.1)
+    servers.set_mode(mode)
+    with httpx.Client(base_url=servers.service_url, timeout=5) as service:
+        token = _diner_token(service)
+        r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == status
+        assert SUPPORT.search(r.json()[name]), r.json()
+        links = [k for k, v in r.json().items() if isinstance(v, str) and "/api/support/" in v]
+        assert links == [name]
