@@ -98,7 +98,9 @@ async def run_worker(
         if settings.worker_metrics_port > 0:
             from prometheus_client import start_http_server
 
-            start_http_server(settings.worker_metrics_port, registry=svc.metrics.registry)
+            start_http_server(
+                settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=svc.metrics.registry
+            )
         try:
             await Worker(svc).run(stop)
         finally:

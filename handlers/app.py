@@ -126,7 +126,7 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
         url_verification_enabled=True,
     )
 
-    @app.command("/incident")
+    @app.command(svc.settings.slash_command)
     async def on_command(ack: Any, command: dict[str, Any]) -> None:
         payload = await command_ack(svc, command)
         await (ack(**payload) if payload else ack())
