@@ -22,11 +22,23 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
         _sqlite_write_locks(engine)
-        return engine
-    kw.setdefault("pool_pre_ping", True)
-    kw.setdefault("pool_size", 20)  # >= the worker's concurrent pages, so bursts reuse connections
-    kw.setdefault("max_overflow", 10)
-    return create_async_engine(url, connect_args={"timeout": 5, "command_timeout": 30}, **kw)
+    else:
+        kw.setdefault("pool_pre_ping", True)
+        kw.setdefault("pool_size", 20)  # >= the worker's concurrent pages, so bursts reuse connections
+        kw.setdefault("max_overflow", 10)
+        engine = create_async_engine(url, connect_args={"timeout": 5, "command_timeout": 30}, **kw)
+    _storable_text(engine)
+    return engine
+
+
+def _storable_text(engine: AsyncEngine) -> None:
+    # NUL and lone surrogates never reach a table, whatever path the text took (ORM, Core insert, bulk):
+    # PostgreSQL would refuse the statement and the user's action would be lost. See bot/textclean.py.
+    from bot.textclean import clean_parameters
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    def _clean(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
+        return statement, clean_parameters(parameters)
 
 
 def _sqlite_write_locks(engine: AsyncEngine) -> None:

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from bot.textclean import clean
+
 log = logging.getLogger("incident_bot.ingress")
 
 MAX_AGE = 60 * 5  # Slack's replay window for the timestamp header
 MAX_FIELDS = 100  # a slash command has ~13 form fields, interactivity one (`payload`)
 _TS_DIGITS = 12
 _SIG = re.compile(r"v0=[0-9a-f]{64}")
-_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 Kind = Literal["command", "interactive", "event", "url_verification", "ssl_check"]
 
@@ -53,22 +54,6 @@ class Inbound:
     kind: Kind
     raw: bytes  # the signed bytes, for Bolt's own (second) verification
     body: dict[str, Any]  # parsed and cleaned: the form (slash), the payload (interactivity) or the JSON
-
-
-def clean_text(value: str) -> str:
-    """Drop NUL and lone surrogates: PostgreSQL refuses both, and neither can be shown or typed meaningfully."""
-    return _UNSAFE.sub("", value) if _UNSAFE.search(value) else value
-
-
-def clean(value: Any) -> Any:
-    """`clean_text` over every string (keys too) of a JSON-like value."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, dict):
-        return {clean_text(str(k)): clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
 
 
 async def read_body(headers: Any, stream: AsyncIterator[bytes], limit: int) -> bytes:
