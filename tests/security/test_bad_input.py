@@ -164,3 +164,49 @@ async def test_bounded_parsers_answer(bot: BotHarness, text: str) -> None:
 def test_payload_json_escape_round_trip() -> None:
     """What the modal test sends really is a lone surrogate after JSON decoding (as Slack's JSON would be)."""
     assert json.loads(json.dumps({"s": "\ud800"}))["s"] == "\ud800"
+
+
+async def test_a_pin_lost_to_a_database_outage_tells_the_user(
+    slack: Any, clock: Any, request: pytest.FixtureRequest
+) -> None:
+    """The 📌 was acked (Slack will not retry) and then the database went away: the person is told to pin
+    again, instead of the entry silently missing from the timeline."""
+    import httpx
+
+    from bot.main import create_app
+    from bot.sandbox.servers import LoopServer
+    from tests.conftest import PG_URL, make_settings
+    from tests.tcp_proxy import TcpProxy
+
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set: the outage needs PostgreSQL behind a TCP proxy")
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _truncate
+
+    real = make_url(request.getfixturevalue("pg_migrated"))
+    await _truncate(real.render_as_string(hide_password=False))
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(make_settings(url, slack), clock=clock)
+    try:
+        async with LoopServer(app) as server, httpx.AsyncClient(timeout=60) as http:
+            bot = BotHarness(server.url, app.state.svc, slack, http)
+            await bot.command("declare P2 Outage pin target", user=MEMBER)
+            [inc] = await bot.incidents()
+            channel = inc.channel_id or ""
+            msg = slack.add_message(channel, MEMBER, "the Factory answers 503")
+            await proxy.stop()
+            event = {
+                "type": "reaction_added",
+                "user": MEMBER,
+                "reaction": "pushpin",
+                "item": {"type": "message", "channel": channel, "ts": msg.ts},
+                "event_ts": msg.ts,
+            }
+            assert (await bot.event(event)).status_code == 200
+            told = [c for c in slack.calls_to("chat.postEphemeral", ok=True) if c.args.get("user") == MEMBER]
+            assert any("could not be put on the incident timeline" in str(c.args.get("text")) for c in told)
+    finally:
+        await proxy.stop()
