@@ -8,6 +8,9 @@ import logging
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.support import BotHarness
 
@@ -141,3 +144,46 @@ async def test_configured_command_name_is_served(sqlite_url: str, slack, clock) 
         assert resp.status_code == 200 and "Declaring P1" in resp.json()["text"]
         await bot.drain()
         assert [i.summary for i in await bot.incidents()] == ["new name"]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+    max_leaves=10,
+)
+SHAPED = st.one_of(
+    JSONISH.map(lambda v: (json.dumps(v).encode(), JSON)),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["event_callback", "url_verification", "app_rate_limited", "x"])},
+        optional={"event": JSONISH, "event_id": JSONISH, "challenge": JSONISH},
+    ).map(lambda v: (json.dumps(v).encode(), JSON)),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["block_actions", "view_submission", "view_closed", "shortcut", "x"])},
+        optional={
+            "actions": JSONISH,
+            "user": JSONISH,
+            "view": JSONISH,
+            "channel": JSONISH,
+            "container": JSONISH,
+        },
+    ).map(lambda v: (_payload(v), FORM)),
+    st.binary(max_size=300).map(lambda b: (b, FORM)),
+)
+
+
+@hsettings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=SHAPED)
+async def test_signed_random_payloads_never_500(
+    lite_bot: BotHarness, caplog: pytest.LogCaptureFixture, case: tuple[bytes, str]
+) -> None:
+    body, content_type = case
+    resp = await lite_bot.post_signed(body, content_type)
+    assert resp.status_code in (200, 400, 404), (resp.status_code, resp.text)
+    await lite_bot.drain()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    ]
