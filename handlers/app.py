@@ -49,7 +49,8 @@ async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = Fa
     if reply.blocks:
         payload["blocks"] = reply.blocks
     try:
-        if ctx.response_url:
+        # A response_url naming a host Slack does not own is ignored: the answer goes out as an ephemeral.
+        if ctx.response_url and ctx.svc.settings.response_url_allowed(ctx.response_url):
             if replace:
                 payload["replace_original"] = True
             await ctx.svc.chat.respond(ctx.response_url, payload)
