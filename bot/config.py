@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,13 @@ class Settings(BaseSettings):
     response_url_hosts: str = "hooks.slack.com"
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
+    # Retention (the worker's retention tick, docs/architecture.md): finished bookkeeping rows are deleted
+    # after these many days; incidents, timeline events and pages are kept. 0 keeps that kind forever.
+    retention_interval: float = 3600.0  # seconds between passes in one worker
+    retention_outbox_days: float = 30.0  # sent/failed outbox rows (a Slack retry storm is long over)
+    retention_timers_days: float = 30.0  # done/dropped/failed timers (the pages table keeps the record)
+    retention_samples_days: float = 90.0  # monitor/check samples (PIRs of that age show no check table)
+    retention_requests_days: float = 7.0  # processed Slack request ids (Slack retries within minutes)
 
     @field_validator("slack_api_url")
     @classmethod
@@ -84,8 +92,6 @@ class Settings(BaseSettings):
 
 def response_url_allowed(url: str, api_url: str, hooks_hosts: str = "hooks.slack.com") -> bool:
     """Slack's hooks host over https, or the configured Web API host (the sandbox's stand-in)."""
-    from urllib.parse import urlsplit
-
     try:
         target, api = urlsplit(url), urlsplit(api_url)
         target_port, api_port = target.port, api.port

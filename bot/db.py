@@ -7,7 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bot.textclean import clean_parameters
 
 
 class DatabaseUnavailable(Exception):
@@ -34,8 +37,6 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
 def _storable_text(engine: AsyncEngine) -> None:
     # NUL and lone surrogates never reach a table, whatever path the text took (ORM, Core insert, bulk):
     # PostgreSQL would refuse the statement and the user's action would be lost. See bot/textclean.py.
-    from bot.textclean import clean_parameters
-
     @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
     def _clean(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
         return statement, clean_parameters(parameters)
@@ -97,8 +98,6 @@ class Database:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, InterfaceError | OperationalError):

@@ -11,13 +11,15 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import aliased
 
+from bot import incident_store as service
+from bot.claim import claim_rows
 from bot.context import Services
-from bot.incidents import service
 from bot.models import OutboxMessage
 from bot.ports import ChatError
+from bot.states import OutboxState
 
 log = logging.getLogger("incident_bot.outbox")
 
@@ -26,6 +28,7 @@ LEASE = timedelta(seconds=60)
 # so it does not race the web process for a fresh declaration's war room.
 WORKER_GRACE = timedelta(seconds=5)
 GIVE_UP_AFTER = timedelta(hours=24)
+UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
 
 
 async def enqueue(
@@ -46,7 +49,7 @@ async def enqueue(
             channel=channel,
             method=kind,
             payload=payload or {},
-            state="pending",
+            state=OutboxState.PENDING,
             attempts=0,
             next_attempt_at=at,
             created_at=at,
@@ -59,33 +62,32 @@ async def _claim(
     svc: Services, now: datetime, limit: int, incident_id: str | None, min_age: timedelta = timedelta(0)
 ) -> list[OutboxMessage]:
     earlier = aliased(OutboxMessage)
+    # Served by ix_outbox_channel_id (migration 0002): without it this is a scan per candidate row.
     blocked = exists().where(
         and_(
             earlier.channel == OutboxMessage.channel,
             earlier.id < OutboxMessage.id,
-            earlier.state.in_(("pending", "sending")),
+            earlier.state.in_(UNSENT),
         )
     )
-    inner = select(OutboxMessage.id).where(
-        OutboxMessage.state.in_(("pending", "sending")), OutboxMessage.next_attempt_at <= now, ~blocked
-    )
+    where = [OutboxMessage.state.in_(UNSENT), OutboxMessage.next_attempt_at <= now, ~blocked]
     if incident_id is not None:
-        inner = inner.where(OutboxMessage.incident_id == incident_id)
+        where.append(OutboxMessage.incident_id == incident_id)
     if min_age:
-        inner = inner.where((OutboxMessage.attempts > 0) | (OutboxMessage.created_at <= now - min_age))
-    inner = inner.order_by(OutboxMessage.id).limit(limit)
-    if svc.db.dialect == "postgresql":
-        inner = inner.with_for_update(skip_locked=True)
+        where.append((OutboxMessage.attempts > 0) | (OutboxMessage.created_at <= now - min_age))
     # 'sending' rows whose lease ran out belong to a process that died: they are taken over here.
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(inner.scalar_subquery()))
-        .values(state="sending", next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False)
+    return await claim_rows(
+        svc.db,
+        OutboxMessage,
+        where=where,
+        order_by=(OutboxMessage.id,),
+        limit=limit,
+        values={
+            "state": OutboxState.SENDING,
+            "next_attempt_at": now + LEASE,
+            "attempts": OutboxMessage.attempts + 1,
+        },
     )
-    async with svc.db.session() as s:
-        return sorted((await s.execute(stmt)).scalars(), key=lambda r: r.id)
 
 
 async def deliver(
@@ -115,26 +117,22 @@ async def _send(svc: Services, row: OutboxMessage) -> str:
     async with svc.db.session() as s:
         r = await s.get(OutboxMessage, row.id)
         if r is not None:
-            r.state, r.sent_at, r.result, r.last_error = "sent", svc.clock.now(), result or {}, None
+            r.state, r.sent_at, r.result, r.last_error = OutboxState.SENT, svc.clock.now(), result or {}, None
     return "sent"
 
 
 async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
-    from bot.incidents.flows import IncidentFlows
+    effect = svc.dispatch.effects.get(row.method)
+    if effect is None:
+        raise ChatError(row.method, "unknown_outbox_kind")
+    return await effect(svc, row)
 
+
+async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `post` effect: a message to the row's channel (registered at wiring like every other kind)."""
     p = row.payload
-    if row.method == "provision":
-        result = await IncidentFlows(svc).provision(str(row.incident_id))
-        if result.state == "failed" and result.error:
-            raise ChatError("provision", result.error)
-        return {"channel": result.channel_id}
-    if row.method == "template":
-        await IncidentFlows(svc).push_template(str(row.incident_id))
-        return None
-    if row.method == "post":
-        ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
-        return {"ts": ts}
-    raise ChatError(row.method, "unknown_outbox_kind")
+    ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
+    return {"ts": ts}
 
 
 async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
@@ -147,9 +145,9 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
             return "failed"
         r.last_error = exc.error
         if not give_up:
-            r.state, r.next_attempt_at = "pending", now + backoff
+            r.state, r.next_attempt_at = OutboxState.PENDING, now + backoff
             return "retry"
-        r.state = "failed"
+        r.state = OutboxState.FAILED
         if row.incident_id:
             await service.add_event(
                 s,
@@ -183,8 +181,6 @@ async def outbox_tick(svc: Services) -> None:
 
 
 async def pending_count(svc: Services) -> int:
-    from sqlalchemy import func
-
     async with svc.db.session() as s:
-        stmt = select(func.count()).where(OutboxMessage.state.in_(("pending", "sending")))
+        stmt = select(func.count()).where(OutboxMessage.state.in_(UNSENT))
         return int((await s.execute(stmt)).scalar_one())

@@ -7,7 +7,9 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.errors import UserFacingError
 from bot.playbook import AREAS, SEVERITIES, STATUSES
+from bot.states import IncidentStatus
 
 MAX_SUMMARY = 500
 MAX_NOTE = 2900
@@ -40,10 +42,8 @@ MAX_ACTION_NUMBER = 99_999
 _ACTION_NUMBER = re.compile(r"[1-9][0-9]{0,4}")
 
 
-class UsageError(ValueError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class UsageError(UserFacingError, ValueError):
+    """Bad command text, or the wrong place to run it: the usage to show."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def _declare(rest: str) -> Command:
 
 def _status(rest: str) -> Command:
     st = rest.upper()
-    allowed = [s for s in STATUSES if s != "RESOLVED"]
-    if st == "RESOLVED":
+    allowed = [s for s in STATUSES if s != IncidentStatus.RESOLVED]
+    if st == IncidentStatus.RESOLVED:
         raise UsageError("Use `/incident resolve` to resolve: it checks the resolution criteria.")
     if st not in allowed:
         raise UsageError(f"Usage: `/incident status {'|'.join(allowed)}`")

@@ -10,12 +10,16 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
+from bot.escalation.flows import replan
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
-from bot.models import Incident
+from bot.incidents.lifecycle import announce_declared
+from bot.models import Incident, OutboxMessage
+from bot.outbox import deliver, enqueue
 from bot.ports import ChatError
+from bot.states import IncidentStatus, ProvisionState
 
 log = logging.getLogger("incident_bot.declare")
 
@@ -79,13 +83,11 @@ class IncidentFlows:
             result = await self.provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
-        from bot.outbox import deliver
-
         await deliver(self.svc, incident_id=existing)
         async with self.svc.db.session() as s:
             row = await service.get(s, existing)
         assert row is not None
-        if row.provision_state == "ready":
+        if row.provision_state == ProvisionState.READY:
             return DeclareResult("ready", row.id, row.channel_id)
         return DeclareResult("failed", row.id, row.channel_id, row.provision_error)
 
@@ -113,9 +115,6 @@ class IncidentFlows:
             actor=req.user,
             data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
         )
-        from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
-        from bot.outbox import enqueue
-
         await replan(self.svc, s, inc, reason="declared")
         # The war room is an outbox effect: if Slack is down now, the worker builds it when Slack returns.
         await enqueue(
@@ -128,7 +127,7 @@ class IncidentFlows:
         return Incident(
             id=inc_id,
             severity=req.severity,
-            status="NEW",
+            status=IncidentStatus.NEW,
             summary=req.summary,
             impact=req.impact,
             root_cause="",
@@ -144,7 +143,7 @@ class IncidentFlows:
             is_drill=req.is_drill,
             source=req.source,
             problem_key=req.problem_key,
-            provision_state="pending",
+            provision_state=ProvisionState.PENDING,
         )
 
     # -- war room -----------------------------------------------------------------------------------------
@@ -156,7 +155,7 @@ class IncidentFlows:
                 inc = await service.get(s, incident)
                 if inc is None:
                     return DeclareResult("failed", incident, error="incident not found")
-                if inc.provision_state == "ready":
+                if inc.provision_state == ProvisionState.READY:
                     return DeclareResult("ready", inc.id, inc.channel_id)
             step = "conversations.create"
             if inc.channel_id is None:
@@ -184,7 +183,7 @@ class IncidentFlows:
         async with self.svc.db.session() as s:
             row = await service.get(s, incident)
             assert row is not None
-            row.provision_state, row.provision_error = "ready", None
+            row.provision_state, row.provision_error = ProvisionState.READY, None
             await service.add_event(
                 s,
                 incident,
@@ -193,15 +192,13 @@ class IncidentFlows:
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )
-        from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
-
+        # Stakeholders hear once the war room exists.
         await announce_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:
         """Edit the pinned template in place (through the outbox, so a Slack outage only delays it).
         True when it is already done."""
-        from bot.outbox import deliver, enqueue
 
         async with self.svc.db.session() as s:
             inc = await service.get(s, incident)
@@ -321,7 +318,7 @@ class IncidentFlows:
             row = await service.get(s, incident)
             if row is None:
                 return
-            row.provision_state, row.provision_error = "failed", f"{step}: {exc.error}"
+            row.provision_state, row.provision_error = ProvisionState.FAILED, f"{step}: {exc.error}"
             await service.add_event(
                 s,
                 incident,
@@ -330,3 +327,16 @@ class IncidentFlows:
                 at=self.svc.clock.now(),
                 data={"method": step, "error": exc.error},
             )
+
+
+async def provision_effect(svc: Services, row: OutboxMessage) -> dict[str, str | None]:
+    """The outbox's `provision` effect (registered at wiring): build or resume the war room."""
+    result = await IncidentFlows(svc).provision(str(row.incident_id))
+    if result.state == "failed" and result.error:
+        raise ChatError("provision", result.error)
+    return {"channel": result.channel_id}
+
+
+async def template_effect(svc: Services, row: OutboxMessage) -> None:
+    """The outbox's `template` effect: the pinned template shows the incident as stored now."""
+    await IncidentFlows(svc).push_template(str(row.incident_id))

@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from bot.clock import ManualClock
-from bot.main import create_app
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
+from wiring.app import create_app
 
 
 @pytest.fixture

@@ -173,10 +173,10 @@ async def test_a_pin_lost_to_a_database_outage_tells_the_user(
     again, instead of the entry silently missing from the timeline."""
     import httpx
 
-    from bot.main import create_app
-    from bot.sandbox.servers import LoopServer
+    from sandbox.servers import LoopServer
     from tests.conftest import PG_URL, make_settings
     from tests.tcp_proxy import TcpProxy
+    from wiring.app import create_app
 
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set: the outage needs PostgreSQL behind a TCP proxy")

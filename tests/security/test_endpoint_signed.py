@@ -131,9 +131,9 @@ async def test_fast_path_handles_only_the_configured_command(lite_bot: BotHarnes
 async def test_configured_command_name_is_served(sqlite_url: str, slack, clock) -> None:  # type: ignore[no-untyped-def]
     import httpx
 
-    from bot.main import create_app
-    from bot.sandbox.servers import LoopServer
+    from sandbox.servers import LoopServer
     from tests.conftest import make_settings
+    from wiring.app import create_app
 
     app = create_app(make_settings(sqlite_url, slack, slash_command="/pizza-incident"), clock=clock)
     async with LoopServer(app) as server, httpx.AsyncClient(timeout=30) as http:

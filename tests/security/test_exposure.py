@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from bot.health.report import check_main
-from bot.sandbox.servers import ServerThread
+from sandbox.servers import ServerThread
 from tests.conftest import MakeServers
 from tests.security.conftest import free_port, process_env
 from tests.support import BotHarness

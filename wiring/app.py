@@ -1,49 +1,33 @@
-"""App factory: `create_app()` builds a fresh FastAPI app; nothing happens at import time."""
+"""App factory: `create_app()` builds a fresh FastAPI app (serve, tests, the sandbox); nothing happens at
+import time. The Slack route: the front door (bot/ingress.py: size, signature, strict parse) first, then the
+slash-command fast path on the command table, or Bolt for interactivity and events."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
+from sqlalchemy import func, select
 
-from bot.clock import Clock, SystemClock
+from bot import ingress
+from bot.clock import Clock
 from bot.config import Settings, get_settings
 from bot.context import Services
-from bot.db import Database
 from bot.logging import configure_logging
-from bot.metrics import Metrics
-from bot.ports import ChatPort
+from bot.models import Incident
+from bot.pir.web import router as incidents_router
+from bot.states import IncidentStatus
+from handlers.app import build_bolt_app, command_ack
+from wiring.services import open_wired
 
 log = logging.getLogger("incident_bot")
-
-
-def build_services(
-    settings: Settings, *, clock: Clock | None = None, chat: ChatPort | None = None, session: Any = None
-) -> tuple[Services, Any]:
-    """Everything an app or a worker runs on. Returns the services and the Slack client (or None)."""
-    from handlers.blocks import BlockKitRenderer
-    from handlers.slack_chat import SlackChat, make_client
-
-    metrics = Metrics()
-    client = make_client(
-        settings.secret("slack_bot_token") or "xoxb-missing", settings.slack_api_url, settings.slack_timeout
-    )
-    if session is not None:
-        client.session = session
-    svc = Services(
-        settings=settings,
-        db=Database(settings.database_url),
-        clock=clock or SystemClock(),
-        playbook=Services.load_playbook(settings),
-        chat=chat or SlackChat(client, metrics, settings.response_url_allowed),
-        render=BlockKitRenderer(),
-        metrics=metrics,
-    )
-    return svc, client
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -52,22 +36,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from handlers.app import build_bolt_app
-        from handlers.slack_chat import make_session
-
-        session = make_session(settings.slack_timeout)
-        svc, client = build_services(settings, clock=clock, session=session)
-        app.state.svc = svc
-        app.state.bolt = build_bolt_app(svc, client)
-        try:
+        async with open_wired(settings, clock=clock) as opened:
+            app.state.svc = opened.svc
+            app.state.bolt = build_bolt_app(opened.svc, opened.client)
             yield
-        finally:
-            try:
-                await svc.tasks.drain(timeout=10)
-            except TimeoutError:
-                await svc.tasks.cancel_all()
-            await svc.aclose()
-            await session.close()
 
     app = FastAPI(title="incident-bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -90,8 +62,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await _refresh_gauges(svc)
         return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    from bot.pir.web import router as incidents_router
-
     app.include_router(incidents_router)
     return app
 
@@ -102,8 +72,6 @@ async def _slack_events(request: Request) -> Response:
     Slash commands skip Bolt's middleware pipeline (most of the ack's CPU, see docs/performance.md) and run
     the same listener code; interactivity and events go through Bolt with the body already verified,
     parsed and cleaned."""
-    from bot import ingress
-
     svc: Services = request.app.state.svc
     settings = svc.settings
     try:
@@ -118,19 +86,13 @@ async def _slack_events(request: Request) -> Response:
     if inbound.kind == "url_verification":
         return JSONResponse({"challenge": inbound.body["challenge"]})
     if inbound.kind == "command":
-        from handlers.app import command_ack
-
+        # arch's command table (handlers/table.py) answers, on the form the front door already checked.
         payload = await command_ack(svc, inbound.body)
         return JSONResponse(payload) if payload else Response(status_code=200)
     return await _dispatch_to_bolt(request, inbound)
 
 
-async def _dispatch_to_bolt(request: Request, inbound: Any) -> Response:
-    from slack_bolt.adapter.starlette.async_handler import to_starlette_response
-    from slack_bolt.context.async_context import AsyncBoltContext
-    from slack_bolt.request.async_internals import build_async_context
-    from slack_bolt.request.async_request import AsyncBoltRequest
-
+async def _dispatch_to_bolt(request: Request, inbound: ingress.Inbound) -> Response:
     bolt_req = AsyncBoltRequest(body=inbound.raw.decode("utf-8"), headers=dict(request.headers))
     # Bolt re-parses the raw text; hand it the cleaned structure instead (no NUL or lone surrogate).
     bolt_req.body = inbound.body
@@ -147,16 +109,12 @@ async def _dispatch_to_bolt(request: Request, inbound: Any) -> Response:
 
 
 async def _refresh_gauges(svc: Services) -> None:
-    from sqlalchemy import func, select
-
-    from bot.models import Incident
-
     try:
         async with svc.db.session() as s:
             rows = (
                 await s.execute(
                     select(Incident.severity, func.count())
-                    .where(Incident.status != "RESOLVED")
+                    .where(Incident.status != IncidentStatus.RESOLVED)
                     .group_by(Incident.severity)
                 )
             ).all()
