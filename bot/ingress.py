@@ -114,6 +114,8 @@ def _check_interactive(p: dict[str, Any]) -> None:
     for key in ("channel", "container", "team"):
         if p.get(key) is not None and not isinstance(p[key], dict):
             raise Refused(400, f"payload {key} is malformed")
+    if "view" in p and not isinstance(p["view"], dict):  # Bolt's request logging indexes into any `view`
+        raise Refused(400, "payload view is malformed")
     if "response_url" in p and not isinstance(p["response_url"], str):
         raise Refused(400, "payload response_url is malformed")
     if kind == "block_actions":
@@ -145,6 +147,8 @@ def _check_event(body: dict[str, Any]) -> Kind:
         return "url_verification"
     if not isinstance(kind, str):
         raise Refused(400, "event body without a type")
+    if "view" in body and not isinstance(body["view"], dict):  # Bolt's request logging indexes into it
+        raise Refused(400, "event body view is malformed")
     if kind == "event_callback":
         ev = body.get("event")
         if not _str(ev, "type"):

@@ -70,6 +70,10 @@ MALFORMED = [
         ),
         FORM,
     ),
+    # Bolt's "unhandled request" log line indexes into any `view` (found by the Hypothesis test below)
+    ("shortcut: view a list", _payload({"type": "shortcut", "view": []}), FORM),
+    ("unknown type: view null", _payload({"type": "x", "view": None}), FORM),
+    ("event body: view a list", b'{"type":"app_rate_limited","view":[]}', JSON),
     # forms
     ("form: neither command nor payload", b"text=hello&user_id=U1", FORM),
     ("form: invalid utf-8", b"command=%2Fincident&text=%FF", FORM),
