@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "playbook_content"
+
+
+class MissingSecret(RuntimeError):
+    """A secret the bot will not run without."""
 
 
 class Settings(BaseSettings):
@@ -48,6 +53,12 @@ class Settings(BaseSettings):
     check_timeout: float = 5.0  # seconds per probe (the whole probe), for the monitor and `/incident check`
     worker_poll_interval: float = 0.5
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
+    worker_metrics_host: str = "127.0.0.1"  # loopback unless an operator says otherwise
+    slash_command: str = "/incident"  # the only command name the endpoint handles
+    slack_max_body: int = 1_000_000  # bytes; Slack's own payloads are a few KB, modals well under 100 KB
+    # response_url hosts the bot POSTs to (besides the host of SLACK_API_URL): anything else a payload names
+    # is ignored, so a forged or odd payload cannot make the bot POST elsewhere.
+    response_url_hosts: str = "hooks.slack.com"
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
     # Public status page (bot/statuspage): components in YAML; who may publish besides the commander and comms
@@ -117,7 +128,30 @@ class Settings(BaseSettings):
         ]
 
     def link_secret(self) -> bytes:
-        return (self.secret("server_secret") or self.secret("slack_signing_secret") or "dev").encode()
+        """The PIR link key: SERVER_SECRET, else the signing secret. No built-in fallback: a guessable key
+        would let anyone mint 7-day links to every PIR."""
+        secret = self.secret("server_secret") or self.secret("slack_signing_secret")
+        if not secret:
+            raise MissingSecret("set SERVER_SECRET or SLACK_SIGNING_SECRET to sign PIR links")
+        return secret.encode()
+
+    def response_url_allowed(self, url: str) -> bool:
+        return response_url_allowed(url, self.slack_api_url, self.response_url_hosts)
+
+
+def response_url_allowed(url: str, api_url: str, hooks_hosts: str = "hooks.slack.com") -> bool:
+    """Slack's hooks host over https, or the configured Web API host (the sandbox's stand-in)."""
+    try:
+        target, api = urlsplit(url), urlsplit(api_url)
+        target_port, api_port = target.port, api.port
+    except ValueError:
+        return False
+    if target.username or target.password or not target.hostname:
+        return False
+    hooks = {h.strip().lower() for h in hooks_hosts.split(",") if h.strip()}
+    if target.scheme == "https" and target.hostname in hooks and target_port in (None, 443):
+        return True
+    return (target.scheme, target.hostname, target_port) == (api.scheme, api.hostname, api_port)
 
 
 def _ids(value: str) -> frozenset[str]:

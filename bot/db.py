@@ -10,6 +10,8 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.textclean import clean_parameters
+
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached; callers answer 'temporarily unavailable'."""
@@ -23,11 +25,21 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
         _sqlite_write_locks(engine)
-        return engine
-    kw.setdefault("pool_pre_ping", True)
-    kw.setdefault("pool_size", 20)  # >= the worker's concurrent pages, so bursts reuse connections
-    kw.setdefault("max_overflow", 10)
-    return create_async_engine(url, connect_args={"timeout": 5, "command_timeout": 30}, **kw)
+    else:
+        kw.setdefault("pool_pre_ping", True)
+        kw.setdefault("pool_size", 20)  # >= the worker's concurrent pages, so bursts reuse connections
+        kw.setdefault("max_overflow", 10)
+        engine = create_async_engine(url, connect_args={"timeout": 5, "command_timeout": 30}, **kw)
+    _storable_text(engine)
+    return engine
+
+
+def _storable_text(engine: AsyncEngine) -> None:
+    # NUL and lone surrogates never reach a table, whatever path the text took (ORM, Core insert, bulk):
+    # PostgreSQL would refuse the statement and the user's action would be lost. See bot/textclean.py.
+    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    def _clean(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
+        return statement, clean_parameters(parameters)
 
 
 def _sqlite_write_locks(engine: AsyncEngine) -> None:

@@ -3,6 +3,7 @@ flow). A store module, below every domain package, so escalation, the outbox and
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,10 +39,23 @@ async def open_for_problem(session: AsyncSession, problem_key: str) -> Incident 
 
 
 async def declared_since(session: AsyncSession, user: str, since: datetime) -> int:
+    """How many incidents `user` declared since `since`, counted under a per-user lock held until the
+    transaction ends, so the count and the insert that follows are one step: at READ COMMITTED, twelve
+    concurrent declarations would otherwise all count four and all insert. PostgreSQL: a transaction-scoped
+    advisory lock on the user; SQLite: every write transaction already holds the database lock (BEGIN
+    IMMEDIATE, bot/db.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_lock_key("declare", user))))
     stmt = select(func.count()).where(
         Incident.declared_by == user, Incident.declared_at >= since, Incident.source != "monitor"
     )
     return int((await session.execute(stmt)).scalar_one())
+
+
+def _lock_key(purpose: str, name: str) -> int:
+    """A stable signed 64-bit advisory-lock key (Python's hash() differs per process)."""
+    digest = hashlib.blake2b(f"{purpose}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 async def id_taken(session: AsyncSession, incident_id: str) -> bool:

@@ -20,8 +20,30 @@ def redact(text: str) -> str:
     return _TOKEN.sub("xox?-[redacted]", text)
 
 
+# Routes whose query string is a credential (signed PIR links: `?token=` opens a PIR for 7 days).
+SIGNED_PREFIXES = ("/incidents",)
+
+
+def strip_signed_query(path: str) -> str:
+    """`/incidents/X/pir.md?token=…` -> `/incidents/X/pir.md?[redacted]`; other paths unchanged, except
+    that any query naming a token is dropped too."""
+    base, sep, query = path.partition("?")
+    if sep and (base.startswith(SIGNED_PREFIXES) or "token" in query.lower()):
+        return f"{base}?[redacted]"
+    return path
+
+
+def _access_line(record: logging.LogRecord) -> None:
+    # uvicorn.access logs `'%s - "%s %s HTTP/%s" %d'` with (client, method, path+query, version, status).
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+        record.args = (args[0], args[1], strip_signed_query(args[2]), args[3], args[4])
+
+
 def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
+    if record.name == "uvicorn.access":
+        _access_line(record)
     try:
         msg = record.getMessage()
     except Exception:

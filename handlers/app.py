@@ -74,7 +74,8 @@ async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = Fa
     if reply.blocks:
         payload["blocks"] = reply.blocks
     try:
-        if ctx.response_url:
+        # A response_url naming a host Slack does not own is ignored: the answer goes out as an ephemeral.
+        if ctx.response_url and ctx.svc.settings.response_url_allowed(ctx.response_url):
             if replace:
                 payload["replace_original"] = True
             await ctx.svc.chat.respond(ctx.response_url, payload)
@@ -83,9 +84,27 @@ async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = Fa
                 public = {"response_type": "in_channel", "text": text, "blocks": blocks}
                 await ctx.svc.chat.respond(ctx.response_url, public)
         else:
-            await ctx.svc.chat.ephemeral(ctx.channel, ctx.user, reply.text, reply.blocks)
+            await tell_user(ctx.svc, ctx.user, ctx.channel, reply)
     except ChatError as exc:
         log.warning("could not reply to %s: %s", ctx.user, exc)
+
+
+async def tell_user(svc: Services, user: str, channel: str, reply: Reply) -> None:
+    """An ephemeral in `channel`, or a DM when there is no channel (forms) or Slack refuses it (the person is
+    not in it): an answer that matters, such as "your action was lost", must reach the person."""
+    try:
+        if not channel:
+            raise ChatError("chat.postEphemeral", "channel_not_found")
+        await svc.chat.ephemeral(channel, user, reply.text, reply.blocks)
+    except ChatError:
+        await svc.chat.post(await svc.chat.open_dm(user), reply.text, reply.blocks)
+
+
+# Events a person caused, and what to tell them when handling one failed (the ack went out: no retry).
+_EVENT_LOST = {
+    "reaction_added": "⚠️ Your 📌 could not be put on the incident timeline ({why}). Remove it and add it again.",
+    "reaction_removed": "⚠️ Taking your 📌 off the incident timeline failed ({why}). Add it and remove it again.",
+}
 
 
 async def run_guarded(ctx: registry.Ctx, work: Any, *, replace: bool = False) -> None:
@@ -138,6 +157,26 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
     return None
 
 
+async def _event_failed(svc: Services, event: dict[str, Any], exc: Exception) -> None:
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("event %s dropped: database unavailable", event.get("type"))
+        why = "the incident database is temporarily unavailable"
+    else:
+        log.exception("event %s failed", event.get("type"))
+        why = "it has been logged"
+    template, user = _EVENT_LOST.get(str(event.get("type"))), event.get("user")
+    if template is None or not isinstance(user, str) or not user:
+        return
+    item = event.get("item")
+    channel = item.get("channel") if isinstance(item, dict) else None
+    try:
+        await tell_user(
+            svc, user, channel if isinstance(channel, str) else "", Reply(template.format(why=why))
+        )
+    except ChatError as tell_exc:
+        log.warning("could not tell %s their event was lost: %s", user, tell_exc)
+
+
 def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
     token = svc.settings.secret("slack_bot_token")
 
@@ -155,7 +194,7 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
         url_verification_enabled=True,
     )
 
-    @app.command("/incident")
+    @app.command(svc.settings.slash_command)
     async def on_command(ack: Any, command: dict[str, Any]) -> None:
         payload = await command_ack(svc, command)
         await (ack(**payload) if payload else ack())
@@ -217,12 +256,15 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
             return
 
         async def work() -> None:
-            event_id = body.get("event_id")
-            if event_id and not await service.claim_request_once(
-                svc.db, f"event:{event_id}", svc.clock.now()
-            ):
-                return  # Slack's retry of an event we already handled
-            await handler(svc, event)
+            try:
+                event_id = body.get("event_id")
+                if event_id and not await service.claim_request_once(
+                    svc.db, f"event:{event_id}", svc.clock.now()
+                ):
+                    return  # Slack's retry of an event we already handled
+                await handler(svc, event)
+            except Exception as exc:
+                await _event_failed(svc, event, exc)
 
         svc.tasks.spawn(work(), f"event-{event.get('type')}")
 

@@ -45,7 +45,9 @@ DECLARE_USAGE = (
 )
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-_PERIOD = re.compile(r"^(\d{1,4})d$")
+_PERIOD = re.compile(r"^([0-9]{1,4})d$")
+MAX_ACTION_NUMBER = 99_999
+_ACTION_NUMBER = re.compile(r"[1-9][0-9]{0,4}")
 
 
 class UsageError(UserFacingError, ValueError):
@@ -170,7 +172,10 @@ def _action(rest: str) -> Command:
     if not words:
         raise UsageError(_ACTION_USAGE)
     verb = words[0].lower()
-    if verb == "done" and len(words) == 2 and words[1].isdigit():
+    if verb == "done" and len(words) == 2:
+        # ASCII digits, bounded: `isdigit()` accepts `²` and a 23-digit number overflows the database's integer.
+        if not _ACTION_NUMBER.fullmatch(words[1]):
+            raise UsageError(f"`{words[1][:20]}` is not an action item number (1 to {MAX_ACTION_NUMBER}).")
         return Command("action_done", {"number": int(words[1])})
     if verb == "add" and len(words) == 4:
         text, owner, due = words[1].strip(), _mention(words[2]), words[3]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import response_url_allowed
 from bot.metrics import Metrics
 from bot.ports import Blocks, ChatError
 
@@ -38,8 +39,16 @@ def make_session(timeout: float) -> aiohttp.ClientSession:
 
 
 class SlackChat:
-    def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        metrics: Metrics | None = None,
+        allow_response_url: Callable[[str], bool] | None = None,
+    ) -> None:
         self.client = client
+        self.allow_response_url = allow_response_url or (
+            lambda url: response_url_allowed(url, str(client.base_url))
+        )
         self.metrics = metrics
         self._users: dict[str, dict[str, Any]] = {}
         self._dm: dict[str, str] = {}  # a user's IM channel never changes: one conversations.open per user
@@ -113,6 +122,9 @@ class SlackChat:
         await self._call("chat.postEphemeral", **args)
 
     async def respond(self, response_url: str, payload: dict[str, Any]) -> None:
+        if not self.allow_response_url(response_url):
+            # The URL comes from the payload: never POST (the answer, or anything) to a host Slack doesn't own.
+            raise self._error("response_url", "untrusted_host")
         session = self.client.session
         own = session is None
         session = session or aiohttp.ClientSession()

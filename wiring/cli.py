@@ -42,6 +42,10 @@ def _worker(args: argparse.Namespace) -> int:
     from wiring.worker import run_worker
 
     settings = get_settings()
+    if not (settings.secret("server_secret") or settings.secret("slack_signing_secret")):
+        # PIR reminders carry signed links: no key, no worker (there is no built-in default key).
+        print("incident-bot worker: set SERVER_SECRET or SLACK_SIGNING_SECRET", file=sys.stderr)
+        return 2
     configure_logging(settings)
     asyncio.run(run_worker(settings, stop_requested=early))
     return 0

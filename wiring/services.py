@@ -94,7 +94,7 @@ def build_services(
         db=Database(settings.database_url),
         clock=clock or SystemClock(),
         playbook=Services.load_playbook(settings),
-        chat=chat or SlackChat(client, metrics),
+        chat=chat or SlackChat(client, metrics, settings.response_url_allowed),
         render=SlackRenderer(),
         metrics=metrics,
         dispatch=register_kinds(Dispatch()),

@@ -25,5 +25,7 @@ async def run_worker(
         stop.set()
     async with open_services(settings) as svc:
         if settings.worker_metrics_port > 0:
-            start_http_server(settings.worker_metrics_port, registry=svc.metrics.registry)
+            start_http_server(
+                settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=svc.metrics.registry
+            )
         await Worker(svc).run(stop)

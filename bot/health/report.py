@@ -8,7 +8,7 @@ import json
 import os
 import re
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.health.probes import CheckReport, ProbeResult, probe_names, run_probes
 
@@ -25,6 +25,19 @@ def redact_report_url(url: str) -> str:
         return f"{m[1]}{key[:4]}…{key[-4:]}{m[3]}" if len(key) > 8 else f"{m[1]}…{m[3]}"
 
     return _SUPPORT_KEY.sub(mask, url)
+
+
+def redact_json(value: Any, api_key: str = "") -> Any:
+    """`redact_report_url` over every string of a report's JSON, and the key itself wherever it appears:
+    `check --json` output ends up in CI logs and tickets just like the table does."""
+    if isinstance(value, str):
+        text = redact_report_url(value)
+        return text.replace(api_key, "[redacted]") if len(api_key) >= 6 else text
+    if isinstance(value, dict):
+        return {k: redact_json(v, api_key) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(v, api_key) for v in value]
+    return value
 
 
 def _clip(text: str, width: int) -> str:
@@ -105,5 +118,10 @@ def check_main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO 
             diner=diner,
         )
     )
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_table(report), file=out)
+    print(
+        json.dumps(redact_json(report.to_dict(), args.api_key), indent=2)
+        if args.json
+        else render_table(report),
+        file=out,
+    )
     return EXIT_CODES[report.verdict]

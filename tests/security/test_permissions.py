@@ -62,7 +62,12 @@ async def make_world(bot: BotHarness) -> World:
     a, b = await bot.incidents()
     assert a.provision_state == b.provision_state == "ready" and a.commander == COMMANDER
     members = bot.slack.channels[a.channel_id].members
-    assert PAGED not in members and OUTSIDER not in members and OTHER not in members
+    # Everyone paged is invited to the war room; the paged person here has left it again, so they are paged
+    # for A without being a member (what they may do then is the point of several rows below).
+    assert PAGED in members
+    members.discard(PAGED) if isinstance(members, set) else members.remove(PAGED)
+    assert PAGED not in bot.slack.channels[a.channel_id].members
+    assert OUTSIDER not in members and OTHER not in members
     _, url = await bot.command(
         'action add "Fix the client" <@UOTHER> 2026-12-24', user=COMMANDER, channel=a.channel_id or ""
     )
@@ -389,6 +394,14 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "list": ("list", "list recent"),
     "alerts": ("alerts",),
     "statuspage": ("statuspage",),
+    "oncall": ("oncall", "oncall 1"),
+    "oncall_override": (f"oncall override <@{OTHER}> 1 now 8h",),
+    "oncall_override_modal": ("oncall override",),
+    "oncall_overrides": ("oncall overrides",),
+    "oncall_remove": ("oncall remove 1",),
+    "oncall_take": ("oncall take 1",),
+    "oncall_give": (f"oncall give <@{OTHER}> 1",),
+    "oncall_swap": (f"oncall swap <@{OTHER}> 1",),
 }
 
 
