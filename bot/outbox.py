@@ -8,6 +8,7 @@ Rows of one channel go out in order: a row is eligible only when no earlier row 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,22 +120,78 @@ async def _send(svc: Services, row: OutboxMessage) -> str:
     return "sent"
 
 
-async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
-    from bot.incidents.flows import IncidentFlows
+# -- the effect registry: each domain registers the kinds it enqueues (one table, one deliverer) -----------
+Effect = Callable[[Services, OutboxMessage], Awaitable["dict[str, Any] | None"]]
+_EFFECTS: dict[str, Effect] = {}
+_wired = False
 
+
+def register(kind: str, handler: Effect) -> None:
+    """Declare how an outbox kind is delivered. Raises ChatError for Slack failures (transient ones retry)."""
+    if _EFFECTS.get(kind, handler) is not handler:
+        raise ValueError(f"outbox kind {kind!r} is registered twice")
+    _EFFECTS[kind] = handler
+
+
+def kinds() -> list[str]:
+    _wire()
+    return sorted(_EFFECTS)
+
+
+async def _post(svc: Services, row: OutboxMessage) -> dict[str, Any]:
     p = row.payload
-    if row.method == "provision":
-        result = await IncidentFlows(svc).provision(str(row.incident_id))
-        if result.state == "failed" and result.error:
-            raise ChatError("provision", result.error)
-        return {"channel": result.channel_id}
-    if row.method == "template":
-        await IncidentFlows(svc).push_template(str(row.incident_id))
-        return None
-    if row.method == "post":
-        ts = await svc.chat.post(row.channel, str(p.get("text", "")), p.get("blocks"))
-        return {"ts": ts}
-    raise ChatError(row.method, "unknown_outbox_kind")
+    ts = await svc.chat.post(str(p.get("to") or row.channel), str(p.get("text", "")), p.get("blocks"))
+    return {"ts": ts}
+
+
+async def _update(svc: Services, row: OutboxMessage) -> None:
+    p = row.payload
+    await svc.chat.update(str(p["channel"]), str(p["ts"]), str(p.get("text", "")), p.get("blocks"))
+
+
+register("post", _post)
+register("update", _update)
+
+
+def _wire() -> None:
+    """The domains' registrations (explicit, in one place; imported late: the domains import the outbox)."""
+    global _wired
+    if _wired:
+        return
+    from bot.escalation import flows as escalation
+    from bot.incidents import flows as incidents
+    from bot.incidents import lifecycle
+
+    incidents.register_effects(register)
+    lifecycle.register_effects(register)
+    escalation.register_effects(register)
+    _wired = True
+
+
+async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    _wire()
+    handler = _EFFECTS.get(row.method)
+    if handler is None:
+        raise ChatError(row.method, "unknown_outbox_kind")
+    return await handler(svc, row)
+
+
+async def requeue(s: Any, dedupe_key: str, now: datetime) -> bool:
+    """Make a keyed row due now again (a retry button, Slack's retry after a failure). A row some delivery
+    holds ('sending') is left alone: its holder is the only one allowed to act on it."""
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.dedupe_key == dedupe_key, OutboxMessage.state.in_(("pending", "failed")))
+        .values(state="pending", next_attempt_at=now, created_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool((await s.execute(stmt)).rowcount)
+
+
+async def state_of(svc: Services, dedupe_key: str) -> str | None:
+    async with svc.db.session() as s:
+        stmt = select(OutboxMessage.state).where(OutboxMessage.dedupe_key == dedupe_key)
+        return (await s.execute(stmt)).scalar_one_or_none()
 
 
 async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:

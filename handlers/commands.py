@@ -92,5 +92,7 @@ async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
 @action("retry_provision")
 async def retry_provision(ctx: Ctx, body: dict[str, Any]) -> Reply:
     incident_id = str(body["actions"][0].get("value", ""))
-    result = await IncidentFlows(ctx.svc).provision(incident_id)
+    # Through the outbox claim, never `provision` directly: a double click or a setup still running must
+    # not build a second war room.
+    result = await IncidentFlows(ctx.svc).request_provision(incident_id)
     return await declared_reply(ctx, result)

@@ -4,6 +4,7 @@ acknowledge, escalate by hand. Fencing: a timer fires only while its plan_versio
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from bot.context import Services
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
 from bot.incidents import service
 from bot.models import Incident, Page, Timer
+from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
 from bot.timers import finish, retry_later
@@ -320,21 +322,18 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
             data={"n": n},
             dedupe_key=f"{inc.id}:reminder:{inc.plan_version}:{n}",
         )
-        channel = inc.channel_id
-    if channel:
-        try:
-            await svc.chat.post(
-                channel, f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
+        if inc.channel_id:
+            # Queued with the timer's completion; the outbox retries it and records a final failure.
+            text = f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
+            await enqueue(
+                s,
+                "post",
+                channel=inc.channel_id,
+                incident_id=inc.id,
+                at=now,
+                payload={"text": text},
             )
-        except ChatError as exc:
-            async with svc.db.session() as s:
-                await service.add_event(
-                    s,
-                    timer.incident_id or "",
-                    "slack_failed",
-                    f"Reminder failed: {exc.error}",
-                    at=svc.clock.now(),
-                )
+    await deliver(svc, incident_id=timer.incident_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
 
 
@@ -380,22 +379,23 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             data={"via": via, "cycle": inc.cycle},
         )
         await replan(svc, s, inc, reason="acknowledged")
-        dms = [(p, d) for p in pages for u, d in p.dm.items() if u != "_war_room"]
+        # Every effect of the ack is queued with it: a crash after commit still edits the DMs and the
+        # template and says so in the war room (the deliverer below, or the worker).
+        for page in pages:
+            for u, dm in page.dm.items():
+                if u == "_war_room" or not dm.get("ts"):
+                    continue
+                text, blocks = svc.render.page_acked(page, user)
+                payload = {"channel": dm["channel"], "ts": dm["ts"], "text": text, "blocks": blocks}
+                await enqueue(
+                    s, "update", channel=str(dm["channel"]), incident_id=inc.id, at=now, payload=payload
+                )
         channel = inc.channel_id
-    for page, dm in dms:
-        text, blocks = svc.render.page_acked(page, user)
-        try:
-            await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
-        except ChatError as exc:
-            log.warning("could not update page DM: %s", exc)
-    if channel:
-        from bot.incidents.flows import IncidentFlows
-
-        await IncidentFlows(svc).refresh_template(incident_id)
-        try:
-            await svc.chat.post(channel, f"✅ Acknowledged by <@{user}> after {after}. Escalation paused.")
-        except ChatError:
-            pass
+        await enqueue(s, "template", channel=channel or inc.id, incident_id=inc.id, at=now)
+        if channel:
+            line = f"✅ Acknowledged by <@{user}> after {after}. Escalation paused."
+            await enqueue(s, "post", channel=channel, incident_id=inc.id, at=now, payload={"text": line})
+    await deliver(svc, incident_id=incident_id)
     return AckResult("acked", incident_id, user, after, channel)
 
 
@@ -422,6 +422,11 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
 
     await run_due(svc, f"web-{user}", incident_id=incident_id)
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
+
+
+def register_effects(register: Callable[[str, Any], None]) -> None:
+    """Escalation's effects are generic (DM edits are 'update', war-room lines 'post'); nothing of its own yet."""
+    del register
 
 
 __all__ = ["acknowledge", "escalate_now", "finish", "fire_page", "fire_reminder", "replan"]

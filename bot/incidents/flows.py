@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +17,14 @@ from bot.context import Services
 from bot.incidents import service
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
-from bot.models import Incident
+from bot.models import Incident, OutboxMessage
 from bot.ports import ChatError
 
 log = logging.getLogger("incident_bot.declare")
 
 MAX_NAME_ATTEMPTS = 20
+# How long a duplicate delivery waits for the war room's owner before answering with what it sees.
+PROVISION_WAIT = 15.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,23 @@ class DeclareResult:
         return self.state in ("ready", "failed")
 
 
+async def _provision_effect(svc: Services, row: OutboxMessage) -> dict[str, object]:
+    """Runs only under this row's claim: the single owner of the incident's war room."""
+    result = await IncidentFlows(svc).provision(str(row.incident_id))
+    if result.state == "failed" and result.error:
+        raise ChatError("provision", result.error)
+    return {"channel": result.channel_id}
+
+
+async def _template_effect(svc: Services, row: OutboxMessage) -> None:
+    await IncidentFlows(svc).push_template(str(row.incident_id))
+
+
+def register_effects(register: Callable[[str, Any], None]) -> None:
+    register("provision", _provision_effect)
+    register("template", _template_effect)
+
+
 class IncidentFlows:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
@@ -74,20 +96,61 @@ class IncidentFlows:
                 existing = inc.id
         if dup:
             # Slack retried, or someone double-submitted: finish what the first one started, create nothing.
+            # Never provision directly: the outbox row's claim is the war room's single owner.
             if existing is None:
                 return DeclareResult("duplicate")
-            result = await self.provision(existing)
+            result = await self.request_provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
         from bot.outbox import deliver
 
         await deliver(self.svc, incident_id=existing)
+        # A duplicate delivery may have claimed the row first: then it is the owner and this one waits.
+        return await self._await_provision(existing, PROVISION_WAIT)
+
+    async def request_provision(self, incident: str, *, wait: float = PROVISION_WAIT) -> DeclareResult:
+        """Ask for the war room to be (finished) built, by whoever owns its outbox row, and wait a little.
+
+        Used by Slack's retries, double submits and the "Retry setup" button. A row that gave up is made
+        pending again; a row another delivery holds is left to it: two owners would make two channels."""
+        from bot.outbox import requeue
+
         async with self.svc.db.session() as s:
-            row = await service.get(s, existing)
-        assert row is not None
+            inc = await service.get(s, incident)
+            if inc is None:
+                return DeclareResult("failed", incident, error="incident not found")
+            if inc.provision_state != "ready":
+                await requeue(s, f"{incident}:provision", self.svc.clock.now())
+        return await self._await_provision(incident, wait)
+
+    async def _await_provision(self, incident: str, wait: float) -> DeclareResult:
+        from bot.outbox import deliver
+
+        deadline = time.monotonic() + wait
+        while True:
+            await deliver(self.svc, incident_id=incident)
+            result = await self._provision_result(incident)
+            if result.state == "ready" or time.monotonic() >= deadline:
+                return result
+            if not await self._provision_in_flight(incident):
+                return result
+            await asyncio.sleep(0.05)  # the owner is mid-way (maybe in another process): let it finish
+
+    async def _provision_in_flight(self, incident: str) -> bool:
+        from bot.outbox import state_of
+
+        return await state_of(self.svc, f"{incident}:provision") in ("pending", "sending")
+
+    async def _provision_result(self, incident: str) -> DeclareResult:
+        async with self.svc.db.session() as s:
+            row = await service.get(s, incident)
+        if row is None:
+            return DeclareResult("failed", incident, error="incident not found")
         if row.provision_state == "ready":
             return DeclareResult("ready", row.id, row.channel_id)
-        return DeclareResult("failed", row.id, row.channel_id, row.provision_error)
+        return DeclareResult(
+            "failed", row.id, row.channel_id, row.provision_error or "war room setup pending"
+        )
 
     async def _create(self, s: AsyncSession, req: DeclareRequest, now: datetime) -> Incident:
         attempt = 1
@@ -237,8 +300,15 @@ class IncidentFlows:
                     continue
                 raise
             async with self.svc.db.session() as s:
-                row = await service.get(s, inc.id)
+                row = await service.get(s, inc.id, for_update=True)
                 assert row is not None
+                if row.channel_id is not None and row.channel_id != channel_id:
+                    # Only reachable if a lease ran out mid-setup: keep the first room, close ours.
+                    log.warning(
+                        "%s already has war room %s; archiving %s", inc.id, row.channel_id, channel_id
+                    )
+                    await self._archive_quietly(channel_id)
+                    return row
                 row.channel_id, row.channel_name = channel_id, name
                 await service.add_event(
                     s,
@@ -251,6 +321,12 @@ class IncidentFlows:
                 )
                 return row
         raise ChatError("conversations.create", "name_taken")
+
+    async def _archive_quietly(self, channel: str) -> None:
+        try:
+            await self.svc.chat.archive(channel)
+        except ChatError as exc:
+            log.warning("could not archive orphan war room %s: %s", channel, exc.error)
 
     def responders(self, inc: Incident) -> list[str]:
         pb = self.svc.playbook

@@ -10,6 +10,7 @@ Nothing here knows Block Kit: handlers render the results.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import Services
 from bot.escalation.flows import replan
 from bot.incidents import service
-from bot.models import Incident, TimelineEvent
+from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
@@ -361,13 +362,13 @@ class LifecycleFlows:
             await service.add_event(
                 s, inc.id, "role", line.removeprefix("👤 "), at=now, actor=user, data=data
             )
+            if inc.channel_id:
+                # The new role holder belongs in the war room: an effect of this change, so it is queued
+                # with it (a crash after commit still invites them).
+                await enqueue(
+                    s, "invite", channel=inc.channel_id, incident_id=inc.id, at=now, payload={"users": [who]}
+                )
             await self._template_and_line(s, inc, line, now)
-            channel = inc.channel_id
-        if channel:
-            try:
-                await self.svc.chat.invite(channel, [who])  # the new role holder belongs in the war room
-            except ChatError as exc:
-                await self._slack_failed(incident_id, exc, f"Could not invite <@{who}>")
         await self._deliver(incident_id)
         return Outcome(True, f"{incident_id}: {title.lower()} is now <@{who}>.", incident_id, changed=True)
 
@@ -645,6 +646,17 @@ class LifecycleFlows:
                 at=self.svc.clock.now(),
                 data={"method": exc.method, "error": exc.error},
             )
+
+
+async def _invite_effect(svc: Services, row: OutboxMessage) -> dict[str, Any]:
+    users = [str(u) for u in row.payload.get("users", [])]
+    if users:
+        await svc.chat.invite(row.channel, users)
+    return {"users": users}
+
+
+def register_effects(register: Callable[[str, Any], None]) -> None:
+    register("invite", _invite_effect)
 
 
 async def announce_declared(svc: Services, incident_id: str) -> bool:
