@@ -58,7 +58,7 @@ class Proc:
         if self.kind == "web":
             self.port = self.port or free_port()
             args = [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        log = open(self.cwd / f"{self.kind}-{self.port or id(self)}.log", "ab")  # noqa: SIM115
+        log = open(self.cwd / f"{self.kind}-{self.port or id(self)}.log", "ab")
         self.p = subprocess.Popen(args, env=self.env, cwd=self.cwd, stdout=log, stderr=log)
         if self.kind == "web":
             deadline = time.monotonic() + 60
