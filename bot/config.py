@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0  # >0: the worker serves its own /metrics (pages, lateness, Slack errors)
     # Multiplies every ladder/reminder duration (sandbox --fast uses a small factor).
     time_scale: float = 1.0
+    # Multiplies the Slack rate gate's per-method and per-channel rates (1 = Slack's published tiers).
+    slack_rate_scale: float = 1.0
 
     @field_validator("slack_api_url")
     @classmethod

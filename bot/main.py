@@ -34,12 +34,17 @@ def build_services(
     )
     if session is not None:
         client.session = session
+    from handlers.rate_gate import RateGate, sql_store
+
+    db = Database(settings.database_url)
+    # One rate gate per process, shared by every caller; 429 pauses are shared with other processes in SQL.
+    gate = RateGate(scale=settings.slack_rate_scale, store=sql_store(db))
     svc = Services(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         clock=clock or SystemClock(),
         playbook=Services.load_playbook(settings),
-        chat=chat or SlackChat(client, metrics),
+        chat=chat or SlackChat(client, metrics, gate),
         render=BlockKitRenderer(),
         metrics=metrics,
     )

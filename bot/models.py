@@ -193,6 +193,16 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
 
 
+class SlackPause(Base):
+    """A Slack Retry-After, per method, shared by every process: none calls the method before `until`."""
+
+    __tablename__ = "slack_pauses"
+
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime]
+    set_at: Mapped[datetime]
+
+
 class CheckSample(Base):
     __tablename__ = "check_samples"
 

@@ -165,6 +165,9 @@ def make_settings(db_url: str, slack: SlackStandin, **overrides: object) -> Sett
         server_secret="test-server-secret",
         worker_poll_interval=0.05,
         monitor_interval=0,  # tests that want the monitor call it themselves
+        # Slack's real tiers would make bulk tests (200 pages to one DM) take minutes; the gate's own tests
+        # (tests/once/test_rate_gate.py, the chaos test) run at 1.0.
+        slack_rate_scale=50.0,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
