@@ -19,6 +19,7 @@ from bot.context import Services
 from bot.incidents import service
 from bot.models import OutboxMessage
 from bot.ports import ChatError
+from bot.priority import NORMAL, with_priority
 
 log = logging.getLogger("incident_bot.outbox")
 
@@ -110,7 +111,9 @@ async def deliver(
 async def _send(svc: Services, row: OutboxMessage) -> str:
     """sent | failed (given up) | retry."""
     try:
-        result = await _perform(svc, row)
+        # Reminders and announcements yield to pages when Slack's limits are tight.
+        with with_priority(int(row.payload.get("priority", NORMAL))):
+            result = await _perform(svc, row)
     except ChatError as exc:
         return await _failed(svc, row, exc)
     async with svc.db.session() as s:

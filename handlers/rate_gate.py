@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.priority import BACKGROUND, NORMAL, PAGE, priority, with_priority
 
 log = logging.getLogger("incident_bot.slack.gate")
 
@@ -70,20 +71,6 @@ DEFAULT_TIER = "t3"
 # chat.postMessage: about one message a second per channel, with short bursts.
 PER_CHANNEL = (60.0, 3.0)
 PER_CHANNEL_METHODS = {"chat.postMessage"}
-
-# Priorities (lower goes first). Set by the caller for the calls it makes, through a context variable, so the
-# ChatPort's signatures stay as they are.
-PAGE, NORMAL, BACKGROUND = 0, 5, 9
-priority: contextvars.ContextVar[int] = contextvars.ContextVar("slack_priority", default=NORMAL)
-
-
-@contextlib.contextmanager
-def with_priority(level: int) -> Iterator[None]:
-    token = priority.set(level)
-    try:
-        yield
-    finally:
-        priority.reset(token)
 
 
 class PauseStore:

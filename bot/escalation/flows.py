@@ -19,6 +19,7 @@ from bot.models import Incident, Page, Timer
 from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
+from bot.priority import BACKGROUND, PAGE, with_priority
 from bot.timers import finish, retry_later
 
 log = logging.getLogger("incident_bot.escalation")
@@ -190,7 +191,8 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         page_id, mode, delivered = page.id, str(t.data.get("mode", "dm")), dict(page.dm)
     errors: list[str] = []
     try:
-        delivered = await _deliver(svc, page_id, view, users, mode, delivered, errors)
+        with with_priority(PAGE):  # pages go first through the Slack rate gate
+            delivered = await _deliver(svc, page_id, view, users, mode, delivered, errors)
     except ChatError as exc:
         if exc.transient and timer.attempts < MAX_ATTEMPTS:
             backoff = exc.backoff(timer.attempts, cap=60)
@@ -331,7 +333,7 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
                 channel=inc.channel_id,
                 incident_id=inc.id,
                 at=now,
-                payload={"text": text},
+                payload={"text": text, "priority": BACKGROUND},
             )
     await deliver(svc, incident_id=timer.incident_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))

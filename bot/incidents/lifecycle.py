@@ -25,6 +25,7 @@ from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
+from bot.priority import BACKGROUND
 
 log = logging.getLogger("incident_bot.lifecycle")
 
@@ -610,7 +611,8 @@ class LifecycleFlows:
             dedupe_key=dedupe_key,
         )
         if fresh:
-            await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload={"text": text})
+            payload = {"text": text, "priority": BACKGROUND}  # stakeholders can wait behind pages
+            await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload=payload)
         return fresh
 
     # -- helpers -----------------------------------------------------------------------------------------

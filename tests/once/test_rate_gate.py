@@ -13,8 +13,8 @@ import pytest
 
 from bot.context import Services
 from bot.main import build_services
+from bot.priority import BACKGROUND, PAGE, with_priority
 from bot.sandbox.slack_standin import SlackStandin
-from handlers.rate_gate import BACKGROUND, PAGE, with_priority
 from tests.conftest import make_settings
 
 
