@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.db import DatabaseUnavailable
 from bot.escalation import flows as esc
 from bot.incidents import service
 from bot.incidents.card import IncidentCard
@@ -25,8 +26,11 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
         return Reply(f"{result.incident_id} is already open for this problem: <#{result.channel_id}>")
     if result.incident_id is None:
         return Reply("That request was already handled.")
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, result.incident_id)
+    try:
+        async with ctx.svc.db.session() as s:
+            inc = await service.get(s, result.incident_id)
+    except DatabaseUnavailable:
+        return Reply(f"{result.incident_id} declared; its war room follows as soon as the database is back.")
     assert inc is not None
     text, blocks = ctx.svc.render.declared_reply(
         IncidentCard.of(inc, ctx.svc.playbook), result.channel_id, result.error

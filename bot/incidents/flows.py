@@ -102,11 +102,17 @@ class IncidentFlows:
             result = await self.request_provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
+        from bot.db import DatabaseUnavailable
         from bot.outbox import deliver
 
-        await deliver(self.svc, incident_id=existing)
-        # A duplicate delivery may have claimed the row first: then it is the owner and this one waits.
-        return await self._await_provision(existing, PROVISION_WAIT)
+        try:
+            await deliver(self.svc, incident_id=existing)
+            # A duplicate delivery may have claimed the row first: then it is the owner and this one waits.
+            return await self._await_provision(existing, PROVISION_WAIT)
+        except DatabaseUnavailable:
+            # The incident is committed; its war room is an outbox row the worker builds when the database
+            # is back. Saying "nothing was changed" here would make the declarer declare it twice.
+            return DeclareResult("failed", existing, error="database unavailable; the war room follows")
 
     async def request_provision(self, incident: str, *, wait: float = PROVISION_WAIT) -> DeclareResult:
         """Ask for the war room to be (finished) built, by whoever owns its outbox row, and wait a little.
