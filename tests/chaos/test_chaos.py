@@ -47,20 +47,21 @@ async def _declare(
     i: int,
     *,
     plain: bool = False,
-) -> None:
+) -> str | None:
     web, other = webs[i % 2], webs[(i + 1) % 2]
     trigger = f"chaos-{i}-{uuid.uuid4().hex[:8]}"
     summary = f"Chaos {i} orders failing"
     roll = 1.0 if plain else rng.random()
     if roll < 0.15:  # a double form submit: the same view twice
         await _submit_form(http, web, slack, summary, view_id=f"VCHAOS{i:05d}", times=2)
-        return
+        return None
+    reply_to = slack.new_response_url()
     body = command_body(
         f"declare P1 {summary}",
         user="UDECLARER",
         channel="CGENERAL",
         trigger_id=trigger,
-        response_url=slack.new_response_url(),
+        response_url=reply_to,
     )
     sends = [post_command(http, web.url, body)]
     if roll < 0.30:  # Slack delivers the same command twice, released together
@@ -73,6 +74,7 @@ async def _declare(
         )
     for resp in await asyncio.gather(*sends):
         assert resp.status_code == 200, resp.text
+    return reply_to
 
 
 async def _submit_form(
@@ -150,13 +152,16 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
     workers = [Proc("worker", env, tmp_path).start(), Proc("worker", env, tmp_path).start()]
     procs = webs + workers
     acked: dict[str, float] = {}
+    retried: list[int] = []
     try:
         async with httpx.AsyncClient(timeout=60) as http:
             sem = asyncio.Semaphore(8)
 
+            replies: dict[int, str | None] = {}
+
             async def one(i: int) -> None:
                 async with sem:
-                    await _declare(http, webs, slack, rng, i)
+                    replies[i] = await _declare(http, webs, slack, rng, i)
 
             kill_at = sorted(rng.sample(range(N // 10, N), 3))
             cut_at = rng.randrange(N // 4, 3 * N // 4)
@@ -175,11 +180,21 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
                 await asyncio.sleep(0.01)
             await asyncio.gather(*tasks)
             # A declaration answered "temporarily unavailable" (the database cut) created nothing: its
-            # declarer tries again once, as a person would.
-            await asyncio.sleep(2)
-            async with db.session() as s:
-                have = set((await s.execute(select(Incident.summary))).scalars())
-            retried = [i for i in range(N) if f"Chaos {i} orders failing" not in have]
+            # declarer tries again once, as a person would. Wait for every answer first.
+            answer_by = time.monotonic() + 60
+            while time.monotonic() < answer_by:
+                async with db.session() as s:
+                    have = set((await s.execute(select(Incident.summary))).scalars())
+                waiting = [i for i, url in replies.items() if url and not slack.responses_for(url)]
+                if not waiting:
+                    break
+                await asyncio.sleep(0.5)
+            retried = [
+                i
+                for i, url in replies.items()
+                if f"Chaos {i} orders failing" not in have
+                and (url is None or "temporarily unavailable" in str(slack.responses_for(url)))
+            ]
             for i in retried:
                 await _declare(http, webs, slack, random.Random(i), i, plain=True)
 
@@ -284,6 +299,7 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
         if inc.id in acked:
             assert k["acknowledged"] == 1, (inc.id, k)
     print(
-        f"chaos seed {seed}: {N} incidents, {len(pages)} pages, {len(outbox)} outbox rows, "
+        f"chaos seed {seed}: {N} incidents ({len(retried)} re-declared after 'unavailable'), "
+        f"{len(pages)} pages, {len(outbox)} outbox rows, "
         f"{len(slack.calls)} Slack calls ({sum(1 for c in slack.calls if not c.ok)} failed)"
     )
