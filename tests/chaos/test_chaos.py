@@ -147,10 +147,16 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
         SLACK_RATE_SCALE="100",
     )
     db = Database(pg_url)
+    t0 = time.monotonic()
+
+    def phase(name: str) -> None:
+        print(f"  chaos {time.monotonic() - t0:6.1f}s {name}", flush=True)
+
     slack.chaos(seed, p429=0.003, p500=0.03, ptimeout=0.01, hang=2.5)
     webs = [Proc("web", env, tmp_path).start(), Proc("web", env, tmp_path).start()]
     workers = [Proc("worker", env, tmp_path).start(), Proc("worker", env, tmp_path).start()]
     procs = webs + workers
+    phase("4 processes up")
     acked: dict[str, float] = {}
     retried: list[int] = []
     try:
@@ -179,6 +185,7 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
                     await proxy.start()
                 await asyncio.sleep(0.01)
             await asyncio.gather(*tasks)
+            phase(f"{N} declarations sent")
             # A declaration answered "temporarily unavailable" (the database cut) created nothing: its
             # declarer tries again once, as a person would. Wait for every answer first.
             answer_by = time.monotonic() + 60
@@ -198,6 +205,7 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
             for i in retried:
                 await _declare(http, webs, slack, random.Random(i), i, plain=True)
 
+            phase(f"answers in, {len(retried)} re-declared")
             # Ack a third of the incidents at random moments while their ladders run.
             async with db.session() as s:
                 incs = list(
@@ -208,6 +216,7 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
                 acked[inc.id] = time.time()
                 await asyncio.sleep(rng.random() * 0.02)
 
+            phase(f"{len(acked)} acks sent")
             # Let the ladders run past L3 (12 s at this scale), then stop the faults and drain.
             await asyncio.sleep(14)
             slack.clear_faults()
@@ -235,10 +244,12 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
                 if left == 0 and unprovisioned == 0 and overdue == 0:
                     break
                 await asyncio.sleep(0.5)
+        phase("drained")
     finally:
         for p in procs:
             p.stop()
         await proxy.stop()
+    phase("stopped")
 
     async with db.session() as s:
         incidents = list((await s.execute(select(Incident))).scalars())
