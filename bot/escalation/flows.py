@@ -213,6 +213,19 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         page_row = await s.get(Page, page_id)
         t = await s.get(Timer, timer.id)
         assert page_row is not None and t is not None
+        if view.channel_id and "_war_room" not in delivered:
+            # The war-room line is queued with the page's completion: the outbox delivers it, in the war
+            # room's order, ahead of background posts.
+            line = _war_room_line(view, users, mode)
+            await enqueue(
+                s,
+                "post",
+                channel=view.channel_id,
+                incident_id=view.incident_id,
+                at=sent_at,
+                payload={"text": line, "priority": PAGE},
+            )
+            delivered["_war_room"] = {"channel": view.channel_id}
         page_row.dm = delivered
         ok = bool(delivered) or (not users)
         page_row.state, page_row.sent_at = ("sent" if ok else "failed"), sent_at
@@ -247,6 +260,7 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
                 at=sent_at,
                 data={"errors": errors},
             )
+    await deliver(svc, incident_id=view.incident_id)
     svc.metrics.pages_sent.labels(level=str(level)).inc()
     svc.metrics.timer_lateness.observe(max(lateness, 0))
 
@@ -260,8 +274,8 @@ async def _deliver(
     delivered: dict[str, Any],
     errors: list[str],
 ) -> dict[str, Any]:
-    """DM each user not yet reached (recorded one by one, so a resumed send skips them), then the war-room line."""
-    mentions = " ".join(f"<@{u}>" for u in users)
+    """DM each user not yet reached (recorded one by one, so a resumed send skips them). The war-room line is
+    an outbox row queued when the page is marked sent."""
     if mode == "dm":
         text, blocks = svc.render.page_dm(view)
         for user in users:
@@ -280,14 +294,19 @@ async def _deliver(
                 row = await s.get(Page, page_id)
                 if row is not None:
                     row.dm = dict(delivered)
-    if view.channel_id and "_war_room" not in delivered:
-        drill = "[DRILL] " if view.is_drill else ""
-        line = f"{drill}Paging L{view.level} ({view.level_name}) {mentions or 'nobody on the roster'}: {view.reason}"
-        if mode == "channel":
-            line = f"{drill}On-call L{view.level} ({view.level_name}) {mentions}: please take a look ({view.reason})"
-        await svc.chat.post(view.channel_id, line)
-        delivered["_war_room"] = {"channel": view.channel_id}
     return {k: v for k, v in delivered.items()}
+
+
+def _war_room_line(view: PageView, users: list[str], mode: str) -> str:
+    mentions = " ".join(f"<@{u}>" for u in users)
+    drill = "[DRILL] " if view.is_drill else ""
+    if mode == "channel":
+        return (
+            f"{drill}On-call L{view.level} ({view.level_name}) {mentions}: please take a look ({view.reason})"
+        )
+    return (
+        f"{drill}Paging L{view.level} ({view.level_name}) {mentions or 'nobody on the roster'}: {view.reason}"
+    )
 
 
 async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
