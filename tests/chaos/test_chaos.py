@@ -127,7 +127,11 @@ async def test_chaos(pg_migrated: str, slack: SlackStandin, tmp_path: Path) -> N
     try:
         await _run(seed, pg_migrated, slack, tmp_path)
     except BaseException:
-        print(f"chaos FAILED with CHAOS_SEED={seed}; process logs in {tmp_path}")
+        import shutil
+
+        keep = Path("test-artifacts") / f"chaos-{seed}"
+        shutil.copytree(tmp_path, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.db*"))
+        print(f"chaos FAILED with CHAOS_SEED={seed}; process logs kept in {keep.resolve()}")
         raise
 
 
@@ -276,7 +280,19 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
         i.provision_state == "ready" for i in incidents
     )
     # The outbox drained: nothing pending, nothing given up on (every fault was transient).
-    stuck = [(o.id, o.method, o.state, o.last_error) for o in outbox if o.state != "sent"]
+    stuck = [
+        (
+            o.id,
+            o.method,
+            o.channel,
+            o.state,
+            o.attempts,
+            o.last_error,
+            round(o.next_attempt_at.timestamp() - checked_at),
+        )
+        for o in outbox
+        if o.state != "sent"
+    ]
     assert not stuck, stuck[:5]
     # Every due page sent, once: page rows are unique per step; each sent page is exactly one DM.
     by_inc: dict[str, list[Page]] = {}
