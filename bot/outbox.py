@@ -91,21 +91,43 @@ async def _claim(
 
 
 async def deliver(
-    svc: Services, *, incident_id: str | None = None, limit: int = 50, min_age: timedelta = timedelta(0)
+    svc: Services, *, incident_id: str | None = None, limit: int = 10, min_age: timedelta = timedelta(0)
 ) -> int:
-    """Send what is due, oldest first per channel. Returns how many rows went out."""
+    """Send what is due, oldest first per channel. Returns how many rows went out.
+
+    Small batches: every claimed row is held until its turn, so a slow Slack call must not hold many rows
+    hostage from the other processes for a whole lease."""
     sent = 0
     while True:
         rows = await _claim(svc, svc.clock.now(), limit, incident_id, min_age)
         if not rows:
             return sent
         progressed = False
-        for row in rows:
-            outcome = await _send(svc, row)
-            sent += outcome == "sent"
-            progressed |= outcome != "retry"  # a row given up on unblocks its channel too
+        done: set[int] = set()
+        try:
+            for row in rows:
+                outcome = await _send(svc, row)
+                done.add(row.id)
+                sent += outcome == "sent"
+                progressed |= outcome != "retry"  # a row given up on unblocks its channel too
+        finally:
+            if len(done) < len(rows):  # stopped or failed midway: hand the untouched rows back at once
+                await _release(svc, [r.id for r in rows if r.id not in done])
         if not progressed:
             return sent
+
+
+async def _release(svc: Services, ids: list[int]) -> None:
+    try:
+        async with svc.db.session() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "sending")
+                .values(state="pending", next_attempt_at=svc.clock.now(), attempts=OutboxMessage.attempts - 1)
+                .execution_options(synchronize_session=False)
+            )
+    except Exception as exc:  # the lease hands them back anyway
+        log.warning("could not release %d outbox rows: %s", len(ids), exc)
 
 
 async def _send(svc: Services, row: OutboxMessage) -> str:
