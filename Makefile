@@ -27,9 +27,10 @@ run: install
 	$(BIN)/incident-bot sandbox $(ARGS)
 
 lint: install
-	$(BIN)/ruff check bot handlers migrations tests bench scripts
-	$(BIN)/ruff format --check bot handlers migrations tests bench scripts
-	$(BIN)/mypy bot handlers
+	$(BIN)/ruff check bot handlers wiring sandbox migrations tests bench scripts
+	$(BIN)/ruff format --check bot handlers wiring sandbox migrations tests bench scripts
+	$(BIN)/mypy bot handlers wiring sandbox
+	$(BIN)/lint-imports
 
 test: install
 	bash scripts/ensure-chromium.sh || true
@@ -43,4 +44,4 @@ bench: install
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

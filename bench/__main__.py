@@ -315,7 +315,7 @@ def render_docs(results: dict[str, BenchResult], raw: dict[str, Any]) -> str:
         "Figures from `make bench` (`python -m bench`; `--only 1,2,…`, `--incidents N`, `--write-docs`). "
         "Every server under test runs in its own process (uvicorn, the same flags as production) and is "
         "loaded over loopback HTTP from the bench process; Slack is the loopback stand-in "
-        "(`bot/sandbox/slack_standin.py`), PostgreSQL a throwaway database on the local server. "
+        "(`sandbox/slack_standin.py`), PostgreSQL a throwaway database on the local server. "
         "This file is rewritten by `python -m bench --write-docs`; the findings section is kept.",
         "",
         "## Machine",

@@ -3,7 +3,7 @@
 Every server under test runs in its own process (`uvicorn --factory`, the same flags for each) so the load
 generator in the bench process never shares a GIL or an event loop with what it measures:
 - `bare_app` is the baseline: one FastAPI POST endpoint that reads the body and answers a JSON ack;
-- `bot.main:create_app` is the product, configured through the environment like production;
+- `wiring.app:create_app` is the product, configured through the environment like production;
 - `standin_app` is the loopback Slack Web API plus a few `/_bench/` routes (call log with timestamps,
   response_url replies with arrival times, bulk channel creation) that benchmarks read over HTTP.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import importlib.metadata
 import json
 import math
@@ -34,6 +32,8 @@ from typing import Any
 # Module level: FastAPI resolves the endpoint's (postponed) annotations against this module's globals.
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from sandbox.page import sign as slack_sign
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-bench-token-0123456789"
@@ -104,9 +104,8 @@ def verdict(ok: bool) -> str:
 
 
 def sign(body: bytes, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
-    sig = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig}
+    """Slack's request signature headers: the one implementation is the sandbox page's."""
+    return slack_sign(secret, body, ts)
 
 
 def slash_form(text: str, *, response_url: str, user: str = "UDECLARER", trigger: str = "") -> bytes:
@@ -159,7 +158,7 @@ def standin_app() -> Any:
 
     from bot.config import CONTENT_DIR
     from bot.playbook import load_roster
-    from bot.sandbox.slack_standin import SlackStandin
+    from sandbox.slack_standin import SlackStandin
 
     standin = SlackStandin(token=os.environ.get("BENCH_STANDIN_TOKEN", BOT_TOKEN))
     standin.base_url = os.environ.get("BENCH_STANDIN_URL", "")
@@ -578,7 +577,7 @@ class WebStack:
             tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-cwd-"))
             # Declare is rate limited per user (5 a minute): off here, the bench declares from one user.
             env = bot_env(db_url, self.standin.url, DECLARE_RATE_LIMIT="0")
-            self.bot = Server("bot.main:create_app", env=env, loop=self.loop, http=self.http, cwd=tmp)
+            self.bot = Server("wiring.app:create_app", env=env, loop=self.loop, http=self.http, cwd=tmp)
             self._stack.callback(self.bot.stop)
             self.bare = Server(
                 "bench.common:bare_app", env=child_env(), loop=self.loop, http=self.http, cwd=tmp

@@ -57,9 +57,8 @@ async def _worker_main(worker_id: str) -> None:
     from sqlalchemy import event
 
     from bot.config import Settings
-    from bot.main import build_services
     from bot.worker import Worker
-    from handlers.slack_chat import make_session
+    from wiring.services import open_services
 
     settings = Settings()
     counts: Counter[str] = Counter()
@@ -67,8 +66,7 @@ async def _worker_main(worker_id: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with make_session(settings.slack_timeout) as session:
-        svc, _ = build_services(settings, session=session)
+    async with open_services(settings) as svc:
 
         @event.listens_for(svc.db.engine.sync_engine, "before_cursor_execute")
         def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

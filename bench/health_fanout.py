@@ -1,6 +1,6 @@
 """4. Health-check fan-out: `run_probes` wall time vs its slowest probe (target ≤ 1.1× + 50 ms).
 
-The simulated Factory and pizza service (bot.sandbox.factory_sim) are served by uvicorn in a thread of this
+The simulated Factory and pizza service (sandbox.factory_sim) are served by uvicorn in a thread of this
 process, each wrapped in an ASGI layer that holds every request for an artificial per-endpoint delay (the sim
 itself has none), so the probes' latencies differ the way real endpoints' do. `verify` needs the JWT that
 `order` returns, so order → verify is one chain by design; the uniform-delay scenario shows that chain.
@@ -128,7 +128,7 @@ def run(*, repeats: int = 15) -> BenchResult:
     t = time.monotonic()
     try:
         probes = importlib.import_module("bot.health.probes")
-        sim_mod = importlib.import_module("bot.sandbox.factory_sim")
+        sim_mod = importlib.import_module("sandbox.factory_sim")
     except ModuleNotFoundError as exc:
         res.skipped = f"{exc.name} is not in this build"
         return res

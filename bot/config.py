@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     time_scale: float = 1.0
     # Multiplies the Slack rate gate's per-method and per-channel rates (1 = Slack's published tiers).
     slack_rate_scale: float = 1.0
+    # Retention (the worker's retention tick, docs/architecture.md): finished bookkeeping rows are deleted
+    # after these many days; incidents, timeline events and pages are kept. 0 keeps that kind forever.
+    retention_interval: float = 3600.0  # seconds between passes in one worker
+    retention_outbox_days: float = 30.0  # sent/failed outbox rows (a Slack retry storm is long over)
+    retention_timers_days: float = 30.0  # done/dropped/failed timers (the pages table keeps the record)
+    retention_samples_days: float = 90.0  # monitor/check samples (PIRs of that age show no check table)
+    retention_requests_days: float = 7.0  # processed Slack request ids (Slack retries within minutes)
 
     @field_validator("slack_api_url")
     @classmethod

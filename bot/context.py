@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import httpx
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import Database
+from bot.dispatch import Dispatch, run_due
+from bot.metrics import Metrics
 from bot.playbook import Playbook
 from bot.ports import ChatPort, Renderer
 from bot.tasks import TaskGroup
-
-if TYPE_CHECKING:
-    from bot.metrics import Metrics
 
 
 @dataclass
@@ -28,6 +26,8 @@ class Services:
     render: Renderer
     metrics: Metrics
     tasks: TaskGroup = field(default_factory=TaskGroup)
+    # Timer kinds, outbox effects and worker ticks, registered by the wiring (wiring/services.py).
+    dispatch: Dispatch = field(default_factory=Dispatch)
     _http: httpx.AsyncClient | None = None
 
     @property
@@ -36,6 +36,11 @@ class Services:
         if self._http is None or self._http.is_closed:
             self._http = httpx.AsyncClient(follow_redirects=False)
         return self._http
+
+    async def kick(self, incident_id: str | None = None, *, by: str = "web") -> int:
+        """Fire the timers due now (of one incident) here, without waiting for the worker's next poll: the
+        L1 page at declare, a forced escalation, steps due after a reopen. Safe beside running workers."""
+        return await run_due(self, by, incident_id=incident_id)
 
     async def aclose(self) -> None:
         await self.tasks.drain(timeout=10)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -22,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.states import IncidentStatus, OutboxState, PageState, ProvisionState, TimerState, check_in
 
 # Integer primary keys autoincrement on SQLite only as INTEGER; BIGINT elsewhere.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -65,7 +68,7 @@ class Incident(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     severity: Mapped[str] = mapped_column(String(4))
-    status: Mapped[str] = mapped_column(String(16), default="NEW")
+    status: Mapped[str] = mapped_column(String(16), default=IncidentStatus.NEW)
     summary: Mapped[str] = mapped_column(Text)
     impact: Mapped[str] = mapped_column(Text, default="")
     root_cause: Mapped[str] = mapped_column(Text, default="")
@@ -77,7 +80,7 @@ class Incident(Base):
     channel_name: Mapped[str | None] = mapped_column(String(80))
     template_ts: Mapped[str | None] = mapped_column(String(32))
     # pending -> ready, or failed (with the step that failed); a retry resumes, never recreates the channel.
-    provision_state: Mapped[str] = mapped_column(String(16), default="pending")
+    provision_state: Mapped[str] = mapped_column(String(16), default=ProvisionState.PENDING)
     provision_error: Mapped[str | None] = mapped_column(Text)
     declared_by: Mapped[str] = mapped_column(String(32))
     declared_at: Mapped[datetime]
@@ -97,6 +100,8 @@ class Incident(Base):
     problem_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
+        CheckConstraint(check_in("status", IncidentStatus), name="status"),
+        CheckConstraint(check_in("provision_state", ProvisionState), name="provision_state"),
         Index("ix_incidents_status", "status"),
         Index("ix_incidents_declared_at", "declared_at"),
     )
@@ -136,8 +141,9 @@ class Timer(Base):
     kind: Mapped[str] = mapped_column(String(24))  # page | reminder | pir_reminder | ...
     step: Mapped[str] = mapped_column(String(32))
     due_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|claimed|done|dropped|failed
-    plan_version: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(12), default=TimerState.PENDING)
+    # The incident's plan_version when planned (both start at 1); an older one than the incident's is dropped.
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     fired_at: Mapped[datetime | None]
@@ -148,6 +154,7 @@ class Timer(Base):
     __table_args__ = (
         UniqueConstraint("incident_id", "kind", "step", "plan_version", name="uq_timers_step_version"),
         Index("ix_timers_state_due", "state", "due_at"),
+        CheckConstraint(check_in("state", TimerState), name="state"),
     )
 
 
@@ -165,12 +172,15 @@ class Page(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-    state: Mapped[str] = mapped_column(String(12), default="sending")  # sending|sent|failed|unknown
+    state: Mapped[str] = mapped_column(String(12), default=PageState.SENDING)
     dm: Mapped[dict[str, Any]] = mapped_column(default=dict)  # user -> {"channel":..., "ts":...}
     acked_by: Mapped[str | None] = mapped_column(String(32))
     acked_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("incident_id", "cycle", "step", name="uq_pages_step"),)
+    __table_args__ = (
+        UniqueConstraint("incident_id", "cycle", "step", name="uq_pages_step"),
+        CheckConstraint(check_in("state", PageState), name="state"),
+    )
 
 
 class OutboxMessage(Base):
@@ -181,7 +191,7 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    state: Mapped[str] = mapped_column(String(12), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     created_at: Mapped[datetime]
@@ -190,7 +200,12 @@ class OutboxMessage(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
 
-    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_next", "state", "next_attempt_at"),
+        # "Blocked by an earlier unsent row of this channel" (bot.outbox._claim) is a lookup on these two.
+        Index("ix_outbox_channel_id", "channel", "id"),
+        CheckConstraint(check_in("state", OutboxState), name="state"),
+    )
 
 
 class SlackPause(Base):

@@ -8,18 +8,19 @@ Rows of one channel go out in order: a row is eligible only when no earlier row 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
+from bot import incident_store as service
+from bot.claim import claim_rows
 from bot.context import Services
-from bot.incidents import service
 from bot.models import OutboxMessage
 from bot.ports import ChatError
 from bot.priority import NORMAL, with_priority
+from bot.states import OutboxState
 
 log = logging.getLogger("incident_bot.outbox")
 
@@ -28,6 +29,7 @@ LEASE = timedelta(seconds=60)
 # so it does not race the web process for a fresh declaration's war room.
 WORKER_GRACE = timedelta(seconds=5)
 GIVE_UP_AFTER = timedelta(hours=24)
+UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
 
 
 async def enqueue(
@@ -48,7 +50,7 @@ async def enqueue(
             channel=channel,
             method=kind,
             payload=payload or {},
-            state="pending",
+            state=OutboxState.PENDING,
             attempts=0,
             next_attempt_at=at,
             created_at=at,
@@ -61,33 +63,32 @@ async def _claim(
     svc: Services, now: datetime, limit: int, incident_id: str | None, min_age: timedelta = timedelta(0)
 ) -> list[OutboxMessage]:
     earlier = aliased(OutboxMessage)
+    # Served by ix_outbox_channel_id (migration 0002): without it this is a scan per candidate row.
     blocked = exists().where(
         and_(
             earlier.channel == OutboxMessage.channel,
             earlier.id < OutboxMessage.id,
-            earlier.state.in_(("pending", "sending")),
+            earlier.state.in_(UNSENT),
         )
     )
-    inner = select(OutboxMessage.id).where(
-        OutboxMessage.state.in_(("pending", "sending")), OutboxMessage.next_attempt_at <= now, ~blocked
-    )
+    where = [OutboxMessage.state.in_(UNSENT), OutboxMessage.next_attempt_at <= now, ~blocked]
     if incident_id is not None:
-        inner = inner.where(OutboxMessage.incident_id == incident_id)
+        where.append(OutboxMessage.incident_id == incident_id)
     if min_age:
-        inner = inner.where((OutboxMessage.attempts > 0) | (OutboxMessage.created_at <= now - min_age))
-    inner = inner.order_by(OutboxMessage.id).limit(limit)
-    if svc.db.dialect == "postgresql":
-        inner = inner.with_for_update(skip_locked=True)
+        where.append((OutboxMessage.attempts > 0) | (OutboxMessage.created_at <= now - min_age))
     # 'sending' rows whose lease ran out belong to a process that died: they are taken over here.
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(inner.scalar_subquery()))
-        .values(state="sending", next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False)
+    return await claim_rows(
+        svc.db,
+        OutboxMessage,
+        where=where,
+        order_by=(OutboxMessage.id,),
+        limit=limit,
+        values={
+            "state": OutboxState.SENDING,
+            "next_attempt_at": now + LEASE,
+            "attempts": OutboxMessage.attempts + 1,
+        },
     )
-    async with svc.db.session() as s:
-        return sorted((await s.execute(stmt)).scalars(), key=lambda r: r.id)
 
 
 async def deliver(
@@ -122,8 +123,12 @@ async def _release(svc: Services, ids: list[int]) -> None:
         async with svc.db.session() as s:
             await s.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "sending")
-                .values(state="pending", next_attempt_at=svc.clock.now(), attempts=OutboxMessage.attempts - 1)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.SENDING)
+                .values(
+                    state=OutboxState.PENDING,
+                    next_attempt_at=svc.clock.now(),
+                    attempts=OutboxMessage.attempts - 1,
+                )
                 .execution_options(synchronize_session=False)
             )
     except Exception as exc:  # the lease hands them back anyway
@@ -141,64 +146,30 @@ async def _send(svc: Services, row: OutboxMessage) -> str:
     async with svc.db.session() as s:
         r = await s.get(OutboxMessage, row.id)
         if r is not None:
-            r.state, r.sent_at, r.result, r.last_error = "sent", svc.clock.now(), result or {}, None
+            r.state, r.sent_at, r.result, r.last_error = OutboxState.SENT, svc.clock.now(), result or {}, None
     return "sent"
 
 
-# -- the effect registry: each domain registers the kinds it enqueues (one table, one deliverer) -----------
-Effect = Callable[[Services, OutboxMessage], Awaitable["dict[str, Any] | None"]]
-_EFFECTS: dict[str, Effect] = {}
-_wired = False
+async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    effect = svc.dispatch.effects.get(row.method)
+    if effect is None:
+        raise ChatError(row.method, "unknown_outbox_kind")
+    return await effect(svc, row)
 
 
-def register(kind: str, handler: Effect) -> None:
-    """Declare how an outbox kind is delivered. Raises ChatError for Slack failures (transient ones retry)."""
-    if _EFFECTS.get(kind, handler) is not handler:
-        raise ValueError(f"outbox kind {kind!r} is registered twice")
-    _EFFECTS[kind] = handler
-
-
-def kinds() -> list[str]:
-    _wire()
-    return sorted(_EFFECTS)
-
-
-async def _post(svc: Services, row: OutboxMessage) -> dict[str, Any]:
+async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `post` effect: a message to `payload.to` or the row's channel (registered at wiring like every
+    other kind)."""
     p = row.payload
     ts = await svc.chat.post(str(p.get("to") or row.channel), str(p.get("text", "")), p.get("blocks"))
     return {"ts": ts}
 
 
-async def _update(svc: Services, row: OutboxMessage) -> None:
+async def update_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `update` effect: edit an existing message (payload channel, ts, text, blocks)."""
     p = row.payload
     await svc.chat.update(str(p["channel"]), str(p["ts"]), str(p.get("text", "")), p.get("blocks"))
-
-
-register("post", _post)
-register("update", _update)
-
-
-def _wire() -> None:
-    """The domains' registrations (explicit, in one place; imported late: the domains import the outbox)."""
-    global _wired
-    if _wired:
-        return
-    from bot.escalation import flows as escalation
-    from bot.incidents import flows as incidents
-    from bot.incidents import lifecycle
-
-    incidents.register_effects(register)
-    lifecycle.register_effects(register)
-    escalation.register_effects(register)
-    _wired = True
-
-
-async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
-    _wire()
-    handler = _EFFECTS.get(row.method)
-    if handler is None:
-        raise ChatError(row.method, "unknown_outbox_kind")
-    return await handler(svc, row)
+    return None
 
 
 async def requeue(s: Any, dedupe_key: str, now: datetime) -> bool:
@@ -206,8 +177,11 @@ async def requeue(s: Any, dedupe_key: str, now: datetime) -> bool:
     holds ('sending') is left alone: its holder is the only one allowed to act on it."""
     stmt = (
         update(OutboxMessage)
-        .where(OutboxMessage.dedupe_key == dedupe_key, OutboxMessage.state.in_(("pending", "failed")))
-        .values(state="pending", next_attempt_at=now, created_at=now)
+        .where(
+            OutboxMessage.dedupe_key == dedupe_key,
+            OutboxMessage.state.in_((OutboxState.PENDING, OutboxState.FAILED)),
+        )
+        .values(state=OutboxState.PENDING, next_attempt_at=now, created_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool((await s.execute(stmt)).rowcount)
@@ -229,9 +203,9 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
             return "failed"
         r.last_error = exc.error
         if not give_up:
-            r.state, r.next_attempt_at = "pending", now + backoff
+            r.state, r.next_attempt_at = OutboxState.PENDING, now + backoff
             return "retry"
-        r.state = "failed"
+        r.state = OutboxState.FAILED
         if row.incident_id:
             await service.add_event(
                 s,
@@ -265,8 +239,6 @@ async def outbox_tick(svc: Services) -> None:
 
 
 async def pending_count(svc: Services) -> int:
-    from sqlalchemy import func
-
     async with svc.db.session() as s:
-        stmt = select(func.count()).where(OutboxMessage.state.in_(("pending", "sending")))
+        stmt = select(func.count()).where(OutboxMessage.state.in_(UNSENT))
         return int((await s.execute(stmt)).scalar_one())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -10,12 +9,13 @@ from typing import Any
 
 import yaml
 
-SEVERITIES = ("P0", "P1", "P2", "P3")
-STATUSES = ("NEW", "INVESTIGATING", "IDENTIFIED", "MONITORING", "RESOLVED")
-AREAS = ("db", "app", "infra", "security", "api", "frontend")
+from bot import timefmt
+from bot.states import IncidentStatus
+from bot.timefmt import format_duration as format_duration  # re-exported: callers import it from here
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+SEVERITIES = ("P0", "P1", "P2", "P3")
+STATUSES: tuple[str, ...] = tuple(IncidentStatus)
+AREAS = ("db", "app", "infra", "security", "api", "frontend")
 
 
 class PlaybookError(ValueError):
@@ -23,27 +23,11 @@ class PlaybookError(ValueError):
 
 
 def parse_duration(value: str | int | float | None) -> timedelta | None:
-    """'10m' -> 10 minutes. Bare numbers are seconds; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    m = _DURATION.match(str(value))
-    if not m:
-        raise PlaybookError(f"bad duration {value!r}: use forms like 30s, 10m, 1h, 2d")
-    return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
-
-
-def format_duration(td: timedelta | None) -> str:
-    if td is None:
-        return "—"
-    s = int(td.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size and s % size == 0 and (unit != "d" or s >= 2 * 86400):  # "24 h" reads better than "1 d"
-            return f"{s // size} {unit}"
-    if s >= 60:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s} s"
+    """The one duration grammar (bot.timefmt); a bad value is a PlaybookError here."""
+    try:
+        return timefmt.parse_duration(value)
+    except ValueError as exc:
+        raise PlaybookError(str(exc)) from None
 
 
 def _load(path: Path) -> dict[str, Any]:

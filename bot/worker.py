@@ -1,4 +1,5 @@
-"""`incident-bot worker`: claims due timers (pages, reminders), runs monitor ticks. Stops cleanly on SIGTERM."""
+"""The worker loop: claims due timers (pages, reminders) and runs the registered ticks (outbox, monitor,
+retention). `incident-bot worker` (wiring/worker.py) runs it and stops it cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,20 +7,16 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from bot.config import Settings
 from bot.context import Services
 from bot.db import DatabaseUnavailable
-from bot.timers import recover_stale, run_due
+from bot.dispatch import Tick, run_due
+from bot.timers import recover_stale
 
 log = logging.getLogger("incident_bot.worker")
-
-Tick = Callable[[Services], Awaitable[None]]
 
 
 class Worker:
@@ -38,7 +35,8 @@ class Worker:
         self.lease = lease
         self.poll = svc.settings.worker_poll_interval if poll is None else poll
         self.batch = batch
-        self.extra_ticks = extra_ticks if extra_ticks is not None else default_ticks()
+        # The ticks registered at wiring (outbox, monitor, retention) unless a test picks its own.
+        self.extra_ticks = extra_ticks if extra_ticks is not None else svc.dispatch.ticks
         self.fired = 0
 
     async def tick(self) -> int:
@@ -70,36 +68,3 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll)
         log.info("worker %s stopped", self.id)
-
-
-def default_ticks() -> list[Tick]:
-    from bot.health.monitor import monitor_tick
-    from bot.outbox import outbox_tick
-
-    return [monitor_tick, outbox_tick]
-
-
-async def run_worker(
-    settings: Settings, stop: asyncio.Event | None = None, *, stop_requested: list[int] | None = None
-) -> None:
-    from bot.main import build_services
-
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    if stop_requested:
-        stop.set()
-    from handlers.slack_chat import make_session
-
-    async with make_session(settings.slack_timeout) as session:
-        svc, _client = build_services(settings, session=session)
-        if settings.worker_metrics_port > 0:
-            from prometheus_client import start_http_server
-
-            start_http_server(settings.worker_metrics_port, registry=svc.metrics.registry)
-        try:
-            await Worker(svc).run(stop)
-        finally:
-            await svc.aclose()

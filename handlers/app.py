@@ -10,11 +10,23 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
-from bot.incidents import service
+from bot.errors import UserFacingError
 from bot.ports import ChatError, Reply
-from handlers import registry
+
+# The command modules, named explicitly: importing them registers their handlers, actions, events, views.
+from handlers import (
+    cmd_dr,
+    cmd_health,
+    cmd_lifecycle,
+    cmd_pir,
+    commands,
+    events,
+    registry,
+    table,
+)
 from handlers.parse import UsageError, parse
 
 log = logging.getLogger("incident_bot.handlers")
@@ -24,22 +36,13 @@ UNAVAILABLE = (
 )
 BROKEN = "⚠️ Something went wrong handling that. It has been logged; try again."
 
-# Importing the command modules registers their subcommands, actions, events and views.
-_MODULES = (
-    "handlers.commands",
-    "handlers.cmd_lifecycle",
-    "handlers.cmd_health",
-    "handlers.cmd_pir",
-    "handlers.cmd_dr",
-    "handlers.events",
-)
+COMMAND_MODULES = (commands, cmd_lifecycle, cmd_health, cmd_pir, cmd_dr, events)
+TABLE = table.build()
 
 
-def _load_modules() -> None:
-    import importlib
-
-    for name in _MODULES:
-        importlib.import_module(name)
+def _load_modules() -> tuple[object, ...]:
+    """The command modules are imported with this module; kept for callers written before the table."""
+    return COMMAND_MODULES
 
 
 async def reply_to(ctx: registry.Ctx, reply: Reply | None, *, replace: bool = False) -> None:
@@ -63,7 +66,7 @@ async def run_guarded(ctx: registry.Ctx, work: Any, *, replace: bool = False) ->
     """Run a handler after the ack; every outcome becomes an answer to the person, never a stack trace."""
     try:
         reply = await work
-    except UsageError as exc:
+    except UserFacingError as exc:  # UsageError, DrillRefused, SignoffError: the message is the answer
         reply = Reply(exc.message, ok=False)
     except DatabaseUnavailable:
         reply = Reply(UNAVAILABLE, ok=False)
@@ -76,7 +79,7 @@ async def run_guarded(ctx: registry.Ctx, work: Any, *, replace: bool = False) ->
 async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] | None:
     """Handle `/incident …`: returns the ack body at once (None = empty 200) and leaves the work to a task.
 
-    Shared by the Bolt listener and the fast path in bot.main, so both behave the same."""
+    Shared by the Bolt listener and the fast path in wiring.app, so both behave the same."""
     ctx = registry.Ctx(
         svc,
         user=command.get("user_id", ""),
@@ -90,13 +93,14 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
     except UsageError as exc:
         return {"response_type": "ephemeral", "text": exc.message}
     svc.metrics.commands.labels(sub=cmd.name).inc()
-    handler = registry.COMMANDS.get(cmd.name)
-    if handler is None:
+    row = TABLE.get(cmd.name)
+    if row is None:
         return {
             "response_type": "ephemeral",
             "text": f"`/incident {cmd.name}` is not available in this build.",
         }
-    if cmd.name in registry.INSTANT:
+    handler = row.handler
+    if row.instant:
         reply = await handler(ctx, cmd)
         return {"response_type": "ephemeral", "text": reply.text if reply else ""}
     svc.tasks.spawn(run_guarded(ctx, handler(ctx, cmd), replace=cmd.name == "declare"), f"cmd-{cmd.name}")
@@ -109,7 +113,6 @@ async def command_ack(svc: Services, command: dict[str, Any]) -> dict[str, Any] 
 
 
 def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
-    _load_modules()
     token = svc.settings.secret("slack_bot_token")
 
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
@@ -172,10 +175,10 @@ def build_bolt_app(svc: Services, client: AsyncWebClient) -> AsyncApp:
 
         async def work() -> None:
             event_id = body.get("event_id")
-            if event_id:
-                async with svc.db.session() as s:
-                    if not await service.claim_request(s, f"event:{event_id}", svc.clock.now()):
-                        return  # Slack's retry of an event we already handled
+            if event_id and not await service.claim_request_once(
+                svc.db, f"event:{event_id}", svc.clock.now()
+            ):
+                return  # Slack's retry of an event we already handled
             await handler(svc, event)
 
         svc.tasks.spawn(work(), f"event-{event.get('type')}")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot import incident_store as service
 from bot.dr import drill as drills
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.health.flows import run_check
-from bot.incidents import service
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
 from handlers.blocks import (
@@ -165,8 +165,7 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
 async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """Check now and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
     incident_id = str(body["actions"][0].get("value", ""))
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id)
+    inc = await service.load(ctx.svc.db, incident_id)
     if inc is None or not inc.channel_id:
         return Reply("That drill's incident has no war room.", ok=False)
     ctx.channel = inc.channel_id

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, recover, run_check
+from bot.health.playbook_doc import sections
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
-from bot.incidents import service
 from bot.incidents.flows import DeclareRequest
 from bot.ports import ChatError, Reply
 from handlers import blocks as bk
@@ -48,8 +49,7 @@ def report_blocks(report: CheckReport, *, incident_id: str | None, title: str = 
 @command("check")
 async def check(ctx: Ctx, cmd: Command) -> Reply | None:
     svc = ctx.svc
-    async with svc.db.session() as s:
-        inc = await service.by_channel(s, ctx.channel)
+    inc = await service.load_by_channel(svc.db, ctx.channel)
     total = check_count(svc)
     if inc is None:
         report = await run_check(svc, actor=ctx.user)
@@ -75,8 +75,7 @@ async def check(ctx: Ctx, cmd: Command) -> Reply | None:
 @action("run_recovery")
 async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     incident_id = str(body["actions"][0].get("value", ""))
-    async with ctx.svc.db.session() as s:
-        inc = await service.get(s, incident_id)
+    inc = await service.load(ctx.svc.db, incident_id)
     if inc is None or not inc.channel_id:
         return Reply("That incident has no war room.", ok=False)
     ctx.channel = inc.channel_id
@@ -110,8 +109,6 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
 
 @command("playbook")
 async def playbook(ctx: Ctx, cmd: Command) -> Reply:
-    from bot.health.playbook_doc import sections
-
     wanted = cmd.args.get("section")
     parts = sections()
     if wanted:

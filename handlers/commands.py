@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.db import DatabaseUnavailable
 from bot.escalation import flows as esc
-from bot.incidents import service
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
 from bot.ports import Reply
-from handlers.parse import USAGE, Command
+from handlers import table
+from handlers.parse import Command
 from handlers.registry import Ctx, action, command
 
 
 @command("help")
 async def help_(ctx: Ctx, cmd: Command) -> Reply:
-    return Reply(USAGE)
+    return Reply(table.help_text(table.build()))
 
 
 async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
@@ -27,8 +28,7 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
     if result.incident_id is None:
         return Reply("That request was already handled.")
     try:
-        async with ctx.svc.db.session() as s:
-            inc = await service.get(s, result.incident_id)
+        inc = await service.load(ctx.svc.db, result.incident_id)
     except DatabaseUnavailable:
         return Reply(f"{result.incident_id} declared; its war room follows as soon as the database is back.")
     assert inc is not None
@@ -42,10 +42,8 @@ async def run_declare(ctx: Ctx, req: DeclareRequest) -> Reply:
     flows = IncidentFlows(ctx.svc)
     result = await flows.declare(req)
     if result.created and result.incident_id:
-        from bot.timers import run_due
-
         # Fire the steps due at declare (L1) here rather than waiting for the worker's next poll.
-        await run_due(ctx.svc, "web", incident_id=result.incident_id)
+        await ctx.svc.kick(result.incident_id)
     return await declared_reply(ctx, result)
 
 

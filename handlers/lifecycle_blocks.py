@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from bot import timefmt
 from bot.incidents.lifecycle import (
     MAX_FIELD,
     OPEN_STATUSES,
@@ -20,6 +21,7 @@ from bot.incidents.lifecycle import (
 )
 from bot.models import Incident
 from bot.playbook import AREAS, SEVERITIES, Playbook
+from bot.states import IncidentStatus
 from handlers.blocks import SECTION_MAX, Blocks, actions, clip, context, divider, header, section
 from handlers.parse import MAX_SUMMARY
 
@@ -150,7 +152,7 @@ def update_modal(inc: Incident, playbook: Playbook, statuses: list[str]) -> dict
             optional=True,
         ),
     ]
-    if inc.status == "RESOLVED":
+    if inc.status == IncidentStatus.RESOLVED:
         blocks.append(context("Status: *RESOLVED*. Use `/incident reopen` to work on it again."))
     else:
         blocks.append(
@@ -277,12 +279,7 @@ def resolve_anyway_button(incident_id: str) -> dict[str, Any]:
 
 
 def zone(tz: str | None) -> ZoneInfo | None:
-    if not tz:
-        return None
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    return timefmt.zone(tz)
 
 
 def entry_line(e: TimelineEntry, tz: ZoneInfo | None) -> str:

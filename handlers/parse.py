@@ -7,7 +7,9 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.errors import UserFacingError
 from bot.playbook import AREAS, SEVERITIES, STATUSES
+from bot.states import IncidentStatus
 
 MAX_SUMMARY = 500
 MAX_NOTE = 2900
@@ -38,10 +40,8 @@ _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _PERIOD = re.compile(r"^(\d{1,4})d$")
 
 
-class UsageError(ValueError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class UsageError(UserFacingError, ValueError):
+    """Bad command text, or the wrong place to run it: the usage to show."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,8 @@ def _declare(rest: str) -> Command:
 
 def _status(rest: str) -> Command:
     st = rest.upper()
-    allowed = [s for s in STATUSES if s != "RESOLVED"]
-    if st == "RESOLVED":
+    allowed = [s for s in STATUSES if s != IncidentStatus.RESOLVED]
+    if st == IncidentStatus.RESOLVED:
         raise UsageError("Use `/incident resolve` to resolve: it checks the resolution criteria.")
     if st not in allowed:
         raise UsageError(f"Usage: `/incident status {'|'.join(allowed)}`")

@@ -12,19 +12,15 @@ Time here is the wall clock (time.monotonic / time.time), never the domain clock
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
+from bot import slack_pauses
+from bot.db import Database
 from bot.priority import BACKGROUND, NORMAL, PAGE, priority, with_priority
 
 log = logging.getLogger("incident_bot.slack.gate")
@@ -219,44 +215,20 @@ class RateGate:
 
 
 class SqlPauseStore(PauseStore):
-    """`slack_pauses` rows: one per method, the latest Retry-After's end (wall clock, UTC)."""
+    """`slack_pauses` rows (bot.slack_pauses): one per method, the latest Retry-After's end."""
 
-    def __init__(
-        self, session_factory: Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
-    ) -> None:
-        self.session = session_factory
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def load(self) -> dict[str, float]:
-        from sqlalchemy import select
-
-        from bot.models import SlackPause
-
-        now = datetime.now(UTC)
-        async with self.session() as s:
-            rows = (await s.execute(select(SlackPause).where(SlackPause.until > now))).scalars()
-            return {r.method: r.until.timestamp() for r in rows}
+        return await slack_pauses.load(self.db)
 
     async def save(self, method: str, until: float) -> None:
-        from sqlalchemy import case
-
-        from bot.incidents.service import _insert
-        from bot.models import SlackPause
-
-        at = datetime.fromtimestamp(until, UTC)
-        async with self.session() as s:
-            stmt = _insert(s, SlackPause).values(method=method, until=at, set_at=datetime.now(UTC))
-            # Never shorten a longer pause another process stored.
-            longer = case(
-                (stmt.excluded.until > SlackPause.until, stmt.excluded.until), else_=SlackPause.until
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["method"], set_={"until": longer, "set_at": datetime.now(UTC)}
-            )
-            await s.execute(stmt)
+        await slack_pauses.save(self.db, method, until)
 
 
-def sql_store(db: object) -> SqlPauseStore:
-    return SqlPauseStore(db.session)  # type: ignore[attr-defined]
+def sql_store(db: Database) -> SqlPauseStore:
+    return SqlPauseStore(db)
 
 
 __all__ = [

@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.models import Incident
-from bot.ports import Reply
+from bot.ports import ChatError, Reply
 from handlers.parse import Command, UsageError
 
 
@@ -25,10 +26,7 @@ class Ctx:
 
     async def incident_here(self) -> Incident:
         """The incident whose war room this is, or a clear answer saying where to run the command."""
-        from bot.incidents import service
-
-        async with self.svc.db.session() as s:
-            inc = await service.by_channel(s, self.channel)
+        inc = await service.load_by_channel(self.svc.db, self.channel)
         if inc is None:
             raise UsageError("Run this in an incident's war room channel (`#incident-…`).")
         return inc
@@ -36,8 +34,6 @@ class Ctx:
     async def incident_to_change(self) -> Incident:
         """As incident_here, and the caller must be a member of the war room to change it."""
         inc = await self.incident_here()
-        from bot.ports import ChatError
-
         try:
             members = await self.svc.chat.members(self.channel)
         except ChatError:

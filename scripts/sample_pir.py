@@ -18,16 +18,16 @@ sys.path.insert(0, str(ROOT))
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import CONTENT_DIR  # noqa: E402
 from bot.health.monitor import monitor_once  # noqa: E402
-from bot.main import create_app  # noqa: E402
 from bot.migrate import upgrade  # noqa: E402
 from bot.pir.data import load_for  # noqa: E402
 from bot.pir.render import render_markdown  # noqa: E402
 from bot.playbook import load_roster  # noqa: E402
-from bot.sandbox.factory_sim import FactoryServers, FactorySim  # noqa: E402
-from bot.sandbox.servers import LoopServer, ServerThread  # noqa: E402
-from bot.sandbox.slack_standin import SlackStandin  # noqa: E402
+from sandbox.factory_sim import FactoryServers, FactorySim  # noqa: E402
+from sandbox.servers import LoopServer, ServerThread  # noqa: E402
+from sandbox.slack_standin import SlackStandin  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.support import BOT_TOKEN, BotHarness  # noqa: E402
+from wiring.app import create_app  # noqa: E402
 
 
 async def main() -> tuple[str, str]:

@@ -16,14 +16,14 @@ from sqlalchemy import text
 from bot.clock import ManualClock
 from bot.config import CONTENT_DIR, Settings
 from bot.db import make_engine
-from bot.main import create_app
 from bot.migrate import upgrade
 from bot.models import ALL_TABLES
 from bot.playbook import load_roster
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
-from bot.sandbox.servers import LoopServer, ServerThread
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.servers import LoopServer, ServerThread
+from sandbox.slack_standin import SlackStandin
 from tests.support import BOT_TOKEN, SIGNING_SECRET, BotHarness
+from wiring.app import create_app
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 

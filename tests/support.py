@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -16,16 +14,15 @@ from sqlalchemy import select
 
 from bot.context import Services
 from bot.models import Incident, TimelineEvent
+from sandbox.page import sign as slack_sign
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-token-123456"
 
 
 def sign(body: bytes, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
-    base = f"v0:{ts}:".encode() + body
-    sig = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig}
+    """Slack's request signature headers: the one implementation is the sandbox page's."""
+    return slack_sign(secret, body, ts)
 
 
 @dataclass

@@ -60,8 +60,8 @@ async def test_stale_timestamp_is_401(bot: BotHarness) -> None:
 
 
 async def test_readyz_503_when_database_unreachable(slack, tmp_path: Path) -> None:
-    from bot.main import create_app
-    from bot.sandbox.servers import LoopServer
+    from sandbox.servers import LoopServer
+    from wiring.app import create_app
 
     settings = make_settings("postgresql+asyncpg://nobody@127.0.0.1:1/nothing", slack)
     app = create_app(settings)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.cli import main
+from wiring.cli import main
 
 
 def test_delegated_command_keeps_a_leading_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from bot.clock import ManualClock
-from bot.main import create_app
 from bot.outbox import pending_count
-from bot.sandbox.servers import LoopServer
 from bot.worker import Worker
+from sandbox.servers import LoopServer
 from tests.conftest import PG_URL, make_settings
 from tests.support import BOT_TOKEN, SIGNING_SECRET, BotHarness
+from wiring.app import create_app
 
 
 def dms(bot: BotHarness, user: str) -> int:

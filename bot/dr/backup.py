@@ -44,6 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot import __version__
+from bot.config import get_settings
 from bot.db import is_sqlite, make_engine
 from bot.models import Base
 
@@ -594,8 +595,6 @@ async def _reset_sequences(conn: AsyncConnection) -> None:
 
 
 def _database_url(arg: str | None) -> str:
-    from bot.config import get_settings
-
     return arg or get_settings().database_url
 
 

@@ -23,7 +23,8 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,15 +34,21 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
+from bot import incident_store as service
+from bot.config import Settings, get_settings
 from bot.context import Services
 from bot.dr.plan import DR_PLAN, load_dr, plan_hash
+from bot.errors import UserFacingError
 from bot.health.flows import recover, run_check
 from bot.health.monitor import MONITOR_USER, PROBLEM
 from bot.health.probes import describe_error
-from bot.incidents import service
+from bot.incidents.flows import DeclareRequest, IncidentFlows
+from bot.incidents.lifecycle import LifecycleFlows
 from bot.models import CheckSample, Drill, Incident, ProcessedRequest, TimelineEvent
+from bot.outbox import deliver, enqueue
+from bot.pir.metrics import fmt_duration
 from bot.playbook import PlaybookError, format_duration
+from bot.states import IncidentStatus
 
 log = logging.getLogger("incident_bot.drill")
 
@@ -80,12 +87,8 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-class DrillRefused(Exception):
+class DrillRefused(UserFacingError):
     """The drill cannot start (or go on); `message` says why, for the person who asked."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -108,8 +111,6 @@ def _secs(td: timedelta | None) -> float | None:
 
 def fmt_secs(value: object) -> str:
     """A stored number of seconds as '4 min 12 s'; None as '—'."""
-    from bot.pir.metrics import fmt_duration
-
     if not isinstance(value, int | float):
         return "—"
     return fmt_duration(timedelta(seconds=float(value)))
@@ -268,9 +269,6 @@ async def start_drill(
     target: Target | None = None,
 ) -> DrillStarted:
     """Open the DRILL incident, inject the fault and record the drill. DrillRefused says why not."""
-    from bot.incidents.flows import DeclareRequest, IncidentFlows
-    from bot.timers import run_due
-
     sc = SCENARIOS.get(scenario)
     if sc is None:
         raise DrillRefused(f"Unknown drill `{scenario[:30]}`: use one of {', '.join(SCENARIOS)} or tabletop.")
@@ -325,7 +323,7 @@ async def start_drill(
         return DrillStarted(
             drill.id, incident_id, result.channel_id, drill.scenario, dict(drill.report), True
         )
-    await run_due(svc, "web", incident_id=incident_id)  # the L1 page, marked [DRILL], goes out now
+    await svc.kick(incident_id)  # the L1 page, marked [DRILL], goes out now
     now = svc.clock.now()
     async with svc.db.session() as s:
         floor = (await s.execute(select(func.max(CheckSample.id)))).scalar_one_or_none() or 0
@@ -387,7 +385,7 @@ async def start_drill(
                 s,
                 channel,
                 incident_id,
-                _message_of("drill_started_message", drill_id, report),
+                svc.render.drill_started(drill_id, report),
                 key=f"drill:{drill_id}:started",
                 at=injection.at,
             )
@@ -400,8 +398,6 @@ def target_name(target: str) -> str:
 
 
 async def _abort(svc: Services, drill_id: int, incident_id: str, user: str, why: str) -> None:
-    from bot.incidents.lifecycle import LifecycleFlows
-
     now = svc.clock.now()
     async with svc.db.session() as s:
         row = await s.get(Drill, drill_id)
@@ -410,15 +406,6 @@ async def _abort(svc: Services, drill_id: int, incident_id: str, user: str, why:
             row.report = {**row.report, "state": "aborted", "error": why, "finished_at": _iso(now)}
         await service.add_event(s, incident_id, "drill", f"[DRILL] Aborted: {why}", at=now, actor=user)
     await LifecycleFlows(svc).resolve(incident_id, user, force=True)
-
-
-def _message_of(name: str, *args: Any) -> tuple[str, list[dict[str, Any]]]:
-    """Block Kit lives in handlers/cmd_dr.py; imported late, as bot.main does, so the domain loads alone."""
-    import importlib
-
-    fn = getattr(importlib.import_module("handlers.cmd_dr"), name)
-    text, blocks = fn(*args)
-    return str(text), list(blocks)
 
 
 async def _post(
@@ -430,8 +417,6 @@ async def _post(
     key: str,
     at: datetime,
 ) -> None:
-    from bot.outbox import enqueue
-
     text, blocks = message
     await enqueue(
         s,
@@ -445,8 +430,6 @@ async def _post(
 
 
 async def _deliver(svc: Services, incident_id: str) -> None:
-    from bot.outbox import deliver
-
     await deliver(svc, incident_id=incident_id)
 
 
@@ -590,8 +573,6 @@ async def finish_drill_if_any(
     """Finish the open drill of this incident once its checks are green again (or its incident was resolved
     meanwhile): store the report, post it in the war room, and close the drill incident so it no longer holds
     the Factory-health alert. None when there is no drill to finish yet. Safe to call after any check."""
-    from bot.incidents.lifecycle import LifecycleFlows
-
     now = svc.clock.now()
     async with svc.db.session() as s:
         stmt = (
@@ -606,7 +587,7 @@ async def finish_drill_if_any(
         if drill is None or inc is None or drill.report.get("state") != "running":
             return None
         m = await measure(s, drill, inc)
-        if m.recovered_at is None and inc.status != "RESOLVED":
+        if m.recovered_at is None and inc.status != IncidentStatus.RESOLVED:
             return None
         report = build_report(svc, dict(drill.report), m, now)
         report["finished_by"] = user
@@ -629,11 +610,11 @@ async def finish_drill_if_any(
                 s,
                 inc.channel_id,
                 incident_id,
-                _message_of("drill_report_message", drill.id, report),
+                svc.render.drill_report(drill.id, report),
                 key=f"drill:{drill.id}:report",
                 at=now,
             )
-        resolved = inc.status == "RESOLVED"
+        resolved = inc.status == IncidentStatus.RESOLVED
     await _deliver(svc, incident_id)
     if not resolved:
         await LifecycleFlows(svc).resolve(incident_id, user or MONITOR_USER, force=True)
@@ -952,7 +933,11 @@ def tabletop_summary(report: dict[str, Any], now: datetime, started_at: datetime
 # -- CLI -----------------------------------------------------------------------------------------------------
 
 
-def drill_main(argv: Sequence[str], *, settings: Settings | None = None) -> int:
+# How the CLI gets its services: wiring.services.open_services (the domain does not build them itself).
+OpenServices = Callable[[Settings], AbstractAsyncContextManager[Services]]
+
+
+def drill_main(argv: Sequence[str], open_services: OpenServices, *, settings: Settings | None = None) -> int:
     """`incident-bot drill fail|throttle|badjwt|service-down [--wait [--recover]]`."""
     p = argparse.ArgumentParser(
         prog="incident-bot drill",
@@ -979,50 +964,40 @@ def drill_main(argv: Sequence[str], *, settings: Settings | None = None) -> int:
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(list(argv))
-    from bot.config import get_settings
-
     try:
-        return asyncio.run(_drill_cli(settings or get_settings(), args))
+        return asyncio.run(_drill_cli(open_services(settings or get_settings()), args))
     except DrillRefused as exc:
         print(f"incident-bot drill: {exc.message}", file=sys.stderr)
         return 1
 
 
-async def _drill_cli(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.main import build_services
-    from handlers.slack_chat import make_session
-
-    async with make_session(settings.slack_timeout) as session:
-        svc, _client = build_services(settings, session=session)
-        try:
-            target: Target | None = None if args.target == "auto" else args.target
-            started = await start_drill(svc, args.scenario, args.user, target=target)
-            _print_started(started, args.json)
-            if not args.wait:
-                return 0
-            report = await wait_for_drill(
-                svc,
-                started,
-                args.user,
-                interval=args.interval,
-                timeout=args.timeout,
-                run_recovery=args.recover,
-            )
-            if report is None:
-                print(
-                    "incident-bot drill: not recovered before the timeout; the drill stays open "
-                    f"({started.incident_id}).",
-                    file=sys.stderr,
-                )
-                return 1
-            print(
-                json.dumps(report, indent=2) if args.json else report_text(report),
-                end="" if not args.json else "\n",
-            )
+async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argparse.Namespace) -> int:
+    async with services as svc:
+        target: Target | None = None if args.target == "auto" else args.target
+        started = await start_drill(svc, args.scenario, args.user, target=target)
+        _print_started(started, args.json)
+        if not args.wait:
             return 0
-        finally:
-            await svc.tasks.drain(timeout=10)
-            await svc.db.dispose()
+        report = await wait_for_drill(
+            svc,
+            started,
+            args.user,
+            interval=args.interval,
+            timeout=args.timeout,
+            run_recovery=args.recover,
+        )
+        if report is None:
+            print(
+                "incident-bot drill: not recovered before the timeout; the drill stays open "
+                f"({started.incident_id}).",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            json.dumps(report, indent=2) if args.json else report_text(report),
+            end="" if not args.json else "\n",
+        )
+        return 0
 
 
 def _print_started(started: DrillStarted, as_json: bool) -> None:

@@ -13,17 +13,17 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
+from bot import incident_store as service
 from bot.context import Services
+from bot.dr.drill import drill_summary
 from bot.dr.plan import load_dr, plan_hash
-from bot.incidents import service
+from bot.errors import UserFacingError
 from bot.models import Drill, Signoff
 from bot.playbook import format_duration
 
 
-class SignoffError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class SignoffError(UserFacingError):
+    """A sign-off refused (unknown role, not allowed); `message` says why."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,6 @@ def review_state(signoffs: list[SignoffView], interval: timedelta, now: datetime
 
 
 async def dr_status(svc: Services) -> DrStatus:
-    from bot.dr.drill import drill_summary
-
     dr, digest, now = load_dr(), plan_hash(), svc.clock.now()
     async with svc.db.session() as s:
         signoffs = [

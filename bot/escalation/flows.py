@@ -4,7 +4,6 @@ acknowledge, escalate by hand. Fencing: a timer fires only while its plan_versio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,14 +11,16 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
-from bot.incidents import service
 from bot.models import Incident, Page, Timer
 from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
 from bot.priority import BACKGROUND, PAGE, with_priority
+from bot.states import IncidentStatus, PageState, TimerState
+from bot.timefmt import fmt_elapsed
 from bot.timers import finish, retry_later
 
 log = logging.getLogger("incident_bot.escalation")
@@ -52,12 +53,14 @@ async def replan(
     inc.plan_version = (inc.plan_version or 0) + 1
     await s.execute(
         update(Timer)
-        .where(Timer.incident_id == inc.id, Timer.state == "pending")
-        .values(state="dropped", last_error=f"replanned: {reason}")
+        .where(Timer.incident_id == inc.id, Timer.state == TimerState.PENDING)
+        .values(state=TimerState.DROPPED, last_error=f"replanned: {reason}")
         .execution_options(synchronize_session=False)
     )
-    sent = {p.step: p.sent_at or p.due_at for p in await pages_in_cycle(s, inc) if p.state != "failed"}
-    resolved = inc.status == "RESOLVED"
+    sent = {
+        p.step: p.sent_at or p.due_at for p in await pages_in_cycle(s, inc) if p.state != PageState.FAILED
+    }
+    resolved = inc.status == IncidentStatus.RESOLVED
     steps = plan(
         policy_of(svc),
         LadderState(
@@ -135,11 +138,7 @@ class PageView:
 
 
 def _open_for(now: datetime, since: datetime) -> str:
-    secs = int((now - since).total_seconds())
-    if secs < 60:
-        return f"{max(secs, 0)} s"
-    mins = secs // 60
-    return f"{mins} min" if mins < 120 else f"{mins // 60} h {mins % 60} min"
+    return fmt_elapsed(now - since)
 
 
 async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
@@ -147,10 +146,10 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
     async with svc.db.session() as s:
         t = await s.get(Timer, timer.id)
         inc = await service.get(s, timer.incident_id or "", for_update=True)
-        if t is None or t.state != "claimed" or t.claimed_by != worker:
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
-        if inc is None or t.plan_version != inc.plan_version or inc.status == "RESOLVED":
-            t.state, t.last_error = "dropped", "stale plan"
+        if inc is None or t.plan_version != inc.plan_version or inc.status == IncidentStatus.RESOLVED:
+            t.state, t.last_error = TimerState.DROPPED, "stale plan"
             return
         level = int(t.data.get("level", t.step.removeprefix("L")))
         page = (
@@ -158,8 +157,8 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
                 select(Page).where(Page.incident_id == inc.id, Page.cycle == inc.cycle, Page.step == t.step)
             )
         ).scalar_one_or_none()
-        if page is not None and page.state in ("sent", "failed"):
-            t.state, t.fired_at = "done", now  # already sent by an earlier claim: never twice
+        if page is not None and page.state in (PageState.SENT, PageState.FAILED):
+            t.state, t.fired_at = TimerState.DONE, now  # already sent by an earlier claim: never twice
             return
         users = list(svc.playbook.roster.users(level))
         if page is None:
@@ -172,7 +171,7 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
                 users={"ids": users},
                 reason=str(t.data.get("reason", "")),
                 due_at=due,
-                state="sending",
+                state=PageState.SENDING,
                 dm={},
             )
             s.add(page)
@@ -228,8 +227,8 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
             delivered["_war_room"] = {"channel": view.channel_id}
         page_row.dm = delivered
         ok = bool(delivered) or (not users)
-        page_row.state, page_row.sent_at = ("sent" if ok else "failed"), sent_at
-        t.state, t.fired_at = "done", sent_at
+        page_row.state, page_row.sent_at = (PageState.SENT if ok else PageState.FAILED), sent_at
+        t.state, t.fired_at = TimerState.DONE, sent_at
         lateness = (sent_at - page_row.due_at).total_seconds()
         who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
         await service.add_event(
@@ -316,12 +315,12 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
         inc = await service.get(s, timer.incident_id or "")
         if t is None or t.claimed_by != worker:
             return
-        if inc is None or t.plan_version != inc.plan_version or inc.status == "RESOLVED":
-            t.state, t.last_error = "dropped", "stale plan"
+        if inc is None or t.plan_version != inc.plan_version or inc.status == IncidentStatus.RESOLVED:
+            t.state, t.last_error = TimerState.DROPPED, "stale plan"
             return
         cadence = timedelta(seconds=float(t.data.get("cadence", 1800)))
         n = int(t.step.removeprefix("update-") or 1)
-        t.state, t.fired_at = "done", now
+        t.state, t.fired_at = TimerState.DONE, now
         s.add(
             Timer(
                 incident_id=inc.id,
@@ -376,7 +375,7 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
         inc = await service.get(s, incident_id, for_update=True)
         if inc is None:
             return AckResult("missing", incident_id)
-        if inc.status == "RESOLVED":
+        if inc.status == IncidentStatus.RESOLVED:
             return AckResult("resolved", incident_id, channel_id=inc.channel_id)
         if inc.ack_cycle == inc.cycle:
             return AckResult("already", incident_id, inc.acknowledged_by, channel_id=inc.channel_id)
@@ -384,8 +383,8 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             inc.acknowledged_at = now  # the first acknowledgement is what MTTA measures
         inc.acknowledged_by, inc.ack_cycle = user, inc.cycle
         after = _open_for(now, inc.cycle_started_at or inc.declared_at)
-        if inc.status == "NEW":
-            inc.status = "INVESTIGATING"
+        if inc.status == IncidentStatus.NEW:
+            inc.status = IncidentStatus.INVESTIGATING
         pages = await pages_in_cycle(s, inc)
         for p in pages:
             if p.acked_at is None:
@@ -426,7 +425,7 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
         inc = await service.get(s, incident_id, for_update=True)
         if inc is None:
             return "No such incident."
-        if inc.status == "RESOLVED":
+        if inc.status == IncidentStatus.RESOLVED:
             return "The incident is resolved; reopen it first."
         sent = [p.level for p in await pages_in_cycle(s, inc)]
         nxt = (max(sent) + 1) if sent else 1
@@ -439,15 +438,8 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
         await service.add_event(
             s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
         )
-    from bot.timers import run_due
-
-    await run_due(svc, f"web-{user}", incident_id=incident_id)
+    await svc.kick(incident_id, by=f"web-{user}")
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
-
-
-def register_effects(register: Callable[[str, Any], None]) -> None:
-    """Escalation's effects are generic (DM edits are 'update', war-room lines 'post'); nothing of its own yet."""
-    del register
 
 
 __all__ = ["acknowledge", "escalate_now", "finish", "fire_page", "fire_reminder", "replan"]

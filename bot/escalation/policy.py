@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.playbook import PlaybookError, parse_duration
+from bot.timefmt import fmt_elapsed
 
 Mode = Literal["dm", "channel", "none"]
 
@@ -100,11 +101,7 @@ class LadderState:
 
 
 def _ago(td: timedelta) -> str:
-    secs = td.total_seconds()
-    if secs < 60:  # scaled ladders (sandbox --fast) run in seconds
-        return f"{secs:.0f} s"
-    mins = secs / 60
-    return f"{mins:.0f} min" if mins < 120 else f"{mins / 60:g} h"
+    return fmt_elapsed(td)  # scaled ladders (sandbox --fast) run in seconds
 
 
 def plan(policy: Policy, st: LadderState) -> list[PlannedStep]:

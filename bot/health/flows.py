@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.health.probes import CheckReport, ProbeResult, RecoveryResult, probe_names, run_probes, run_recovery
 from bot.health.report import redact_report_url
-from bot.incidents import service
 from bot.models import CheckSample
 
 OnResult = Callable[[ProbeResult], Awaitable[None]]

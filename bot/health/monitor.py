@@ -10,12 +10,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from bot import incident_store as service
 from bot.context import Services
+from bot.escalation.flows import replan
 from bot.health.flows import run_check
 from bot.health.probes import CheckReport
 from bot.health.thresholds import Thresholds, classify, load_thresholds
-from bot.incidents import service
+from bot.incidents.flows import DeclareRequest, IncidentFlows
 from bot.models import CheckSample
+from bot.outbox import deliver, enqueue
+from bot.states import IncidentStatus
 
 log = logging.getLogger("incident_bot.monitor")
 
@@ -104,7 +108,7 @@ async def monitor_once(svc: Services, th: Thresholds | None = None) -> str:
     if (
         report.verdict != "down"
         and w.failing_streak == 0
-        and open_inc.status not in ("MONITORING", "RESOLVED")
+        and open_inc.status not in (IncidentStatus.MONITORING, IncidentStatus.RESOLVED)
     ):
         await _back_to_normal(svc, open_inc.id, w)
         return "recovered"
@@ -112,9 +116,6 @@ async def monitor_once(svc: Services, th: Thresholds | None = None) -> str:
 
 
 async def _declare(svc: Services, report: CheckReport, w: Window, severity: str) -> str:
-    from bot.incidents.flows import DeclareRequest, IncidentFlows
-    from bot.timers import run_due
-
     down = [r for r in report.results if r.status == "down"]
     what = ", ".join(f"{r.name} {r.detail}" for r in down[:2]) or report.verdict
     summary = f"Factory health: {what}"[:480]
@@ -142,23 +143,20 @@ async def _declare(svc: Services, report: CheckReport, w: Window, severity: str)
                 at=svc.clock.now(),
                 data={"window": w.__dict__ | {"first_failing_at": str(w.first_failing_at)}},
             )
-        await run_due(svc, "monitor", incident_id=result.incident_id)
+        await svc.kick(result.incident_id, by="monitor")
     log.warning("monitor declared %s (%s)", result.incident_id, severity)
     return "declared"
 
 
 async def _back_to_normal(svc: Services, incident_id: str, w: Window) -> None:
-    from bot.escalation.flows import replan
-    from bot.incidents.flows import IncidentFlows
-
     now = svc.clock.now()
     minimum = svc.playbook.severities.monitoring_minimum * svc.settings.time_scale
     mins = int(minimum.total_seconds() // 60)
     async with svc.db.session() as s:
         inc = await service.get(s, incident_id, for_update=True)
-        if inc is None or inc.status in ("MONITORING", "RESOLVED"):
+        if inc is None or inc.status in (IncidentStatus.MONITORING, IncidentStatus.RESOLVED):
             return
-        inc.status, inc.monitoring_at, inc.updated_at = "MONITORING", now, now
+        inc.status, inc.monitoring_at, inc.updated_at = IncidentStatus.MONITORING, now, now
         await replan(svc, s, inc, reason="metrics back to normal")
         await service.add_event(
             s,
@@ -167,17 +165,15 @@ async def _back_to_normal(svc: Services, incident_id: str, w: Window) -> None:
             f"Status → MONITORING by the monitor: metrics back to normal ({w.describe()})",
             at=now,
             actor=MONITOR_USER,
-            data={"status": "MONITORING", "by": "monitor"},
+            data={"status": IncidentStatus.MONITORING, "by": "monitor"},
         )
         channel = inc.channel_id
     await IncidentFlows(svc).refresh_template(incident_id)
-    from bot.dr.drill import finish_drill_if_any
-
-    if await finish_drill_if_any(svc, incident_id):
-        return  # a drill: its report says the rest
+    # A drill registers a hook (wiring) that finishes it here; its report then says the rest.
+    for owns_recovery in svc.dispatch.recovery_hooks:
+        if await owns_recovery(svc, incident_id):
+            return
     if channel:
-        from bot.outbox import deliver, enqueue
-
         async with svc.db.session() as s:
             await enqueue(
                 s,

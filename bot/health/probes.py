@@ -14,25 +14,27 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-if TYPE_CHECKING:
-    from bot.health.thresholds import Thresholds
+# The result types live in bot.health.results; re-exported here, where callers have always found them.
+from bot.health.results import (
+    FACTORY_PROBES,
+    SERVICE_PROBES,
+    CheckReport,
+    ProbeResult,
+    RecoveryOutcome,
+    Status,
+    Verdict,
+)
+from bot.health.thresholds import Thresholds, load_thresholds, suggest_severity
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ok", "degraded", "down", "skipped"]
-Verdict = Literal["healthy", "degraded", "down"]
-Severity = Literal["P0", "P1", "P2", "P3"]
-RecoveryOutcome = Literal["resolved", "no_chaos", "unresolved", "no_report_url", "failed"]
-
-FACTORY_PROBES = ("factory_docs", "factory_vendor", "order", "verify", "jwks")
-SERVICE_PROBES = ("service_root", "service_docs")
-ORDER_PATH = ("order", "verify")
 THROTTLE_HINT = "throttle chaos hides its reportUrl for 32 s"
+
 # A minimal valid order: one item (0 or more than 20 items makes the Factory wait 32 s, then answer 503).
 PROBE_ORDER: dict[str, Any] = {
     "diner": {"id": 1, "name": "incident-bot probe", "email": "probe@jwt.com"},
@@ -43,62 +45,6 @@ PROBE_ORDER: dict[str, Any] = {
         "id": 1,
     },
 }
-
-
-@dataclass
-class ProbeResult:
-    name: str
-    title: str
-    status: Status
-    http_status: int | None
-    latency_ms: float
-    detail: str
-    report_url: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CheckReport:
-    results: list[ProbeResult]
-    started_at: datetime
-    wall_ms: float
-    verdict: Verdict
-    suggested_severity: Severity | None
-    report_url: str | None
-
-    @property
-    def checks(self) -> int:
-        return len(self.results)
-
-    def result(self, name: str) -> ProbeResult | None:
-        return next((r for r in self.results if r.name == name), None)
-
-    @property
-    def chaos_type(self) -> str | None:
-        """The chaos running, as the vendor record says or, failing that, as the order path shows it."""
-        vendor, order, verify = self.result("factory_vendor"), self.result("order"), self.result("verify")
-        if vendor is not None and vendor.data.get("chaos_state") == "running":
-            return str(vendor.data["chaos"]["type"])
-        if order is not None and order.data.get("chaos_monkey"):
-            return "fail"
-        if verify is not None and verify.status == "down" and verify.http_status == 403 and self.report_url:
-            return "badjwt"
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict,
-            "suggested_severity": self.suggested_severity,
-            "report_url": self.report_url,
-            "chaos_type": self.chaos_type,
-            "started_at": self.started_at.isoformat(),
-            "wall_ms": round(self.wall_ms, 1),
-            "checks": self.checks,
-            "results": [r.to_dict() for r in self.results],
-        }
 
 
 @dataclass
@@ -348,8 +294,6 @@ async def run_probes(
     """Run the probes (7, or 5 without `service_url`: `probe_names()` lists them) and judge the result.
 
     `on_result` is awaited as each probe finishes (progress updates); its errors are logged, not raised."""
-    from bot.health.thresholds import load_thresholds, suggest_severity
-
     started_at, t0 = datetime.now(UTC), time.perf_counter()
     factory_url = factory_url.rstrip("/")
     async with _http(client, transport, timeout) as http:

@@ -4,7 +4,6 @@ and the rules that turn metrics, or a single check, into a suggested severity.""
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -12,13 +11,12 @@ from typing import Any, Literal, cast
 import yaml
 
 # probes imports this module lazily (inside run_probes), so this import is not circular.
-from bot.health.probes import FACTORY_PROBES, ORDER_PATH, SERVICE_PROBES, CheckReport, Severity
+from bot import timefmt
+from bot.health.results import FACTORY_PROBES, ORDER_PATH, SERVICE_PROBES, CheckReport, Severity
 
 Level = Literal["critical", "high", "medium"]
 LEVELS: tuple[Level, ...] = ("critical", "high", "medium")
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "playbook_content" / "thresholds.yaml"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -75,13 +73,9 @@ class Thresholds:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or "30s", "10m", "1h", "2d" (the playbook_content convention)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"bad duration {value!r}: use e.g. 30s, 10m, 1h, 2d")
-    return float(match[1]) * _UNIT_S[match[2]]
+    """Seconds, in the one duration grammar (bot.timefmt: a number or "30s", "10m", "1h", "2d")."""
+    td = timefmt.parse_duration(value if isinstance(value, str | int | float) else str(value))
+    return 0.0 if td is None else td.total_seconds()
 
 
 def _levels(raw: dict[str, Any], key: str, higher_is_worse: bool) -> Levels:

@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
+from bot.db import DatabaseUnavailable
+from bot.escalation.flows import replan
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
+from bot.incidents.lifecycle import announce_declared
 from bot.models import Incident, OutboxMessage
+from bot.outbox import deliver, enqueue, requeue, state_of
 from bot.ports import ChatError
+from bot.states import IncidentStatus, OutboxState, ProvisionState
 
 log = logging.getLogger("incident_bot.declare")
 
@@ -53,23 +57,6 @@ class DeclareResult:
         return self.state in ("ready", "failed")
 
 
-async def _provision_effect(svc: Services, row: OutboxMessage) -> dict[str, object]:
-    """Runs only under this row's claim: the single owner of the incident's war room."""
-    result = await IncidentFlows(svc).provision(str(row.incident_id))
-    if result.state == "failed" and result.error:
-        raise ChatError("provision", result.error)
-    return {"channel": result.channel_id}
-
-
-async def _template_effect(svc: Services, row: OutboxMessage) -> None:
-    await IncidentFlows(svc).push_template(str(row.incident_id))
-
-
-def register_effects(register: Callable[[str, Any], None]) -> None:
-    register("provision", _provision_effect)
-    register("template", _template_effect)
-
-
 class IncidentFlows:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
@@ -102,9 +89,6 @@ class IncidentFlows:
             result = await self.request_provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
-        from bot.db import DatabaseUnavailable
-        from bot.outbox import deliver
-
         try:
             await deliver(self.svc, incident_id=existing)
             # A duplicate delivery may have claimed the row first: then it is the owner and this one waits.
@@ -119,19 +103,15 @@ class IncidentFlows:
 
         Used by Slack's retries, double submits and the "Retry setup" button. A row that gave up is made
         pending again; a row another delivery holds is left to it: two owners would make two channels."""
-        from bot.outbox import requeue
-
         async with self.svc.db.session() as s:
             inc = await service.get(s, incident)
             if inc is None:
                 return DeclareResult("failed", incident, error="incident not found")
-            if inc.provision_state != "ready":
+            if inc.provision_state != ProvisionState.READY:
                 await requeue(s, f"{incident}:provision", self.svc.clock.now())
         return await self._await_provision(incident, wait)
 
     async def _await_provision(self, incident: str, wait: float) -> DeclareResult:
-        from bot.outbox import deliver
-
         deadline = time.monotonic() + wait
         while True:
             await deliver(self.svc, incident_id=incident)
@@ -143,16 +123,14 @@ class IncidentFlows:
             await asyncio.sleep(0.05)  # the owner is mid-way (maybe in another process): let it finish
 
     async def _provision_in_flight(self, incident: str) -> bool:
-        from bot.outbox import state_of
-
-        return await state_of(self.svc, f"{incident}:provision") in ("pending", "sending")
+        return await state_of(self.svc, f"{incident}:provision") in (OutboxState.PENDING, OutboxState.SENDING)
 
     async def _provision_result(self, incident: str) -> DeclareResult:
         async with self.svc.db.session() as s:
             row = await service.get(s, incident)
         if row is None:
             return DeclareResult("failed", incident, error="incident not found")
-        if row.provision_state == "ready":
+        if row.provision_state == ProvisionState.READY:
             return DeclareResult("ready", row.id, row.channel_id)
         return DeclareResult(
             "failed", row.id, row.channel_id, row.provision_error or "war room setup pending"
@@ -182,9 +160,6 @@ class IncidentFlows:
             actor=req.user,
             data={"severity": req.severity, "area": req.area, "source": req.source, "drill": req.is_drill},
         )
-        from bot.escalation.flows import replan  # escalation depends on incidents, not the reverse at import
-        from bot.outbox import enqueue
-
         await replan(self.svc, s, inc, reason="declared")
         # The war room is an outbox effect: if Slack is down now, the worker builds it when Slack returns.
         await enqueue(
@@ -197,7 +172,7 @@ class IncidentFlows:
         return Incident(
             id=inc_id,
             severity=req.severity,
-            status="NEW",
+            status=IncidentStatus.NEW,
             summary=req.summary,
             impact=req.impact,
             root_cause="",
@@ -213,7 +188,7 @@ class IncidentFlows:
             is_drill=req.is_drill,
             source=req.source,
             problem_key=req.problem_key,
-            provision_state="pending",
+            provision_state=ProvisionState.PENDING,
         )
 
     # -- war room -----------------------------------------------------------------------------------------
@@ -225,7 +200,7 @@ class IncidentFlows:
                 inc = await service.get(s, incident)
                 if inc is None:
                     return DeclareResult("failed", incident, error="incident not found")
-                if inc.provision_state == "ready":
+                if inc.provision_state == ProvisionState.READY:
                     return DeclareResult("ready", inc.id, inc.channel_id)
             step = "conversations.create"
             if inc.channel_id is None:
@@ -253,7 +228,7 @@ class IncidentFlows:
         async with self.svc.db.session() as s:
             row = await service.get(s, incident)
             assert row is not None
-            row.provision_state, row.provision_error = "ready", None
+            row.provision_state, row.provision_error = ProvisionState.READY, None
             await service.add_event(
                 s,
                 incident,
@@ -262,15 +237,13 @@ class IncidentFlows:
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )
-        from bot.incidents.lifecycle import announce_declared  # stakeholders hear once the war room exists
-
+        # Stakeholders hear once the war room exists.
         await announce_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)
 
     async def refresh_template(self, incident: str) -> bool:
         """Edit the pinned template in place (through the outbox, so a Slack outage only delays it).
         True when it is already done."""
-        from bot.outbox import deliver, enqueue
 
         async with self.svc.db.session() as s:
             inc = await service.get(s, incident)
@@ -403,7 +376,7 @@ class IncidentFlows:
             row = await service.get(s, incident)
             if row is None:
                 return
-            row.provision_state, row.provision_error = "failed", f"{step}: {exc.error}"
+            row.provision_state, row.provision_error = ProvisionState.FAILED, f"{step}: {exc.error}"
             await service.add_event(
                 s,
                 incident,
@@ -412,3 +385,16 @@ class IncidentFlows:
                 at=self.svc.clock.now(),
                 data={"method": step, "error": exc.error},
             )
+
+
+async def provision_effect(svc: Services, row: OutboxMessage) -> dict[str, str | None]:
+    """The outbox's `provision` effect (registered at wiring): build or resume the war room."""
+    result = await IncidentFlows(svc).provision(str(row.incident_id))
+    if result.state == "failed" and result.error:
+        raise ChatError("provision", result.error)
+    return {"channel": result.channel_id}
+
+
+async def template_effect(svc: Services, row: OutboxMessage) -> None:
+    """The outbox's `template` effect: the pinned template shows the incident as stored now."""
+    await IncidentFlows(svc).push_template(str(row.incident_id))

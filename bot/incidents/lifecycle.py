@@ -10,7 +10,6 @@ Nothing here knows Block Kit: handlers render the results.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -18,18 +17,19 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import incident_store as service
 from bot.context import Services
 from bot.escalation.flows import replan
-from bot.incidents import service
 from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
 from bot.priority import BACKGROUND
+from bot.states import OPEN_STATUSES, IncidentStatus
+from bot.timefmt import fmt_elapsed
 
 log = logging.getLogger("incident_bot.lifecycle")
 
-OPEN_STATUSES = ("NEW", "INVESTIGATING", "IDENTIFIED", "MONITORING")
 ROLES = {"commander": "Commander", "comms_lead": "Comms lead"}
 MAX_FIELD = 2900  # a template section is "*Root Cause*\n" + this, under Slack's 3000
 MAX_PINNED_TEXT = 4000
@@ -50,13 +50,13 @@ Role = Literal["commander", "comms_lead"]
 
 def transition_error(current: str, new: str) -> str | None:
     """Why `current -> new` is not allowed by `/incident status` or the update form, or None if it is."""
-    if new == "RESOLVED":
+    if new == IncidentStatus.RESOLVED:
         return "Use `/incident resolve` to resolve: it checks the resolution criteria first."
-    if current == "RESOLVED":
+    if current == IncidentStatus.RESOLVED:
         return "The incident is resolved. Use `/incident reopen` to work on it again."
     if new not in OPEN_STATUSES:
         return f"`{new[:20]}` is not a status: use one of {', '.join(OPEN_STATUSES)}."
-    if new == "NEW" and current != "NEW":
+    if new == IncidentStatus.NEW and current != IncidentStatus.NEW:
         return "NEW is only the starting status; pick INVESTIGATING, IDENTIFIED or MONITORING."
     return None
 
@@ -86,7 +86,7 @@ class ResolveCheck:
 
     @property
     def in_monitoring(self) -> bool:
-        return self.status == "MONITORING" and self.monitoring_for is not None
+        return self.status == IncidentStatus.MONITORING and self.monitoring_for is not None
 
     @property
     def met(self) -> bool:
@@ -105,15 +105,12 @@ class ResolveCheck:
 
 
 def resolve_check(inc: Incident, now: datetime, required: timedelta) -> ResolveCheck:
-    since = inc.monitoring_at if inc.status == "MONITORING" else None
+    since = inc.monitoring_at if inc.status == IncidentStatus.MONITORING else None
     return ResolveCheck(inc.id, inc.status, (now - since) if since else None, required)
 
 
 def minutes(td: timedelta | None) -> str:
-    if td is None:
-        return "—"
-    total = int(td.total_seconds() // 60)
-    return f"{total} min" if total < 120 else f"{total // 60} h {total % 60} min"
+    return fmt_elapsed(td)
 
 
 def post_resolution_text(
@@ -288,7 +285,7 @@ class LifecycleFlows:
             inc.updated_at = now
             await replan(self.svc, s, inc, reason=f"status {status}")
             line = f"🔄 {line} by <@{user}>"
-            if status == "MONITORING":
+            if status == IncidentStatus.MONITORING:
                 wait = self.monitoring_minimum()
                 line += f". `/incident resolve` after {minutes(wait)} with no issues ({now + wait:%H:%M} UTC)"
             await self._template_and_line(s, inc, line, now)
@@ -300,9 +297,9 @@ class LifecycleFlows:
     ) -> str:
         old = inc.status
         inc.status = status
-        if status == "MONITORING":
+        if status == IncidentStatus.MONITORING:
             inc.monitoring_at = now  # the resolution criterion counts from here
-        elif old == "MONITORING":
+        elif old == IncidentStatus.MONITORING:
             inc.monitoring_at = None  # left monitoring (the fix did not hold): the count starts over
         await service.add_event(
             s,
@@ -400,7 +397,7 @@ class LifecycleFlows:
             inc = await service.get(s, incident_id, for_update=True)
             if inc is None:
                 return ResolveResult("missing", incident_id, "That incident no longer exists.")
-            if inc.status == "RESOLVED":
+            if inc.status == IncidentStatus.RESOLVED:
                 return ResolveResult("already", inc.id, f"{inc.id} is already resolved.")
             check = resolve_check(inc, now, self.monitoring_minimum())
             if not check.met and not force:
@@ -416,7 +413,7 @@ class LifecycleFlows:
                 text = f"{inc.id} does not meet the resolution criteria yet."
                 return ResolveResult("blocked", inc.id, text, check)
             forced = check if not check.met else None
-            inc.status, inc.resolved_at, inc.updated_at = "RESOLVED", now, now
+            inc.status, inc.resolved_at, inc.updated_at = IncidentStatus.RESOLVED, now, now
             took = now - (inc.cycle_started_at or inc.declared_at)
             text = f"Resolved by <@{user}> after {minutes(took)}"
             if forced is not None:
@@ -451,14 +448,19 @@ class LifecycleFlows:
             inc = await service.get(s, incident_id, for_update=True)
             if inc is None:
                 return Outcome(False, "That incident no longer exists.")
-            if inc.status != "RESOLVED":
+            if inc.status != IncidentStatus.RESOLVED:
                 text = f"Only a resolved incident can be reopened; {inc.id} is {inc.status}."
                 return Outcome(False, text, inc.id)
             was = inc.resolved_at.isoformat() if inc.resolved_at else None
             # A new cycle: pages are unique per cycle, so the ladder starts again at L1 from now.
             inc.cycle += 1
             inc.cycle_started_at = now
-            inc.status, inc.resolved_at, inc.monitoring_at, inc.updated_at = "INVESTIGATING", None, None, now
+            inc.status, inc.resolved_at, inc.monitoring_at, inc.updated_at = (
+                IncidentStatus.INVESTIGATING,
+                None,
+                None,
+                now,
+            )
             inc.acknowledged_by = None  # the template must not show last cycle's acknowledgement as current
             await service.add_event(
                 s,
@@ -632,10 +634,8 @@ class LifecycleFlows:
         """After commit: send the queued effects now; what fails transiently the worker retries."""
         await deliver(self.svc, incident_id=incident_id)
         if fire_due:
-            from bot.timers import run_due  # timers import escalation, which imports incidents
-
             # Steps due now (L1 after reopen, a raised severity) go out without waiting for the worker.
-            await run_due(self.svc, "web", incident_id=incident_id)
+            await self.svc.kick(incident_id)
 
     async def _slack_failed(self, incident_id: str, exc: ChatError, what: str) -> None:
         log.warning("%s for %s: %s", what, incident_id, exc)
@@ -650,15 +650,12 @@ class LifecycleFlows:
             )
 
 
-async def _invite_effect(svc: Services, row: OutboxMessage) -> dict[str, Any]:
+async def invite_effect(svc: Services, row: OutboxMessage) -> dict[str, Any]:
+    """The outbox's `invite` effect (registered at wiring): add `payload.users` to the row's channel."""
     users = [str(u) for u in row.payload.get("users", [])]
     if users:
         await svc.chat.invite(row.channel, users)
     return {"users": users}
-
-
-def register_effects(register: Callable[[str, Any], None]) -> None:
-    register("invite", _invite_effect)
 
 
 async def announce_declared(svc: Services, incident_id: str) -> bool:
@@ -679,7 +676,7 @@ async def open_war_rooms(svc: Services, limit: int = 5) -> list[tuple[str, str]]
     async with svc.db.session() as s:
         stmt = (
             select(Incident.id, Incident.channel_id)
-            .where(Incident.status != "RESOLVED", Incident.channel_id.is_not(None))
+            .where(Incident.status != IncidentStatus.RESOLVED, Incident.channel_id.is_not(None))
             .order_by(Incident.declared_at.desc())
             .limit(limit)
         )

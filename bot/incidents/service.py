@@ -1,117 +1,18 @@
-"""Queries over incidents and their timeline. No orchestration here: flows call these inside a transaction."""
+"""Moved to bot.incident_store (a store module below every domain package). This name stays for code written
+against it before the move; new code imports bot.incident_store. Remove once no branch uses it."""
 
-from __future__ import annotations
-
-from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.models import Incident, ProcessedRequest, TimelineEvent
-
-
-async def get(session: AsyncSession, incident_id: str, *, for_update: bool = False) -> Incident | None:
-    stmt = select(Incident).where(Incident.id == incident_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def by_channel(session: AsyncSession, channel_id: str) -> Incident | None:
-    return (
-        await session.execute(select(Incident).where(Incident.channel_id == channel_id))
-    ).scalar_one_or_none()
-
-
-async def open_for_problem(session: AsyncSession, problem_key: str) -> Incident | None:
-    stmt = select(Incident).where(Incident.problem_key == problem_key, Incident.status != "RESOLVED").limit(1)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def declared_since(session: AsyncSession, user: str, since: datetime) -> int:
-    stmt = select(func.count()).where(
-        Incident.declared_by == user, Incident.declared_at >= since, Incident.source != "monitor"
-    )
-    return int((await session.execute(stmt)).scalar_one())
-
-
-async def id_taken(session: AsyncSession, incident_id: str) -> bool:
-    return (await session.execute(select(Incident.id).where(Incident.id == incident_id))).first() is not None
-
-
-def _insert(session: AsyncSession, model: type[Any]) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-async def claim_request(session: AsyncSession, key: str, at: datetime, ref: str | None = None) -> bool:
-    """Record a Slack request id; False when it was already processed (a retry or a double submit)."""
-    stmt = _insert(session, ProcessedRequest).values(key=key, at=at, ref=ref).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def request_ref(session: AsyncSession, key: str) -> str | None:
-    row = (await session.execute(select(ProcessedRequest.ref).where(ProcessedRequest.key == key))).first()
-    return row[0] if row else None
-
-
-async def set_request_ref(session: AsyncSession, key: str, ref: str) -> None:
-    row = await session.get(ProcessedRequest, key)
-    if row is not None:
-        row.ref = ref
-
-
-async def add_event(
-    session: AsyncSession,
-    incident_id: str,
-    kind: str,
-    text: str,
-    *,
-    at: datetime,
-    actor: str | None = None,
-    data: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
-) -> bool:
-    """Append to the timeline. With a dedupe key, a second insert is a no-op and returns False."""
-    values = dict(
-        incident_id=incident_id,
-        at=at,
-        kind=kind,
-        actor=actor,
-        text=text,
-        data=data or {},
-        dedupe_key=dedupe_key,
-    )
-    if dedupe_key is None:
-        session.add(TimelineEvent(**values))
-        await session.flush()
-        return True
-    stmt = _insert(session, TimelineEvent).values(**values).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def has_event(session: AsyncSession, dedupe_key: str) -> bool:
-    stmt = select(TimelineEvent.id).where(TimelineEvent.dedupe_key == dedupe_key)
-    return (await session.execute(stmt)).first() is not None
-
-
-async def events(
-    session: AsyncSession, incident_id: str, *, include_removed: bool = True
-) -> list[TimelineEvent]:
-    stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
-    if not include_removed:
-        stmt = stmt.where(TimelineEvent.removed.is_(False))
-    stmt = stmt.order_by(TimelineEvent.at, TimelineEvent.id)
-    return list((await session.execute(stmt)).scalars())
-
-
-async def event_kinds(session: AsyncSession, incident_id: str) -> list[str]:
-    return [e.kind for e in await events(session, incident_id)]
-
-
-def ago(now: datetime, then: datetime) -> timedelta:
-    return now - then
+from bot.incident_store import (  # noqa: F401
+    add_event,
+    ago,
+    by_channel,
+    claim_request,
+    declared_since,
+    event_kinds,
+    events,
+    get,
+    has_event,
+    id_taken,
+    open_for_problem,
+    request_ref,
+    set_request_ref,
+)

@@ -9,12 +9,15 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from bot import timefmt
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, get_settings
+from bot.context import Services
 from bot.db import Database, DatabaseUnavailable
 from bot.pir.data import load_for
+from bot.pir.flows import stats
 from bot.pir.metrics import Stats
 from bot.pir.render import render_markdown, render_stats_markdown, stats_dict
 
@@ -25,18 +28,13 @@ class _Offline:
     """What read-only commands need (bot.pir.data.ReadDeps): a database, the playbook, a clock; no Slack."""
 
     def __init__(self, settings: Settings) -> None:
-        from bot.context import Services
-
         self.db = Database(settings.database_url)
         self.clock: Clock = SystemClock()
         self.playbook = Services.load_playbook(settings)
 
 
 def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    return timefmt.zone(name)
 
 
 def pir_main(argv: Sequence[str]) -> int:
@@ -89,7 +87,6 @@ def stats_main(argv: Sequence[str]) -> int:
     if days <= 0:
         print("incident-bot stats: give the period as a number of days, e.g. 30d", file=sys.stderr)
         return 2
-    from bot.pir.flows import stats
 
     async def run() -> Stats:
         svc = _Offline(get_settings())

@@ -13,13 +13,14 @@ from typing import Literal
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 
+from bot import incident_store as service
 from bot.context import Services
-from bot.incidents import service
 from bot.models import ActionItem, Incident, Page, Timer
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
 from bot.pir.metrics import Measure, Stats, Times, compute_stats, fmt_duration, measures
 from bot.ports import ChatError
+from bot.states import IncidentStatus, TimerState
 from bot.timers import retry_later
 
 log = logging.getLogger("incident_bot.pir")
@@ -252,14 +253,17 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
     key = f"{timer.incident_id}:pir_reminder:{timer.step}"
     async with svc.db.session() as s:
         t = await s.get(Timer, timer.id)
-        if t is None or t.state != "claimed" or t.claimed_by != worker:
+        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
         inc = await service.get(s, t.incident_id or "")
-        if inc is None or t.plan_version != inc.plan_version or inc.status != "RESOLVED":
-            t.state, t.last_error = "dropped", "stale plan"  # reopened or replanned: a newer timer owns it
+        if inc is None or t.plan_version != inc.plan_version or inc.status != IncidentStatus.RESOLVED:
+            t.state, t.last_error = (
+                TimerState.DROPPED,
+                "stale plan",
+            )  # reopened or replanned: a newer timer owns it
             return
         if await service.has_event(s, key):
-            t.state, t.fired_at = "done", now
+            t.state, t.fired_at = TimerState.DONE, now
             return
         open_items = (
             await s.execute(
@@ -295,7 +299,7 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
     async with svc.db.session() as s:
         t = await s.get(Timer, timer.id)
         if t is not None:
-            t.state, t.fired_at = "done", fired
+            t.state, t.fired_at = TimerState.DONE, fired
         who = f"<@{commander}>" if commander else "no commander"
         await service.add_event(
             s,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.playbook import SEVERITIES, SeverityBook
+from bot.timefmt import fmt_duration as fmt_duration  # re-exported: callers import it from here
 
 # Seed 001: "MTTD target: <5 minutes for P0/P1"; lower severities have no detection target.
 MTTD_SEVERITIES = ("P0", "P1")
@@ -233,24 +234,6 @@ def _downtime(group: Sequence[Times], start: datetime, end: datetime) -> timedel
 
 def _round(td: timedelta) -> timedelta:
     return timedelta(seconds=round(td.total_seconds()))
-
-
-def fmt_duration(td: timedelta | None, *, units: int = 2) -> str:
-    """Human duration: '1 h 23 min', '4 min 12 s', '45 s', '2 d 3 h'. None -> '—'.
-
-    Shows `units` consecutive units from the largest non-zero one, so 1 h 0 min 5 s reads '1 h'."""
-    if td is None:
-        return "—"
-    secs = round(td.total_seconds())
-    if secs < 0:
-        return "-" + fmt_duration(-td, units=units)
-    amounts = []
-    for name, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        n, secs = divmod(secs, size)
-        amounts.append((n, name))
-    first = next((i for i, (n, _) in enumerate(amounts) if n), len(amounts) - 1)
-    shown = [f"{n} {name}" for n, name in amounts[first : first + units] if n]
-    return " ".join(shown) or "0 s"
 
 
 def fmt_target(td: timedelta | None) -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from bot import timefmt
 from bot.context import Services
 from bot.models import Incident
 from bot.pir import links
@@ -73,11 +74,11 @@ def _forbidden() -> Response:
 
 def _zone(request: Request, svc: Services) -> ZoneInfo | Response:
     name = request.query_params.get("tz") or svc.settings.display_tz or "UTC"
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    found = timefmt.zone(name)
+    if found is None:
         message = f"Unknown time zone {name[:60]!r}: use an Area/City name."
         return PlainTextResponse(message, status_code=400, headers=HEADERS)
+    return found
 
 
 def _incident_link(svc: Services, incident_id: str, suffix: str = "") -> str:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from bot.db import Database
 from bot.models import Incident, OutboxMessage, Page, TimelineEvent, Timer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 from tests.chaos.procs import Proc, bot_env, command_body, post_command
 from tests.conftest import _truncate
 from tests.support import sign

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import delete, select, update
 
 import bot.dr.backup as dr
 from bot.config import get_settings
 from bot.db import Database
 from bot.dr.backup import CorruptBackup, RestoreRefused, backup, backup_main, restore, restore_main
+from bot.migrate import alembic_config
 from bot.models import (
     ActionItem,
     Base,
@@ -35,6 +37,7 @@ from bot.models import (
 T0 = datetime(2026, 11, 23, 18, 30, 45, 123456, tzinfo=UTC)
 DENVER = timezone(timedelta(hours=-7))
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def _incident(iid: str, **kw: Any) -> Incident:
@@ -203,14 +206,6 @@ def _formats(db_url: str) -> list[str]:
     return ["backup.jsonl.gz", "backup.db"] if db_url.startswith("sqlite") else ["backup.jsonl.gz"]
 
 
-def _head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    from bot.migrate import alembic_config
-
-    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
-
-
 async def test_round_trip_restores_exactly_the_backed_up_state(db_url: str, tmp_path: Path) -> None:
     await seed(db_url)
     before = await dump(db_url)
@@ -218,7 +213,7 @@ async def test_round_trip_restores_exactly_the_backed_up_state(db_url: str, tmp_
     for name in _formats(db_url):
         info = await backup(db_url, tmp_path / name)
         assert info.rows == {t: len(rows) for t, rows in before.items()}
-        assert info.revision == _head_revision()  # the migrations' head, whatever it is after merges
+        assert info.revision == HEAD  # the migrations' head, whatever it is after merges
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600  # it holds incident text and ids
         await mutate(db_url)
         assert await dump(db_url) != before

@@ -24,13 +24,14 @@ from bot.dr.drill import (
 )
 from bot.dr.plan import load_dr
 from bot.health.monitor import PROBLEM, monitor_once
-from bot.main import create_app
 from bot.models import Drill, Incident
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
+from wiring.app import create_app
+from wiring.services import open_services
 
 T0_NAME = "incident-drill-20261123-120000"
 
@@ -367,7 +368,7 @@ async def test_cli_runs_an_unattended_drill_and_prints_the_report(
         factory_api_key=factory.sim.api_key,
     )
     argv = ["badjwt", "--wait", "--recover", "--interval", "0.05", "--timeout", "30", "--user", "UDECLARER"]
-    code = await asyncio.to_thread(drill_main, argv, settings=settings)
+    code = await asyncio.to_thread(drill_main, argv, open_services, settings=settings)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "started: badjwt" in out and "DRILL REPORT: badjwt" in out and "RTO           1 h: met" in out
@@ -375,5 +376,7 @@ async def test_cli_runs_an_unattended_drill_and_prints_the_report(
     channel = next(c for c in slack.channels.values() if c.name.startswith("incident-drill-"))
     assert any("Drill report" in blocks_text(m.blocks) for m in slack.messages[channel.id])
 
-    code = await asyncio.to_thread(drill_main, ["service-down", "--target", "factory"], settings=settings)
+    code = await asyncio.to_thread(
+        drill_main, ["service-down", "--target", "factory"], open_services, settings=settings
+    )
     assert code == 1 and "cannot be drilled against the real Factory" in capsys.readouterr().err

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot import incident_store as service
 from bot.clock import ManualClock
 from bot.escalation.flows import replan
-from bot.incidents import service
 from bot.models import Page, Timer
 from bot.timers import claim
 from bot.worker import Worker

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
-from bot.main import build_services
 from bot.models import Incident, Page, Timer
 from bot.worker import Worker
 from tests.conftest import PG_SKIP, make_settings
+from wiring.services import build_services
 
 N = 200
 
@@ -26,8 +26,8 @@ async def test_two_workers_page_each_step_exactly_once(
     settings = make_settings(pg_migrated_clean, slack)
     now = clock.now()
     async with aiohttp.ClientSession() as http:
-        a, _ = build_services(settings, clock=clock, session=http)
-        b, _ = build_services(settings, clock=clock, session=http)
+        a = build_services(settings, clock=clock, session=http).svc
+        b = build_services(settings, clock=clock, session=http).svc
         async with a.db.session() as s:
             for i in range(N):
                 inc_id = f"INC-20261123-{i:06d}"

@@ -15,9 +15,9 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.models import Incident
 from bot.playbook import AREAS, SEVERITIES, STATUSES
-from bot.sandbox.slack_standin import SlackStandin
 from handlers.app import BROKEN
 from handlers.parse import _PARSERS, MAX_NOTE, MAX_SUMMARY, MAX_TEXT, Command, UsageError, parse
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.health.monitor import monitor_once
 from bot.models import CheckSample, Incident
-from bot.sandbox.factory_sim import FactoryServers
+from sandbox.factory_sim import FactoryServers
 from tests.support import BotHarness
 
 

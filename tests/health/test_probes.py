@@ -20,7 +20,7 @@ from bot.health.probes import (
     run_recovery,
 )
 from bot.health.report import check_main, redact_report_url, render_table
-from bot.sandbox.factory_sim import DEFAULT_API_KEY, FactoryServers
+from sandbox.factory_sim import DEFAULT_API_KEY, FactoryServers
 from tests.conftest import MakeServers
 
 KEY = DEFAULT_API_KEY

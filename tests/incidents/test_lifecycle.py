@@ -13,8 +13,8 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.incidents.lifecycle import LifecycleFlows, announce_declared, status_options, transition_error
 from bot.models import Incident, Page, Timer
-from bot.sandbox.slack_standin import Channel, SlackStandin, block_problems, view_problems
 from handlers import lifecycle_blocks as lb
+from sandbox.slack_standin import Channel, SlackStandin, block_problems, view_problems
 from tests.conftest import make_settings
 from tests.support import BotHarness
 

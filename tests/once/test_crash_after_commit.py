@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.db import Database
 from bot.models import Incident, OutboxMessage, Page
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 from tests.chaos.procs import Proc, bot_env, command_body, post_command
 
 

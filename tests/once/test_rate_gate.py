@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 
 from bot.context import Services
-from bot.main import build_services
 from bot.priority import BACKGROUND, PAGE, with_priority
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
+from wiring.services import build_services
 
 
 @pytest.fixture

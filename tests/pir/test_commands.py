@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import ManualClock
+from bot.dispatch import run_due
 from bot.models import ActionItem, Incident, Timer
-from bot.timers import run_due
 from tests.pir.test_render import section, table_rows
 from tests.support import BotHarness
 

@@ -11,7 +11,7 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.pir import links
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.pir.test_render import INC, seed_scripted
 from tests.support import BotHarness

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.models import Incident
-from bot.sandbox.run import Sandbox, start_sandbox
+from wiring.sandbox import Sandbox, start_sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox.factory_sim import (
+from sandbox.factory_sim import (
     DEFAULT_API_KEY,
     FactoryServers,
     FactorySim,
@@ -26,7 +26,7 @@ from bot.sandbox.factory_sim import (
     sim_main,
     verify_jwt,
 )
-from bot.sandbox.servers import ServerThread
+from sandbox.servers import ServerThread
 from tests.conftest import MakeServers
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}

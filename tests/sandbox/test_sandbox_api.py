@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.models import Incident, TimelineEvent
-from bot.sandbox.run import Sandbox, start_sandbox
+from wiring.sandbox import Sandbox, start_sandbox
 
 L1 = "U01PRIMARY"
 
@@ -266,7 +266,7 @@ def test_cli_prints_one_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     db = tmp_path / "cli.db"
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port), "--db", str(db), "--fast"]
+    cmd = [sys.executable, "-m", "wiring.cli", "sandbox", "--port", str(port), "--db", str(db), "--fast"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

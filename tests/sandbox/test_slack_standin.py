@@ -17,9 +17,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox import slack_standin
-from bot.sandbox.servers import LoopServer, ServerThread
-from bot.sandbox.slack_standin import GENERIC_ERRORS, METHODS, SlackStandin
+from sandbox import slack_standin
+from sandbox.servers import LoopServer, ServerThread
+from sandbox.slack_standin import GENERIC_ERRORS, METHODS, SlackStandin
 
 TOKEN = "xoxb-test"
 USERS = [

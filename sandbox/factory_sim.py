@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from bot.sandbox.servers import ServerThread
+from sandbox.servers import ServerThread
 
 DEFAULT_API_KEY = "0123456789abcdef0123456789abcdef"
 FACTORY_VERSION = "20240518.154317"

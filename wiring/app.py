@@ -1,54 +1,30 @@
-"""App factory: `create_app()` builds a fresh FastAPI app; nothing happens at import time."""
+"""App factory: `create_app()` builds a fresh FastAPI app (serve, tests, the sandbox); nothing happens at
+import time. The Slack route is Bolt's request handler plus the slash-command fast path."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import func, select
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock
 from bot.config import Settings, get_settings
 from bot.context import Services
-from bot.db import Database
 from bot.logging import configure_logging
-from bot.metrics import Metrics
-from bot.ports import ChatPort
+from bot.models import Incident
+from bot.pir.web import router as incidents_router
+from bot.states import IncidentStatus
+from handlers.app import build_bolt_app, command_ack
+from wiring.services import open_wired
 
 log = logging.getLogger("incident_bot")
-
-
-def build_services(
-    settings: Settings, *, clock: Clock | None = None, chat: ChatPort | None = None, session: Any = None
-) -> tuple[Services, Any]:
-    """Everything an app or a worker runs on. Returns the services and the Slack client (or None)."""
-    from handlers.blocks import BlockKitRenderer
-    from handlers.slack_chat import SlackChat, make_client
-
-    metrics = Metrics()
-    client = make_client(
-        settings.secret("slack_bot_token") or "xoxb-missing", settings.slack_api_url, settings.slack_timeout
-    )
-    if session is not None:
-        client.session = session
-    from handlers.rate_gate import RateGate, sql_store
-
-    db = Database(settings.database_url)
-    # One rate gate per process, shared by every caller; 429 pauses are shared with other processes in SQL.
-    gate = RateGate(scale=settings.slack_rate_scale, store=sql_store(db))
-    svc = Services(
-        settings=settings,
-        db=db,
-        clock=clock or SystemClock(),
-        playbook=Services.load_playbook(settings),
-        chat=chat or SlackChat(client, metrics, gate),
-        render=BlockKitRenderer(),
-        metrics=metrics,
-    )
-    return svc, client
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -57,25 +33,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-
-        from handlers.app import build_bolt_app
-        from handlers.slack_chat import make_session
-
-        session = make_session(settings.slack_timeout)
-        svc, client = build_services(settings, clock=clock, session=session)
-        app.state.svc = svc
-        app.state.bolt = build_bolt_app(svc, client)
-        app.state.handler = AsyncSlackRequestHandler(app.state.bolt)
-        try:
+        async with open_wired(settings, clock=clock) as opened:
+            app.state.svc = opened.svc
+            app.state.bolt = build_bolt_app(opened.svc, opened.client)
+            app.state.handler = AsyncSlackRequestHandler(app.state.bolt)
             yield
-        finally:
-            try:
-                await svc.tasks.drain(timeout=10)
-            except TimeoutError:
-                await svc.tasks.cancel_all()
-            await svc.aclose()
-            await session.close()
 
     app = FastAPI(title="incident-bot", lifespan=lifespan, docs_url=None, redoc_url=None)
 
@@ -101,8 +63,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await _refresh_gauges(svc)
         return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    from bot.pir.web import router as incidents_router
-
     app.include_router(incidents_router)
     return app
 
@@ -116,12 +76,6 @@ async def _slash_command_fast_path(request: Request) -> Response | None:
     body = await request.body()
     if b"command=" not in body or b"payload=" in body:
         return None
-    from urllib.parse import parse_qs
-
-    from slack_sdk.signature import SignatureVerifier
-
-    from handlers.app import command_ack
-
     svc: Services = request.app.state.svc
     verifier = SignatureVerifier(svc.settings.secret("slack_signing_secret"))
     timestamp = request.headers.get("x-slack-request-timestamp", "")
@@ -136,16 +90,12 @@ async def _slash_command_fast_path(request: Request) -> Response | None:
 
 
 async def _refresh_gauges(svc: Services) -> None:
-    from sqlalchemy import func, select
-
-    from bot.models import Incident
-
     try:
         async with svc.db.session() as s:
             rows = (
                 await s.execute(
                     select(Incident.severity, func.count())
-                    .where(Incident.status != "RESOLVED")
+                    .where(Incident.status != IncidentStatus.RESOLVED)
                     .group_by(Incident.severity)
                 )
             ).all()

@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from bot.sandbox.factory_sim import SIM_MODES, FactoryServers
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.factory_sim import SIM_MODES, FactoryServers
+from sandbox.slack_standin import SlackStandin
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"sandbox.js": "text/javascript", "sandbox.css": "text/css"}

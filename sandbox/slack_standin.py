@@ -2,7 +2,7 @@
 
 It validates arguments and limits the way Slack does (rules hard-coded from Slack's method reference and
 our limits summary), answers with Slack-shaped envelopes, records every call and injects faults on request.
-Serve `SlackStandin().app` with `bot.sandbox.servers`; point slack_sdk at f"{base_url}/api/".
+Serve `SlackStandin().app` with `sandbox.servers`; point slack_sdk at f"{base_url}/api/".
 """
 
 from __future__ import annotations

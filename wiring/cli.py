@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,13 +21,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"incident-bot serve: set {' and '.join(missing)} (see README, Configuration)", file=sys.stderr)
         return 2
     if args.socket_mode:
-        from bot.socket_mode import run_socket_mode
+        from wiring.socket_mode import run_socket_mode
 
         asyncio.run(run_socket_mode(settings))
         return 0
     import uvicorn
 
-    uvicorn.run("bot.main:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    uvicorn.run("wiring.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
     return 0
 
 
@@ -40,7 +39,7 @@ def _worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: early.append(signum))
     from bot.config import get_settings
     from bot.logging import configure_logging
-    from bot.worker import run_worker
+    from wiring.worker import run_worker
 
     settings = get_settings()
     configure_logging(settings)
@@ -66,27 +65,77 @@ def _version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, func: str) -> Callable[[argparse.Namespace], int]:
-    """Subcommands whose options live with their feature: `incident-bot check --json` -> check_main([...])."""
-
-    def run(args: argparse.Namespace) -> int:
-        # Imported on use, so `incident-bot worker` does not load the sandbox or the PIR renderer.
-        mod = importlib.import_module(module)
-        return int(getattr(mod, func)(list(args.rest)))
-
-    return run
+# Subcommands whose options live with their feature: `incident-bot check --json` -> check_main([...]). Each
+# imports its module on use (not to dodge a cycle: so `incident-bot worker` starts without loading the
+# sandbox, the PIR renderer or the drill catalogue).
+Main = Callable[[list[str]], int]
 
 
-DELEGATED = {
-    "sandbox": ("bot.sandbox.run", "sandbox_main", "the whole product on one machine (no Slack account)"),
-    "check": ("bot.health.report", "check_main", "health-check the Factory and the pizza service"),
-    "factory-sim": ("bot.sandbox.factory_sim", "sim_main", "serve the simulated Factory and service"),
-    "chaos": ("bot.sandbox.factory_sim", "chaos_main", "switch the simulated Factory's chaos mode"),
-    "pir": ("bot.pir.cli", "pir_main", "print an incident's post-incident review (Markdown)"),
-    "stats": ("bot.pir.cli", "stats_main", "incident metrics: MTTD, MTTA, MTTR, escalation rate"),
-    "backup": ("bot.dr.backup", "backup_main", "back up the bot's database"),
-    "restore": ("bot.dr.backup", "restore_main", "restore a backup"),
-    "drill": ("bot.dr.drill", "drill_main", "run a disaster-recovery drill"),
+def _sandbox(argv: list[str]) -> int:
+    from wiring.sandbox import sandbox_main
+
+    return sandbox_main(argv)
+
+
+def _check(argv: list[str]) -> int:
+    from bot.health.report import check_main
+
+    return check_main(argv)
+
+
+def _factory_sim(argv: list[str]) -> int:
+    from sandbox.factory_sim import sim_main
+
+    return sim_main(argv)
+
+
+def _chaos(argv: list[str]) -> int:
+    from sandbox.factory_sim import chaos_main
+
+    return chaos_main(argv)
+
+
+def _pir(argv: list[str]) -> int:
+    from bot.pir.cli import pir_main
+
+    return pir_main(argv)
+
+
+def _stats(argv: list[str]) -> int:
+    from bot.pir.cli import stats_main
+
+    return stats_main(argv)
+
+
+def _backup(argv: list[str]) -> int:
+    from bot.dr.backup import backup_main
+
+    return backup_main(argv)
+
+
+def _restore(argv: list[str]) -> int:
+    from bot.dr.backup import restore_main
+
+    return restore_main(argv)
+
+
+def _drill(argv: list[str]) -> int:
+    from bot.dr.drill import drill_main
+    from wiring.services import open_services
+
+    return drill_main(argv, open_services)
+
+
+DELEGATED: dict[str, tuple[Main, str]] = {
+    "sandbox": (_sandbox, "the whole product on one machine (no Slack account)"),
+    "check": (_check, "health-check the Factory and the pizza service"),
+    "factory-sim": (_factory_sim, "serve the simulated Factory and service"),
+    "chaos": (_chaos, "switch the simulated Factory's chaos mode"),
+    "pir": (_pir, "print an incident's post-incident review (Markdown)"),
+    "stats": (_stats, "incident metrics: MTTD, MTTA, MTTR, escalation rate"),
+    "backup": (_backup, "back up the bot's database"),
+    "restore": (_restore, "restore a backup"),
+    "drill": (_drill, "run a disaster-recovery drill"),
 }
 
 
@@ -104,10 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--downgrade", metavar="REV", help="roll back to REV instead")
     m.set_defaults(fn=_migrate)
     sub.add_parser("version").set_defaults(fn=_version)
-    for name, (module, func, help_) in DELEGATED.items():
+    for name, (run, help_) in DELEGATED.items():
         d = sub.add_parser(name, help=help_, add_help=False)
         d.add_argument("rest", nargs=argparse.REMAINDER)
-        d.set_defaults(fn=_delegate(module, func))
+        d.set_defaults(fn=lambda args, run=run: int(run(list(args.rest))))
     return p
 
 
@@ -115,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
         # argparse.REMAINDER refuses a leading option (`check --json`): hand the rest over untouched.
-        return _delegate(*DELEGATED[argv[0]][:2])(argparse.Namespace(rest=argv[1:]))
+        return int(DELEGATED[argv[0]][0](argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.fn(args))
 

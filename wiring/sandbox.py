@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import secrets
 import signal
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,13 +32,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.config import Settings
 from bot.context import Services
+from bot.migrate import upgrade_async
 from bot.playbook import load_roster
-from bot.sandbox.factory_sim import FactoryServers, FactorySim
-from bot.sandbox.page import SandboxPage, SandboxUser
-from bot.sandbox.servers import LoopServer
-from bot.sandbox.slack_standin import SlackStandin
+from bot.worker import Worker
+from sandbox.factory_sim import FactoryServers, FactorySim
+from sandbox.page import SandboxPage, SandboxUser
+from sandbox.servers import LoopServer
+from sandbox.slack_standin import SlackStandin
+from wiring.app import create_app
+from wiring.services import build_services
 
-log = logging.getLogger("incident_bot.sandbox")
+log = logging.getLogger("incident_sandbox")
 
 BOT_TOKEN = "xoxb-sandbox"
 VIEWER = SandboxUser("UYOU", "you", "You (incident commander)", "you")
@@ -138,10 +145,6 @@ async def start_sandbox(
     oncall_file: Path | None = None,
 ) -> Sandbox:
     """Start everything in the running loop; `await sandbox.stop()` undoes it. No db_url: a temp SQLite."""
-    from bot.main import build_services, create_app
-    from bot.migrate import upgrade_async
-    from bot.worker import Worker
-
     tmp = None
     if db_url is None:
         tmp = tempfile.TemporaryDirectory(prefix="incident-bot-sandbox-")
@@ -225,7 +228,7 @@ async def start_sandbox(
                 )
         if worker:
             box._session = aiohttp.ClientSession()
-            box.worker_svc, _client = build_services(settings, session=box._session)
+            box.worker_svc = build_services(settings, session=box._session).svc
             box.worker_task = asyncio.create_task(Worker(box.worker_svc).run(box._worker_stop), name="worker")
     except BaseException:
         await box.stop()
@@ -250,8 +253,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _port_in_use(host: str, port: int) -> str | None:
     """Why `port` cannot be listened on, or None. Checked before anything is deleted or started."""
-    import socket
-
     if port == 0:
         return None
     with socket.socket() as sock:
@@ -265,9 +266,6 @@ def _port_in_use(host: str, port: int) -> str | None:
 
 def _lock_db(db: Path) -> tuple[Any, str | None]:
     """Hold `<db>.lock` for as long as this sandbox runs. Returns (the open lock file, None) or (None, why)."""
-    import fcntl
-    import os
-
     lock_path = db.with_name(db.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+")  # kept open on purpose: the lock lives as long as the process

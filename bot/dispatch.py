@@ -1,0 +1,82 @@
+"""What the worker and the outbox run, by kind. Filled at wiring (wiring/services.py), so the stores (timers,
+outbox) never import the domains whose work they carry, and adding a kind touches the wiring and its module."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot import timers
+from bot.models import OutboxMessage, Timer
+
+if TYPE_CHECKING:
+    from bot.context import Services
+
+log = logging.getLogger("incident_bot.dispatch")
+
+TimerHandler = Callable[["Services", Timer, str], Awaitable[None]]
+# An outbox effect: performs the row (raises ChatError to retry or give up), returns what to store as result.
+EffectHandler = Callable[["Services", OutboxMessage], Awaitable[dict[str, Any] | None]]
+Tick = Callable[["Services"], Awaitable[None]]
+# Called when the monitor sees an incident's metrics back to normal; True = "mine, say nothing more" (a drill).
+RecoveryHook = Callable[["Services", str], Awaitable[bool]]
+
+
+@dataclass
+class Dispatch:
+    timers: dict[str, TimerHandler] = field(default_factory=dict)
+    effects: dict[str, EffectHandler] = field(default_factory=dict)
+    ticks: list[Tick] = field(default_factory=list)  # run by the worker on each pass, in this order
+    recovery_hooks: list[RecoveryHook] = field(default_factory=list)
+
+    def timer(self, kind: str, handler: TimerHandler) -> None:
+        if kind in self.timers:
+            raise ValueError(f"timer kind {kind!r} registered twice")
+        self.timers[kind] = handler
+
+    def effect(self, kind: str, handler: EffectHandler) -> None:
+        if kind in self.effects:
+            raise ValueError(f"outbox effect {kind!r} registered twice")
+        self.effects[kind] = handler
+
+    def tick(self, fn: Tick) -> None:
+        self.ticks.append(fn)
+
+
+async def run_due(
+    svc: Services, worker: str, *, limit: int = 50, incident_id: str | None = None, concurrency: int = 16
+) -> int:
+    """Claim and fire what is due now. Safe from any number of processes at once.
+
+    One incident's steps fire in due order; different incidents fire concurrently (bounded), so a burst of
+    due pages is not serialised behind Slack's round trips."""
+    due = await timers.claim(svc.db, worker, svc.clock.now(), limit, incident_id)
+    by_incident: dict[str | None, list[Timer]] = defaultdict(list)
+    for t in due:
+        by_incident[t.incident_id].append(t)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def fire_in_order(batch: list[Timer]) -> None:
+        async with gate:
+            for t in batch:
+                await _fire(svc, t, worker)
+
+    await asyncio.gather(*(fire_in_order(b) for b in by_incident.values()))
+    return len(due)
+
+
+async def _fire(svc: Services, t: Timer, worker: str) -> None:
+    handler = svc.dispatch.timers.get(t.kind)
+    if handler is None:
+        await timers.finish(svc.db, t.id, timers.TimerState.FAILED, error=f"no handler for {t.kind}")
+        return
+    try:
+        await handler(svc, t, worker)
+    except Exception as exc:
+        log.exception("timer %s (%s %s) failed", t.id, t.kind, t.step)
+        await timers.retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))

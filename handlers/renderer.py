@@ -1,0 +1,22 @@
+"""The Renderer the wiring plugs into Services: Block Kit for every domain message, drills included.
+
+A module of its own because the drill messages live with the drill commands (handlers/cmd_dr.py), which
+themselves build on handlers/blocks.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.ports import Blocks
+from handlers.blocks import BlockKitRenderer
+from handlers.cmd_dr import drill_report_message, drill_started_message
+
+
+class SlackRenderer(BlockKitRenderer):
+    """Implements bot.ports.Renderer."""
+
+    def drill_started(self, drill_id: int, report: dict[str, Any]) -> tuple[str, Blocks]:
+        return drill_started_message(drill_id, report)
+
+    def drill_report(self, drill_id: int, report: dict[str, Any]) -> tuple[str, Blocks]:
+        return drill_report_message(drill_id, report)

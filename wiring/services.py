@@ -1,0 +1,124 @@
+"""`open_services(settings)`: the Services every process runs on, with every kind registered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import NamedTuple
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import outbox, retention
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import Services
+from bot.db import Database
+from bot.dispatch import Dispatch
+from bot.dr.drill import finish_drill_if_any
+from bot.escalation.flows import fire_page, fire_reminder
+from bot.health.monitor import monitor_tick
+from bot.incidents.flows import provision_effect, template_effect
+from bot.incidents.lifecycle import invite_effect
+from bot.metrics import Metrics
+from bot.pir.flows import fire_pir_reminder
+from bot.ports import ChatPort
+from handlers.rate_gate import RateGate, sql_store
+from handlers.renderer import SlackRenderer
+from handlers.slack_chat import SlackChat, make_client, make_session
+
+
+def register_kinds(d: Dispatch) -> Dispatch:
+    """Everything the worker and the outbox can run. A new timer kind or effect is one line here."""
+    d.timer("page", fire_page)
+    d.timer("reminder", fire_reminder)
+    d.timer("pir_reminder", fire_pir_reminder)
+    d.effect("provision", provision_effect)
+    d.effect("template", template_effect)
+    d.effect("post", outbox.post_effect)
+    d.effect("update", outbox.update_effect)
+    d.effect("invite", invite_effect)
+    d.tick(monitor_tick)
+    d.tick(outbox.outbox_tick)
+    d.tick(retention.RetentionTick())
+
+    async def drill_owns_recovery(svc: Services, incident_id: str) -> bool:
+        return await finish_drill_if_any(svc, incident_id) is not None
+
+    d.recovery_hooks.append(drill_owns_recovery)
+    return d
+
+
+class Opened(NamedTuple):
+    """The Services, and the Slack client Bolt needs (serve, Socket Mode). A tuple, so code written for the
+    old `svc, client = build_services(...)` still unpacks it."""
+
+    svc: Services
+    client: AsyncWebClient
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    chat: ChatPort | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> Opened:
+    metrics = Metrics()
+    client = make_client(
+        settings.secret("slack_bot_token") or "xoxb-missing", settings.slack_api_url, settings.slack_timeout
+    )
+    if session is not None:
+        client.session = session
+    db = Database(settings.database_url)
+    # One rate gate per process, shared by every caller; 429 pauses are shared with other processes in SQL.
+    gate = RateGate(scale=settings.slack_rate_scale, store=sql_store(db))
+    svc = Services(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        playbook=Services.load_playbook(settings),
+        chat=chat or SlackChat(client, metrics, gate),
+        render=SlackRenderer(),
+        metrics=metrics,
+        dispatch=register_kinds(Dispatch()),
+    )
+    return Opened(svc, client)
+
+
+@asynccontextmanager
+async def open_wired(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    chat: ChatPort | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncIterator[Opened]:
+    """Services plus the Slack client, closed on exit (tasks drained, database disposed). A session passed in
+    stays the caller's (several Services may share one); otherwise one pooled HTTP session is opened here."""
+    own = session is None
+    http = session or make_session(settings.slack_timeout)
+    opened = build_services(settings, clock=clock, chat=chat, session=http)
+    try:
+        yield opened
+    finally:
+        try:
+            await opened.svc.tasks.drain(timeout=10)
+        except TimeoutError:
+            await opened.svc.tasks.cancel_all()
+        await opened.svc.aclose()
+        if own:
+            await http.close()
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    chat: ChatPort | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncIterator[Services]:
+    """`async with open_services(settings) as svc:` everything a process needs, released on exit."""
+    async with open_wired(settings, clock=clock, chat=chat, session=session) as opened:
+        yield opened.svc
