@@ -21,7 +21,7 @@ from bot.ports import ChatError
 from bot.priority import BACKGROUND, PAGE, with_priority
 from bot.states import IncidentStatus, PageState, TimerState
 from bot.timefmt import fmt_elapsed
-from bot.timers import finish, retry_later
+from bot.timers import finish, renew, retry_later
 
 log = logging.getLogger("incident_bot.escalation")
 
@@ -191,7 +191,14 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
     errors: list[str] = []
     try:
         with with_priority(PAGE):  # pages go first through the Slack rate gate
-            delivered = await _deliver(svc, page_id, view, users, mode, delivered, errors)
+            delivered = await _deliver(svc, timer, worker, page_id, view, users, mode, delivered, errors)
+    except _ClaimLost:
+        # Our lease ran out (this worker stalled) and another worker holds the timer now: it resumes from the
+        # DMs recorded so far. Sending on would page the same people twice.
+        log.warning(
+            "page %s %s: claim taken over by another worker; leaving it to them", timer.id, timer.step
+        )
+        return
     except ChatError as exc:
         if exc.transient and timer.attempts < MAX_ATTEMPTS:
             backoff = exc.backoff(timer.attempts, cap=60)
@@ -209,9 +216,13 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         errors.append(f"{exc.method}: {exc.error}")
     sent_at = svc.clock.now()
     async with svc.db.session() as s:
-        page_row = await s.get(Page, page_id)
-        t = await s.get(Timer, timer.id)
+        t = await s.get(Timer, timer.id, with_for_update=True)
+        page_row = await s.get(Page, page_id, with_for_update=True)
         assert page_row is not None and t is not None
+        delivered = {**page_row.dm, **delivered}  # what another holder recorded stays recorded
+        if t.state != TimerState.CLAIMED or t.claimed_by != worker:
+            page_row.dm = delivered  # not ours any more: the holder finishes the page
+            return
         if view.channel_id and "_war_room" not in delivered:
             # The war-room line is queued with the page's completion: the outbox delivers it, in the war
             # room's order, ahead of background posts.
@@ -264,8 +275,14 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
     svc.metrics.timer_lateness.observe(max(lateness, 0))
 
 
+class _ClaimLost(Exception):
+    """The page's timer is held by another worker now (our lease ran out)."""
+
+
 async def _deliver(
     svc: Services,
+    timer: Timer,
+    worker: str,
     page_id: int,
     view: PageView,
     users: list[str],
@@ -274,12 +291,17 @@ async def _deliver(
     errors: list[str],
 ) -> dict[str, Any]:
     """DM each user not yet reached (recorded one by one, so a resumed send skips them). The war-room line is
-    an outbox row queued when the page is marked sent."""
+    an outbox row queued when the page is marked sent.
+
+    The timer's claim is the page's fencing token: it is renewed before each DM (and by the dispatcher while
+    the handler runs), and a worker that finds it taken stops (_ClaimLost) instead of sending on."""
     if mode == "dm":
         text, blocks = svc.render.page_dm(view)
         for user in users:
             if user in delivered:
                 continue
+            if not await renew(svc.db, timer.id, worker, svc.clock.now()):
+                raise _ClaimLost(timer.id)
             try:
                 dm = await svc.chat.open_dm(user)
                 ts = await svc.chat.post(dm, text, blocks)
@@ -290,9 +312,9 @@ async def _deliver(
                 continue
             delivered[user] = {"channel": dm, "ts": ts}
             async with svc.db.session() as s:
-                row = await s.get(Page, page_id)
+                row = await s.get(Page, page_id, with_for_update=True)
                 if row is not None:
-                    row.dm = dict(delivered)
+                    row.dm = {**row.dm, user: delivered[user]}  # merged: another holder's records stay
     return {k: v for k, v in delivered.items()}
 
 
