@@ -216,12 +216,15 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         errors.append(f"{exc.method}: {exc.error}")
     sent_at = svc.clock.now()
     async with svc.db.session() as s:
+        # Locks in the ack's order (incident, then pages and timers), so the two never deadlock.
+        await service.get(s, view.incident_id, for_update=True)
         t = await s.get(Timer, timer.id, with_for_update=True)
         page_row = await s.get(Page, page_id, with_for_update=True)
         assert page_row is not None and t is not None
         delivered = {**page_row.dm, **delivered}  # what another holder recorded stays recorded
-        if t.state != TimerState.CLAIMED or t.claimed_by != worker:
-            page_row.dm = delivered  # not ours any more: the holder finishes the page
+        taken = (t.state == TimerState.CLAIMED and t.claimed_by != worker) or t.state == TimerState.PENDING
+        if taken:
+            page_row.dm = delivered  # another worker holds (or will re-claim) the timer: it finishes the page
             return
         if view.channel_id and "_war_room" not in delivered:
             # The war-room line is queued with the page's completion: the outbox delivers it, in the war
@@ -239,7 +242,8 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         page_row.dm = delivered
         ok = bool(delivered) or (not users)
         page_row.state, page_row.sent_at = (PageState.SENT if ok else PageState.FAILED), sent_at
-        t.state, t.fired_at = TimerState.DONE, sent_at
+        if t.state == TimerState.CLAIMED:  # an ack's re-plan may have dropped it meanwhile: it stays dropped
+            t.state, t.fired_at = TimerState.DONE, sent_at
         lateness = (sent_at - page_row.due_at).total_seconds()
         who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
         await service.add_event(
