@@ -4,15 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench clean sample-pir
+.PHONY: install lock run test lint typecheck bench clean sample-pir
 
-$(STAMP): pyproject.toml
+# Dependencies come from the lock file only, each checked against its hash; the project itself adds none
+# (--no-deps), so an upstream release cannot change what gets installed. `make lock` refreshes the lock.
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock: install
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^uv==' > .lock-constraints.txt
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -q -c .lock-constraints.txt -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -q -c .lock-constraints.txt -o requirements-dev.lock
+	rm -f .lock-constraints.txt
 
 run: install
 	$(BIN)/incident-bot sandbox $(ARGS)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     dr_ops_owner: str = ""  # signs dr-plan.md for operations
     # A drill from Slack against a FACTORY_URL that is not the simulator starts real chaos: off unless set.
     drills_allow_real_factory: bool = False
+    # Multiplies the Slack rate gate's per-method and per-channel rates (1 = Slack's published tiers).
+    slack_rate_scale: float = 1.0
     # Retention (the worker's retention tick, docs/architecture.md): finished bookkeeping rows are deleted
     # after these many days; incidents, timeline events and pages are kept. 0 keeps that kind forever.
     retention_interval: float = 3600.0  # seconds between passes in one worker

@@ -100,6 +100,20 @@ class Database:
 def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # A connection cut mid-statement arrives as a plain DBAPIError wrapping asyncpg's
+    # ConnectionDoesNotExistError / "connection is closed" or a reset socket: an outage too, not a bug.
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            break
+        if isinstance(cause, OSError | ConnectionError) or type(cause).__name__ in (
+            "ConnectionDoesNotExistError",
+            "ConnectionFailureError",
+        ):
+            return True
+        if type(cause).__name__ == "InterfaceError" and "closed" in str(cause).lower():
+            return True
+        cause = cause.__cause__ or cause.__context__
     if isinstance(exc, InterfaceError | OperationalError):
         msg = str(exc).lower()
         return any(

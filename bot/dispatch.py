@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("incident_bot.dispatch")
 
+# How often (real seconds) a running timer handler's claim is renewed: well inside the worker's 30 s lease, so
+# a slow Slack call never lets a second worker take the timer while its holder is alive. A worker that dies
+# stops renewing, and its timers are taken over once the lease has run out.
+RENEW_EVERY = 5.0
+
 TimerHandler = Callable[["Services", Timer, str], Awaitable[None]]
 # An outbox effect: performs the row (raises ChatError to retry or give up), returns what to store as result.
 EffectHandler = Callable[["Services", OutboxMessage], Awaitable[dict[str, Any] | None]]
@@ -81,8 +86,22 @@ async def _fire(svc: Services, t: Timer, worker: str) -> None:
     if handler is None:
         await timers.finish(svc.db, t.id, timers.TimerState.FAILED, error=f"no handler for {t.kind}")
         return
+    beat = asyncio.create_task(_keep_claim(svc, t.id, worker))
     try:
         await handler(svc, t, worker)
     except Exception as exc:
         log.exception("timer %s (%s %s) failed", t.id, t.kind, t.step)
         await timers.retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))
+    finally:
+        beat.cancel()
+
+
+async def _keep_claim(svc: Services, timer_id: int, worker: str) -> None:
+    """Renew the claim while the handler runs; stop once it is not ours any more."""
+    while True:
+        await asyncio.sleep(RENEW_EVERY)
+        try:
+            if not await timers.renew(svc.db, timer_id, worker, svc.clock.now()):
+                return
+        except Exception as exc:  # the database is away: the handler's own writes will tell
+            log.warning("could not renew the claim on timer %s: %s", timer_id, exc)

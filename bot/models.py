@@ -221,6 +221,16 @@ class OutboxMessage(Base):
     )
 
 
+class SlackPause(Base):
+    """A Slack Retry-After, per method, shared by every process: none calls the method before `until`."""
+
+    __tablename__ = "slack_pauses"
+
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime]
+    set_at: Mapped[datetime]
+
+
 class CheckSample(Base):
     __tablename__ = "check_samples"
 

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from bot import incident_store as service
@@ -19,6 +19,7 @@ from bot.claim import claim_rows
 from bot.context import Services
 from bot.models import OutboxMessage
 from bot.ports import ChatError
+from bot.priority import NORMAL, with_priority
 from bot.states import OutboxState
 
 log = logging.getLogger("incident_bot.outbox")
@@ -91,27 +92,55 @@ async def _claim(
 
 
 async def deliver(
-    svc: Services, *, incident_id: str | None = None, limit: int = 50, min_age: timedelta = timedelta(0)
+    svc: Services, *, incident_id: str | None = None, limit: int = 10, min_age: timedelta = timedelta(0)
 ) -> int:
-    """Send what is due, oldest first per channel. Returns how many rows went out."""
+    """Send what is due, oldest first per channel. Returns how many rows went out.
+
+    Small batches: every claimed row is held until its turn, so a slow Slack call must not hold many rows
+    hostage from the other processes for a whole lease."""
     sent = 0
     while True:
         rows = await _claim(svc, svc.clock.now(), limit, incident_id, min_age)
         if not rows:
             return sent
         progressed = False
-        for row in rows:
-            outcome = await _send(svc, row)
-            sent += outcome == "sent"
-            progressed |= outcome != "retry"  # a row given up on unblocks its channel too
+        done: set[int] = set()
+        try:
+            for row in rows:
+                outcome = await _send(svc, row)
+                done.add(row.id)
+                sent += outcome == "sent"
+                progressed |= outcome != "retry"  # a row given up on unblocks its channel too
+        finally:
+            if len(done) < len(rows):  # stopped or failed midway: hand the untouched rows back at once
+                await _release(svc, [r.id for r in rows if r.id not in done])
         if not progressed:
             return sent
+
+
+async def _release(svc: Services, ids: list[int]) -> None:
+    try:
+        async with svc.db.session() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.SENDING)
+                .values(
+                    state=OutboxState.PENDING,
+                    next_attempt_at=svc.clock.now(),
+                    attempts=OutboxMessage.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    except Exception as exc:  # the lease hands them back anyway
+        log.warning("could not release %d outbox rows: %s", len(ids), exc)
 
 
 async def _send(svc: Services, row: OutboxMessage) -> str:
     """sent | failed (given up) | retry."""
     try:
-        result = await _perform(svc, row)
+        # Reminders and announcements yield to pages when Slack's limits are tight.
+        with with_priority(int(row.payload.get("priority", NORMAL))):
+            result = await _perform(svc, row)
     except ChatError as exc:
         return await _failed(svc, row, exc)
     async with svc.db.session() as s:
@@ -129,9 +158,10 @@ async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
 
 
 async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
-    """The `post` effect: a message to the row's channel (registered at wiring like every other kind)."""
+    """The `post` effect: a message to `payload.to` or the row's channel (registered at wiring like every
+    other kind)."""
     p = row.payload
-    channel = row.channel
+    channel = str(p.get("to") or row.channel)  # `to`: a DM or channel other than the ordering key
     if p.get("war_room") and row.incident_id:
         # Queued before the war room existed (keyed on the incident id, so after its provision row): the
         # channel is looked up when it is sent (bot/alerts posts this way).
@@ -158,6 +188,34 @@ async def archive_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | 
         if exc.error != "already_archived":
             raise
     return None
+
+
+async def update_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `update` effect: edit an existing message (payload channel, ts, text, blocks)."""
+    p = row.payload
+    await svc.chat.update(str(p["channel"]), str(p["ts"]), str(p.get("text", "")), p.get("blocks"))
+    return None
+
+
+async def requeue(s: Any, dedupe_key: str, now: datetime) -> bool:
+    """Make a keyed row due now again (a retry button, Slack's retry after a failure). A row some delivery
+    holds ('sending') is left alone: its holder is the only one allowed to act on it."""
+    stmt = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.dedupe_key == dedupe_key,
+            OutboxMessage.state.in_((OutboxState.PENDING, OutboxState.FAILED)),
+        )
+        .values(state=OutboxState.PENDING, next_attempt_at=now, created_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool((await s.execute(stmt)).rowcount)
+
+
+async def state_of(svc: Services, dedupe_key: str) -> str | None:
+    async with svc.db.session() as s:
+        stmt = select(OutboxMessage.state).where(OutboxMessage.dedupe_key == dedupe_key)
+        return (await s.execute(stmt)).scalar_one_or_none()
 
 
 async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:

@@ -15,7 +15,7 @@ from bot.states import TimerState
 
 log = logging.getLogger("incident_bot.timers")
 
-__all__ = ["TimerState", "claim", "finish", "recover_stale", "retry_later"]
+__all__ = ["TimerState", "claim", "finish", "recover_stale", "renew", "retry_later"]
 
 
 async def claim(
@@ -37,6 +37,20 @@ async def claim(
             "attempts": Timer.attempts + 1,
         },
     )
+
+
+async def renew(db: Database, timer_id: int, worker: str, now: datetime) -> bool:
+    """Extend `worker`'s claim on a timer (its lease counts from `now`). False when the claim is no longer
+    `worker`'s: its lease ran out and another worker took the timer, or it was finished or put back."""
+    stmt = (
+        update(Timer)
+        .where(Timer.id == timer_id, Timer.state == TimerState.CLAIMED, Timer.claimed_by == worker)
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.session() as s:
+        result = await s.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def recover_stale(db: Database, now: datetime, lease: timedelta) -> int:

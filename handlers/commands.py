@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import incident_store as service
+from bot.db import DatabaseUnavailable
 from bot.escalation import flows as esc
 from bot.incidents.card import IncidentCard
 from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
@@ -28,7 +29,10 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
         return Reply(f"{result.incident_id} is already open for this problem: <#{result.channel_id}>")
     if result.incident_id is None:
         return Reply("That request was already handled.")
-    inc = await service.load(ctx.svc.db, result.incident_id)
+    try:
+        inc = await service.load(ctx.svc.db, result.incident_id)
+    except DatabaseUnavailable:
+        return Reply(f"{result.incident_id} declared; its war room follows as soon as the database is back.")
     assert inc is not None
     card = IncidentCard.of(inc, ctx.svc.playbook)
     text, blocks = ctx.svc.render.declared_reply(card, result.channel_id, result.error)
@@ -102,5 +106,7 @@ async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
 @action("retry_provision")
 async def retry_provision(ctx: Ctx, body: dict[str, Any]) -> Reply:
     incident_id = str(body["actions"][0].get("value", ""))
-    result = await IncidentFlows(ctx.svc).provision(incident_id)
+    # Through the outbox claim, never `provision` directly: a double click or a setup still running must
+    # not build a second war room.
+    result = await IncidentFlows(ctx.svc).request_provision(incident_id)
     return await declared_reply(ctx, result)

@@ -18,16 +18,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import response_url_allowed
 from bot.metrics import Metrics
 from bot.ports import Blocks, ChatError
+from handlers.rate_gate import RateGate
 
 log = logging.getLogger("incident_bot.slack")
 
 
 def make_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
-    """The SDK retries 429 (honouring Retry-After), 5xx and connection errors itself."""
+    """The SDK retries 5xx and connection errors itself. 429s are the rate gate's: the SDK's own handler would
+    wait per request while every other caller kept hitting the method."""
     client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout)
-    client.retry_handlers.extend(
-        [AsyncRateLimitErrorRetryHandler(max_retry_count=3), AsyncServerErrorRetryHandler(max_retry_count=2)]
-    )
+    client.retry_handlers[:] = [
+        h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
+    ]
+    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
     if not any(isinstance(h, AsyncConnectionErrorRetryHandler) for h in client.retry_handlers):
         client.retry_handlers.append(AsyncConnectionErrorRetryHandler())
     return client
@@ -38,22 +41,41 @@ def make_session(timeout: float) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
 
+# A call that met 429 waits out Retry-After in the gate and tries again this many times before the caller
+# (the outbox, a page timer) hears `ratelimited` and schedules it later.
+RATE_LIMIT_RETRIES = 3
+
+
 class SlackChat:
     def __init__(
         self,
         client: AsyncWebClient,
         metrics: Metrics | None = None,
         allow_response_url: Callable[[str], bool] | None = None,
+        gate: RateGate | None = None,
     ) -> None:
         self.client = client
         self.allow_response_url = allow_response_url or (
             lambda url: response_url_allowed(url, str(client.base_url))
         )
         self.metrics = metrics
+        self.gate = gate or RateGate()
         self._users: dict[str, dict[str, Any]] = {}
         self._dm: dict[str, str] = {}  # a user's IM channel never changes: one conversations.open per user
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        channel = kwargs.get("channel")
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            await self.gate.wait(method, str(channel) if channel else None)
+            try:
+                return await self._call_once(method, kwargs)
+            except _RateLimited as limited:
+                await self.gate.rate_limited(method, limited.error.retry_after)
+                if attempt == RATE_LIMIT_RETRIES:
+                    raise limited.error from None
+        raise AssertionError("unreachable")
+
+    async def _call_once(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             resp = await self.client.api_call(
                 method, json=kwargs if _json_ok(method) else None, params=None if _json_ok(method) else kwargs
@@ -63,7 +85,10 @@ class SlackChat:
             data = exc.response.data if isinstance(exc.response.data, dict) else {}
             error = str(data.get("error") or f"http_{exc.response.status_code}")
             retry = exc.response.headers.get("Retry-After") if exc.response.headers else None
-            raise self._error(method, error, float(retry) if retry else None) from exc
+            err = self._error(method, error, float(retry) if retry else None)
+            if exc.response.status_code == 429:
+                raise _RateLimited(err) from exc
+            raise err from exc
         except TimeoutError as exc:
             raise self._error(method, "timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -203,6 +228,12 @@ class SlackChat:
         messages = data.get("messages") or []
         first = messages[0] if messages else None
         return dict(first) if isinstance(first, dict) and first.get("ts") == ts else None
+
+
+class _RateLimited(Exception):
+    def __init__(self, error: ChatError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 # Methods whose Slack reference says they take no JSON body (shared/slack limits, section 4).

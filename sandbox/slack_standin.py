@@ -15,6 +15,7 @@ import email.policy
 import itertools
 import json
 import logging
+import random
 import re
 import secrets
 import threading
@@ -350,6 +351,7 @@ class SlackStandin:
         self._faults: dict[str, list[_Fault]] = {}
         self._always: dict[str | None, _Fault] = {}
         self._delays: dict[str | None, float] = {}
+        self._chaos: Any = None
         self._events: list[dict[str, Any]] = []
 
     # ---- public helpers (readers get copies: the server thread mutates under the lock) ---------------------
@@ -449,11 +451,44 @@ class SlackStandin:
         with self._lock:
             self._delays[method] = seconds
 
+    def chaos(
+        self,
+        seed: int,
+        *,
+        p429: float = 0.0,
+        p500: float = 0.0,
+        ptimeout: float = 0.0,
+        hang: float = 3.0,
+        retry_after: int = 1,
+        methods: set[str] | None = None,
+    ) -> None:
+        """Random faults, reproducible from `seed`: 429 (with Retry-After), 500, or a hang of `hang` seconds
+        answered 500 (a timeout for the client). A faulted call is not applied, like an outage that never
+        reached Slack's backend."""
+        with self._lock:
+            self._chaos = (random.Random(seed), p429, p500, ptimeout, hang, retry_after, methods)
+
+    def _chaos_fault(self, method: str) -> tuple[_Fault | None, float]:
+        if self._chaos is None:
+            return None, 0.0
+        rng, p429, p500, ptimeout, hang, retry_after, methods = self._chaos
+        if methods is not None and method not in methods:
+            return None, 0.0
+        r = rng.random()
+        if r < p429:
+            return _Fault(429, "ratelimited", retry_after), 0.0
+        if r < p429 + p500:
+            return _Fault(500, "internal_error", None), 0.0
+        if r < p429 + p500 + ptimeout:
+            return _Fault(500, "request_timeout", None), hang
+        return None, 0.0
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._always.clear()
             self._delays.clear()
+            self._chaos = None
 
     def reset(self) -> None:
         with self._lock:
@@ -509,13 +544,16 @@ class SlackStandin:
             self.base_url = str(request.base_url).rstrip("/")
         with self._lock:
             pause = self._delays.get(method, self._delays.get(None, 0.0))
+            chaos, hang = self._chaos_fault(method)
         if pause:
             await asyncio.sleep(pause)
         args, token, transport_error = await self._parse(request, METHODS.get(method))
+        if hang:  # after reading the body: the client gives up waiting for the answer
+            await asyncio.sleep(hang)
         headers: dict[str, str] = {}
         with self._lock:
             try:
-                status, body = self._answer(method, args, token, transport_error, headers)
+                status, body = self._answer(method, args, token, transport_error, headers, chaos)
             except Exception:  # a stand-in bug: answer like a Slack outage, but loudly in the log
                 log.exception("slack stand-in failed on %s", method)
                 status, body = 500, {"ok": False, "error": "internal_error"}
@@ -531,8 +569,9 @@ class SlackStandin:
         token: str | None,
         transport_error: str | None,
         headers: dict[str, str],
+        chaos: _Fault | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        spec, fault, status = METHODS.get(method), self._take_fault(method), 200
+        spec, fault, status = METHODS.get(method), chaos or self._take_fault(method), 200
         try:
             if fault is not None:
                 if fault.retry_after is not None:

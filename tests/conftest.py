@@ -25,8 +25,58 @@ from sandbox.slack_standin import SlackStandin
 from tests.support import BOT_TOKEN, SIGNING_SECRET, BotHarness
 from wiring.app import create_app
 
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-PG_SKIP = "TEST_DATABASE_URL is not set: PostgreSQL tests skipped (.ci/run sets it)"
+LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def _detect_pg() -> tuple[str | None, str]:
+    """TEST_DATABASE_URL, else the local server when it answers (each session makes and drops its own
+    database), else None with the reason, which the run prints at the top and bottom."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        return url, f"PostgreSQL tests on TEST_DATABASE_URL ({url.split('@')[-1]})"
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+    except OSError as exc:
+        return (
+            None,
+            f"PostgreSQL tests SKIPPED: TEST_DATABASE_URL is not set and 127.0.0.1:5432 does not answer ({exc})",
+        )
+    import asyncio
+
+    async def login() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            user="postgres", host="127.0.0.1", port=5432, database="postgres", timeout=5
+        )
+        await conn.close()
+
+    try:
+        asyncio.run(login())
+    except Exception as exc:
+        return None, (
+            "PostgreSQL tests SKIPPED: 127.0.0.1:5432 answers but logging in as postgres failed "
+            f"({type(exc).__name__}: {exc}); set TEST_DATABASE_URL"
+        )
+    os.environ["TEST_DATABASE_URL"] = LOCAL_PG  # tests that read the variable themselves see it too
+    return LOCAL_PG, "PostgreSQL tests on the local server 127.0.0.1:5432 (TEST_DATABASE_URL was not set)"
+
+
+PG_URL, PG_STATUS = _detect_pg()
+PG_SKIP = PG_STATUS
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return ("" if PG_URL else "!!! ") + PG_STATUS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not PG_URL:
+        terminalreporter.write_sep("!", PG_STATUS, red=True, bold=True)
+
+
 TEST_USERS = ["UDECLARER", "UOTHER", "UOUTSIDER"]
 
 
@@ -169,6 +219,9 @@ def make_settings(db_url: str, slack: SlackStandin, **overrides: object) -> Sett
         dr_admins="UDECLARER",
         dr_product_owner="U03LEAD",
         dr_ops_owner="UOTHER",
+        # Slack's real tiers would make bulk tests (200 pages to one DM) take minutes; the gate's own tests
+        # (tests/once/test_rate_gate.py, the chaos test) run at 1.0.
+        slack_rate_scale=50.0,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

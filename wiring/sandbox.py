@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import secrets
 import signal
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -267,8 +270,53 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why `port` cannot be listened on, or None. Checked before anything is deleted or started."""
+    if port == 0:
+        return None
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _lock_db(db: Path) -> tuple[Any, str | None]:
+    """Hold `<db>.lock` for as long as this sandbox runs. Returns (the open lock file, None) or (None, why)."""
+    lock_path = db.with_name(db.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")  # kept open on purpose: the lock lives as long as the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        return None, f"{db} is in use by another sandbox (pid {owner})"
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle, None
+
+
 async def _serve(args: argparse.Namespace) -> int:
     db = Path(args.db)
+    # Refuse before touching anything: a second `make run` must not delete the running sandbox's database.
+    busy = _port_in_use(args.host, args.port)
+    if busy:
+        print(
+            f"incident-bot sandbox: {args.host}:{args.port} is in use ({busy}); is a sandbox already "
+            "running? Stop it, or pick another --port. Nothing was changed.",
+            flush=True,
+        )
+        return 1
+    lock, why = _lock_db(db)
+    if lock is None:
+        print(f"incident-bot sandbox: {why}; stop it or use another --db. Nothing was changed.", flush=True)
+        return 1
     if not args.keep_db:  # Slack state is in memory, so old incidents would point at channels that are gone
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             path.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from bot.health.gate import resolve_objection
 from bot.health.monitor import monitor_tick
 from bot.incidents import closing
 from bot.incidents.flows import provision_effect, template_effect
+from bot.incidents.lifecycle import invite_effect
 from bot.metrics import Metrics
 from bot.oncall.worker import KIND as ONCALL_HANDOFF
 from bot.oncall.worker import fire_handoff, oncall_tick
@@ -29,6 +30,7 @@ from bot.pir.flows import fire_pir_reminder
 from bot.ports import ChatPort
 from bot.statuspage.deliver import atlassian_effect, webhook_effect
 from bot.statuspage.publish import fire_status_reminder
+from handlers.rate_gate import RateGate, sql_store
 from handlers.renderer import SlackRenderer
 from handlers.slack_chat import SlackChat, make_client, make_session
 
@@ -48,6 +50,8 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.timer("archive_war_room", closing.fire_archive)
     d.effect("bookmark", outbox.bookmark_effect)
     d.effect("archive", outbox.archive_effect)
+    d.effect("update", outbox.update_effect)
+    d.effect("invite", invite_effect)
     d.tick(monitor_tick)
     d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)
     d.tick(oncall_tick)  # before the outbox: its hand-off and gap lines go out on the same pass
@@ -89,12 +93,15 @@ def build_services(
     )
     if session is not None:
         client.session = session
+    db = Database(settings.database_url)
+    # One rate gate per process, shared by every caller; 429 pauses are shared with other processes in SQL.
+    gate = RateGate(scale=settings.slack_rate_scale, store=sql_store(db))
     svc = Services(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         clock=clock or SystemClock(),
         playbook=Services.load_playbook(settings),
-        chat=chat or SlackChat(client, metrics, settings.response_url_allowed),
+        chat=chat or SlackChat(client, metrics, settings.response_url_allowed, gate),
         render=SlackRenderer(),
         metrics=metrics,
         dispatch=register_kinds(Dispatch()),

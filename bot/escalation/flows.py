@@ -19,9 +19,10 @@ from bot.oncall.service import oncall_text, page_target
 from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
 from bot.ports import ChatError
+from bot.priority import BACKGROUND, PAGE, with_priority
 from bot.states import IncidentStatus, PageState, TimerState
 from bot.timefmt import fmt_elapsed
-from bot.timers import finish, retry_later
+from bot.timers import finish, renew, retry_later
 
 log = logging.getLogger("incident_bot.escalation")
 
@@ -213,7 +214,15 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         page_id, mode, delivered = page.id, str(t.data.get("mode", "dm")), dict(page.dm)
     errors: list[str] = []
     try:
-        delivered = await _deliver(svc, page_id, view, users, mode, delivered, errors)
+        with with_priority(PAGE):  # pages go first through the Slack rate gate
+            delivered = await _deliver(svc, timer, worker, page_id, view, users, mode, delivered, errors)
+    except _ClaimLost:
+        # Our lease ran out (this worker stalled) and another worker holds the timer now: it resumes from the
+        # DMs recorded so far. Sending on would page the same people twice.
+        log.warning(
+            "page %s %s: claim taken over by another worker; leaving it to them", timer.id, timer.step
+        )
+        return
     except ChatError as exc:
         if exc.transient and timer.attempts < MAX_ATTEMPTS:
             backoff = exc.backoff(timer.attempts, cap=60)
@@ -231,13 +240,46 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         errors.append(f"{exc.method}: {exc.error}")
     sent_at = svc.clock.now()
     async with svc.db.session() as s:
-        page_row = await s.get(Page, page_id)
-        t = await s.get(Timer, timer.id)
+        # Locks in the ack's order (incident, then pages and timers), so the two never deadlock.
+        await service.get(s, view.incident_id, for_update=True)
+        t = await s.get(Timer, timer.id, with_for_update=True)
+        page_row = await s.get(Page, page_id, with_for_update=True)
         assert page_row is not None and t is not None
+        delivered = {**page_row.dm, **delivered}  # what another holder recorded stays recorded
+        taken = (t.state == TimerState.CLAIMED and t.claimed_by != worker) or t.state == TimerState.PENDING
+        if taken:
+            page_row.dm = delivered  # another worker holds (or will re-claim) the timer: it finishes the page
+            return
+        if view.channel_id and "_war_room" not in delivered:
+            # The war-room line is queued with the page's completion: the outbox delivers it, in the war
+            # room's order, ahead of background posts.
+            line = _war_room_line(view, users, mode)
+            await enqueue(
+                s,
+                "post",
+                channel=view.channel_id,
+                incident_id=view.incident_id,
+                at=sent_at,
+                payload={"text": line, "priority": PAGE},
+            )
+            delivered["_war_room"] = {"channel": view.channel_id}
+        if view.channel_id and users and "_invited" not in delivered:
+            # Everyone paged can join the war room at once: queued with the page, like its line.
+            payload = {"users": users}
+            await enqueue(
+                s,
+                "invite",
+                channel=view.channel_id,
+                incident_id=view.incident_id,
+                at=sent_at,
+                payload=payload,
+            )
+            delivered["_invited"] = {"channel": view.channel_id}
         page_row.dm = delivered
         ok = bool(delivered) or (not users)
         page_row.state, page_row.sent_at = (PageState.SENT if ok else PageState.FAILED), sent_at
-        t.state, t.fired_at = TimerState.DONE, sent_at
+        if t.state == TimerState.CLAIMED:  # an ack's re-plan may have dropped it meanwhile: it stays dropped
+            t.state, t.fired_at = TimerState.DONE, sent_at
         lateness = (sent_at - page_row.due_at).total_seconds()
         who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
         oncall = page_row.users.get("oncall") or {}
@@ -271,12 +313,19 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
                 at=sent_at,
                 data={"errors": errors},
             )
+    await deliver(svc, incident_id=view.incident_id)
     svc.metrics.pages_sent.labels(level=str(level)).inc()
     svc.metrics.timer_lateness.observe(max(lateness, 0))
 
 
+class _ClaimLost(Exception):
+    """The page's timer is held by another worker now (our lease ran out)."""
+
+
 async def _deliver(
     svc: Services,
+    timer: Timer,
+    worker: str,
     page_id: int,
     view: PageView,
     users: list[str],
@@ -284,13 +333,18 @@ async def _deliver(
     delivered: dict[str, Any],
     errors: list[str],
 ) -> dict[str, Any]:
-    """DM each user not yet reached (recorded one by one, so a resumed send skips them), then the war-room line."""
-    mentions = " ".join(f"<@{u}>" for u in users)
+    """DM each user not yet reached (recorded one by one, so a resumed send skips them). The war-room line is
+    an outbox row queued when the page is marked sent.
+
+    The timer's claim is the page's fencing token: it is renewed before each DM (and by the dispatcher while
+    the handler runs), and a worker that finds it taken stops (_ClaimLost) instead of sending on."""
     if mode == "dm":
         text, blocks = svc.render.page_dm(view)
         for user in users:
             if user in delivered:
                 continue
+            if not await renew(svc.db, timer.id, worker, svc.clock.now()):
+                raise _ClaimLost(timer.id)
             try:
                 dm = await svc.chat.open_dm(user)
                 ts = await svc.chat.post(dm, text, blocks)
@@ -302,20 +356,22 @@ async def _deliver(
             # `room`: whether the DM could name the war room; False ones are edited once it exists.
             delivered[user] = {"channel": dm, "ts": ts, "room": bool(view.channel_id)}
             async with svc.db.session() as s:
-                row = await s.get(Page, page_id)
+                row = await s.get(Page, page_id, with_for_update=True)
                 if row is not None:
-                    row.dm = dict(delivered)
-    if view.channel_id and users and "_invited" not in delivered:
-        await _invite(svc, view.channel_id, users)  # everyone paged can join the war room at once
-        delivered["_invited"] = {"channel": view.channel_id}
-    if view.channel_id and "_war_room" not in delivered:
-        drill = "[DRILL] " if view.is_drill else ""
-        line = f"{drill}Paging L{view.level} ({view.level_name}) {mentions or 'nobody on the roster'}: {view.reason}"
-        if mode == "channel":
-            line = f"{drill}On-call L{view.level} ({view.level_name}) {mentions}: please take a look ({view.reason})"
-        await svc.chat.post(view.channel_id, line)
-        delivered["_war_room"] = {"channel": view.channel_id}
+                    row.dm = {**row.dm, user: delivered[user]}  # merged: another holder's records stay
     return {k: v for k, v in delivered.items()}
+
+
+def _war_room_line(view: PageView, users: list[str], mode: str) -> str:
+    mentions = " ".join(f"<@{u}>" for u in users)
+    drill = "[DRILL] " if view.is_drill else ""
+    if mode == "channel":
+        return (
+            f"{drill}On-call L{view.level} ({view.level_name}) {mentions}: please take a look ({view.reason})"
+        )
+    return (
+        f"{drill}Paging L{view.level} ({view.level_name}) {mentions or 'nobody on the roster'}: {view.reason}"
+    )
 
 
 async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
@@ -353,41 +409,32 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
             data={"n": n},
             dedupe_key=f"{inc.id}:reminder:{inc.plan_version}:{n}",
         )
-        channel = inc.channel_id
-    if channel:
-        text = f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
-        blocks: list[dict[str, Any]] | None = None
-        if leaderless:  # nobody commands it: offer the role right in the reminder
-            blocks = [
-                {
-                    "type": "section",
-                    "text": {"type": "mrkdwn", "text": text + " Nobody commands this incident."},
-                },
-                {
-                    "type": "actions",
-                    "block_id": "take_command",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": {"type": "plain_text", "text": "Take command"},
-                            "action_id": "take_command",
-                            "value": str(timer.incident_id),
-                            "style": "primary",
-                        }
-                    ],
-                },
-            ]
-        try:
-            await svc.chat.post(channel, text, blocks)
-        except ChatError as exc:
-            async with svc.db.session() as s:
-                await service.add_event(
-                    s,
-                    timer.incident_id or "",
-                    "slack_failed",
-                    f"Reminder failed: {exc.error}",
-                    at=svc.clock.now(),
-                )
+        if inc.channel_id:
+            # Queued with the timer's completion; the outbox retries it and records a final failure.
+            text = f"⏰ Update due, {who}: no update for {stale}. Use `/incident update`."
+            payload: dict[str, Any] = {"text": text, "priority": BACKGROUND}
+            if leaderless:  # nobody commands it: offer the role right in the reminder
+                payload["blocks"] = [
+                    {
+                        "type": "section",
+                        "text": {"type": "mrkdwn", "text": text + " Nobody commands this incident."},
+                    },
+                    {
+                        "type": "actions",
+                        "block_id": "take_command",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "Take command"},
+                                "action_id": "take_command",
+                                "value": str(inc.id),
+                                "style": "primary",
+                            }
+                        ],
+                    },
+                ]
+            await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
+    await deliver(svc, incident_id=timer.incident_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
 
 
@@ -433,23 +480,23 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             data={"via": via, "cycle": inc.cycle},
         )
         await replan(svc, s, inc, reason="acknowledged")
-        dms = [(p, d) for p in pages for u, d in p.dm.items() if not u.startswith("_")]
+        # Every effect of the ack is queued with it: a crash after commit still edits the DMs and the
+        # template and says so in the war room (the deliverer below, or the worker).
+        for page in pages:
+            for u, dm in page.dm.items():
+                if u.startswith("_") or not dm.get("ts"):  # _war_room, _invited: not DMs
+                    continue
+                text, blocks = svc.render.page_acked(page, user)
+                payload = {"channel": dm["channel"], "ts": dm["ts"], "text": text, "blocks": blocks}
+                await enqueue(
+                    s, "update", channel=str(dm["channel"]), incident_id=inc.id, at=now, payload=payload
+                )
         channel = inc.channel_id
-    for page, dm in dms:
-        text, blocks = svc.render.page_acked(page, user)
-        try:
-            await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
-        except ChatError as exc:
-            log.warning("could not update page DM: %s", exc)
-    if channel:
-        # The template shows "acknowledged": an outbox `template` row, as IncidentFlows.refresh_template writes.
-        async with svc.db.session() as s:
-            await enqueue(s, "template", channel=channel, incident_id=incident_id, at=svc.clock.now())
-        await deliver(svc, incident_id=incident_id)
-        try:
-            await svc.chat.post(channel, f"✅ Acknowledged by <@{user}> after {after}. Escalation paused.")
-        except ChatError:
-            pass
+        await enqueue(s, "template", channel=channel or inc.id, incident_id=inc.id, at=now)
+        if channel:
+            line = f"✅ Acknowledged by <@{user}> after {after}. Escalation paused."
+            await enqueue(s, "post", channel=channel, incident_id=inc.id, at=now, payload={"text": line})
+    await deliver(svc, incident_id=incident_id)
     return AckResult("acked", incident_id, user, after, channel)
 
 

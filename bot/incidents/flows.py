@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -12,16 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.db import DatabaseUnavailable
 from bot.escalation.flows import replan, war_room_ready
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.incidents.lifecycle import announce_declared
 from bot.models import Incident, OutboxMessage
 from bot.oncall.service import war_room_oncall
-from bot.outbox import deliver, enqueue
+from bot.outbox import deliver, enqueue, requeue, state_of
 from bot.pir import links
 from bot.ports import ChatError
-from bot.states import IncidentStatus, ProvisionState
+from bot.states import IncidentStatus, OutboxState, ProvisionState
 from bot.statuspage.publish import on_declared
 
 log = logging.getLogger("incident_bot.declare")
@@ -31,6 +34,8 @@ MAX_NAME_ATTEMPTS = 20
 AUTOMATED_SOURCES = ("monitor", "alertmanager", "grafana")
 # A war room's PIR bookmark must outlive the review (held within 5-7 days): signed for 90 days.
 BOOKMARK_TTL = timedelta(days=90)
+# How long a duplicate delivery waits for the war room's owner before answering with what it sees.
+PROVISION_WAIT = 15.0
 
 
 @dataclass(frozen=True)
@@ -85,18 +90,58 @@ class IncidentFlows:
                 existing = inc.id
         if dup:
             # Slack retried, or someone double-submitted: finish what the first one started, create nothing.
+            # Never provision directly: the outbox row's claim is the war room's single owner.
             if existing is None:
                 return DeclareResult("duplicate")
-            result = await self.provision(existing)
+            result = await self.request_provision(existing)
             return DeclareResult("duplicate", existing, result.channel_id, result.error)
         assert existing is not None
-        await deliver(self.svc, incident_id=existing)
+        try:
+            await deliver(self.svc, incident_id=existing)
+            # A duplicate delivery may have claimed the row first: then it is the owner and this one waits.
+            return await self._await_provision(existing, PROVISION_WAIT)
+        except DatabaseUnavailable:
+            # The incident is committed; its war room is an outbox row the worker builds when the database
+            # is back. Saying "nothing was changed" here would make the declarer declare it twice.
+            return DeclareResult("failed", existing, error="database unavailable; the war room follows")
+
+    async def request_provision(self, incident: str, *, wait: float = PROVISION_WAIT) -> DeclareResult:
+        """Ask for the war room to be (finished) built, by whoever owns its outbox row, and wait a little.
+
+        Used by Slack's retries, double submits and the "Retry setup" button. A row that gave up is made
+        pending again; a row another delivery holds is left to it: two owners would make two channels."""
         async with self.svc.db.session() as s:
-            row = await service.get(s, existing)
-        assert row is not None
+            inc = await service.get(s, incident)
+            if inc is None:
+                return DeclareResult("failed", incident, error="incident not found")
+            if inc.provision_state != ProvisionState.READY:
+                await requeue(s, f"{incident}:provision", self.svc.clock.now())
+        return await self._await_provision(incident, wait)
+
+    async def _await_provision(self, incident: str, wait: float) -> DeclareResult:
+        deadline = time.monotonic() + wait
+        while True:
+            await deliver(self.svc, incident_id=incident)
+            result = await self._provision_result(incident)
+            if result.state == "ready" or time.monotonic() >= deadline:
+                return result
+            if not await self._provision_in_flight(incident):
+                return result
+            await asyncio.sleep(0.05)  # the owner is mid-way (maybe in another process): let it finish
+
+    async def _provision_in_flight(self, incident: str) -> bool:
+        return await state_of(self.svc, f"{incident}:provision") in (OutboxState.PENDING, OutboxState.SENDING)
+
+    async def _provision_result(self, incident: str) -> DeclareResult:
+        async with self.svc.db.session() as s:
+            row = await service.get(s, incident)
+        if row is None:
+            return DeclareResult("failed", incident, error="incident not found")
         if row.provision_state == ProvisionState.READY:
             return DeclareResult("ready", row.id, row.channel_id)
-        return DeclareResult("failed", row.id, row.channel_id, row.provision_error)
+        return DeclareResult(
+            "failed", row.id, row.channel_id, row.provision_error or "war room setup pending"
+        )
 
     async def _create(self, s: AsyncSession, req: DeclareRequest, now: datetime) -> Incident:
         attempt = 1
@@ -269,8 +314,15 @@ class IncidentFlows:
                     continue
                 raise
             async with self.svc.db.session() as s:
-                row = await service.get(s, inc.id)
+                row = await service.get(s, inc.id, for_update=True)
                 assert row is not None
+                if row.channel_id is not None and row.channel_id != channel_id:
+                    # Only reachable if a lease ran out mid-setup: keep the first room, close ours.
+                    log.warning(
+                        "%s already has war room %s; archiving %s", inc.id, row.channel_id, channel_id
+                    )
+                    await self._archive_quietly(channel_id)
+                    return row
                 row.channel_id, row.channel_name = channel_id, name
                 await service.add_event(
                     s,
@@ -283,6 +335,12 @@ class IncidentFlows:
                 )
                 return row
         raise ChatError("conversations.create", "name_taken")
+
+    async def _archive_quietly(self, channel: str) -> None:
+        try:
+            await self.svc.chat.archive(channel)
+        except ChatError as exc:
+            log.warning("could not archive orphan war room %s: %s", channel, exc.error)
 
     async def responders(self, inc: Incident) -> list[str]:
         """The declarer, whoever is primary on call now, and the routed team's on-call (bot.oncall)."""

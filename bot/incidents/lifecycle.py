@@ -21,10 +21,11 @@ from bot import incident_store as service
 from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
 from bot.escalation.flows import close_page_dms, replan
-from bot.models import Incident, TimelineEvent
+from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
+from bot.priority import BACKGROUND
 from bot.slack_text import esc
 from bot.states import OPEN_STATUSES, IncidentStatus
 from bot.statuspage.publish import on_resolved
@@ -378,13 +379,13 @@ class LifecycleFlows:
             await service.add_event(
                 s, inc.id, "role", line.removeprefix("👤 "), at=now, actor=user, data=data
             )
+            if inc.channel_id:
+                # The new role holder belongs in the war room: an effect of this change, so it is queued
+                # with it (a crash after commit still invites them).
+                await enqueue(
+                    s, "invite", channel=inc.channel_id, incident_id=inc.id, at=now, payload={"users": [who]}
+                )
             await self._template_and_line(s, inc, line, now)
-            channel = inc.channel_id
-        if channel:
-            try:
-                await self.svc.chat.invite(channel, [who])  # the new role holder belongs in the war room
-            except ChatError as exc:
-                await self._slack_failed(incident_id, exc, f"Could not invite <@{who}>")
         await self._deliver(incident_id)
         return Outcome(True, f"{incident_id}: {title.lower()} is now <@{who}>.", incident_id, changed=True)
 
@@ -671,7 +672,7 @@ class LifecycleFlows:
         if fresh:
             inc = await service.get(s, incident_id)
             blocks = self.svc.render.announcement(text, incident_id, inc.channel_id if inc else None)
-            payload = {"text": text, "blocks": blocks}
+            payload = {"text": text, "blocks": blocks, "priority": BACKGROUND}  # behind pages
             await enqueue(s, "post", channel=target, incident_id=incident_id, at=now, payload=payload)
         return fresh
 
@@ -711,6 +712,24 @@ class LifecycleFlows:
 ANNOUNCED_STATUSES = ("IDENTIFIED", "MONITORING")
 ANNOUNCED_SEVERITIES = ("P0", "P1")
 STATUS_ICON = {"IDENTIFIED": "🔎", "MONITORING": "👀"}
+
+
+async def invite_effect(svc: Services, row: OutboxMessage) -> dict[str, Any]:
+    """The outbox's `invite` effect (registered at wiring): add `payload.users` to the row's channel.
+
+    One by one: Slack refuses a whole invite with already_in_channel when any one user is a member."""
+    users = [str(u) for u in row.payload.get("users", [])]
+    invited = []
+    for user in users:
+        try:
+            await svc.chat.invite(row.channel, [user])
+            invited.append(user)
+        except ChatError as exc:
+            if exc.transient:
+                raise
+            if exc.error not in ("already_in_channel", "cant_invite_self"):
+                log.warning("could not invite %s to %s: %s", user, row.channel, exc.error)
+    return {"users": users, "invited": invited}
 
 
 async def announce_declared(svc: Services, incident_id: str) -> bool:
