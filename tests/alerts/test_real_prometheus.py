@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.models import Alert
+from sandbox.factory_sim import DINER_EMAIL, DINER_PASSWORD
 from sandbox.servers import LoopServer
 from sandbox.slack_standin import SlackStandin
 from tests.alerts.payloads import AM_PASSWORD, AM_USER
@@ -60,14 +61,18 @@ async def test_prometheus_rule_fires_through_alertmanager_into_the_bot(
     prom = prometheus(tmp_path, target, am.url, RULES)
     stop = asyncio.Event()
 
-    async def traffic() -> None:  # diners keep ordering through the service
+    async def traffic() -> None:  # a diner logs in, then keeps ordering through the service
         async with httpx.AsyncClient(timeout=10) as http:
+            login = await http.put(
+                f"{servers.service_url}/api/auth", json={"email": DINER_EMAIL, "password": DINER_PASSWORD}
+            )
+            token = login.json()["token"]
             while not stop.is_set():
                 with contextlib.suppress(httpx.HTTPError):
                     await http.post(
                         f"{servers.service_url}/api/order",
                         json={"items": [{"menuId": 1, "description": "Veggie", "price": 0.05}]},
-                        headers={"Authorization": "Bearer diner"},
+                        headers={"Authorization": f"Bearer {token}"},
                     )
                 await asyncio.sleep(0.1)
 
