@@ -110,6 +110,11 @@ class SlackChat:
         except ChatError as exc:
             if exc.error != "already_in_channel":
                 raise
+            # Slack refuses the whole list when any one of them is a member already (e.g. a paged user the
+            # page's own invite added first): invite the rest one by one.
+            if len(users) > 1:
+                for user in users:
+                    await self.invite(channel, [user])
 
     async def set_topic(self, channel: str, topic: str) -> None:
         await self._call("conversations.setTopic", channel=channel, topic=topic[:250])
