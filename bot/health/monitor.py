@@ -19,7 +19,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
 
@@ -106,18 +106,23 @@ async def monitor_tick(svc: Services) -> None:
     state["task"] = svc.tasks.spawn(monitor_once(svc), "monitor")
 
 
+async def _ensure_alert_row(s: Any, problem: str, now: datetime) -> None:
+    """The problem's alert row, created inactive the first time (a concurrent creator wins harmlessly)."""
+    ins = service._insert(s, AlertState).values(
+        problem_key=problem,
+        state=MonitorAlertState.INACTIVE,
+        failing_samples=0,
+        flaps=0,
+        updated_at=now,
+        data={},
+    )
+    await s.execute(ins.on_conflict_do_nothing())
+
+
 async def _claim(svc: Services, problem: str, owner: str, now: datetime, lease: float) -> bool:
     """Own this problem's tick (a lease in the alert row): a second worker skips; a dead one's lease expires."""
     async with svc.db.session() as s:
-        ins = service._insert(s, AlertState).values(
-            problem_key=problem,
-            state=MonitorAlertState.INACTIVE,
-            failing_samples=0,
-            flaps=0,
-            updated_at=now,
-            data={},
-        )
-        await s.execute(ins.on_conflict_do_nothing())
+        await _ensure_alert_row(s, problem, now)
         res = await s.execute(
             update(AlertState)
             .where(
@@ -215,15 +220,7 @@ async def _step(
     failing = report.verdict != "healthy" and not explained
     cfg, action, outcome = th.alerting, "none", "ok"
     async with svc.db.session() as s:
-        ins = service._insert(s, AlertState).values(
-            problem_key=problem,
-            state=MonitorAlertState.INACTIVE,
-            failing_samples=0,
-            flaps=0,
-            updated_at=now,
-            data={},
-        )
-        await s.execute(ins.on_conflict_do_nothing())
+        await _ensure_alert_row(s, problem, now)
         alert = (
             await s.execute(select(AlertState).where(AlertState.problem_key == problem).with_for_update())
         ).scalar_one()
