@@ -86,20 +86,28 @@ async def _fire(svc: Services, t: Timer, worker: str) -> None:
     if handler is None:
         await timers.finish(svc.db, t.id, timers.TimerState.FAILED, error=f"no handler for {t.kind}")
         return
-    beat = asyncio.create_task(_keep_claim(svc, t.id, worker))
+    stop = asyncio.Event()
+    beat = asyncio.create_task(_keep_claim(svc, t.id, worker, stop))
     try:
         await handler(svc, t, worker)
     except Exception as exc:
         log.exception("timer %s (%s %s) failed", t.id, t.kind, t.step)
         await timers.retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))
     finally:
-        beat.cancel()
+        # Stopped, not cancelled: a renewal cancelled inside its database call can leave the pooled
+        # connection mid-transaction (SQLite then holds its lock and the engine cannot be disposed).
+        stop.set()
+        await beat
 
 
-async def _keep_claim(svc: Services, timer_id: int, worker: str) -> None:
+async def _keep_claim(svc: Services, timer_id: int, worker: str, stop: asyncio.Event) -> None:
     """Renew the claim while the handler runs; stop once it is not ours any more."""
     while True:
-        await asyncio.sleep(RENEW_EVERY)
+        try:
+            await asyncio.wait_for(stop.wait(), RENEW_EVERY)
+            return
+        except TimeoutError:
+            pass
         try:
             if not await timers.renew(svc.db, timer_id, worker, svc.clock.now()):
                 return
