@@ -22,6 +22,7 @@ from bot.incidents.lifecycle import (
 )
 from bot.models import Incident
 from bot.playbook import AREAS, SEVERITIES, Playbook
+from bot.slack_text import esc
 from bot.states import IncidentStatus
 from handlers.blocks import SECTION_MAX, Blocks, actions, clip, context, divider, header, section
 from handlers.parse import MAX_SUMMARY
@@ -247,8 +248,8 @@ def resolve_checklist(check: ResolveCheck) -> tuple[str, Blocks]:
     time_line = f"{box(check.time_met)} Monitored for {need}+ with no issues ({so_far}"
     time_line += f"; {minutes(check.remaining)} to go)" if not check.time_met else ")"
     if check.health:  # the health gate: a fresh check and the monitor's clean window
-        time_line += f"\n{box(False)} Healthy: {check.health}"
-    text = f"{check.incident_id} is not ready to resolve: {check.summary()}."
+        time_line += f"\n{box(False)} Healthy: {esc(check.health)}"  # alert names, Factory text
+    text = f"{check.incident_id} is not ready to resolve: {esc(check.summary())}."
     blocks: Blocks = [
         header(f"Not ready to resolve {check.incident_id}"),
         section(f"*Resolution criteria*\n{status_line}\n{time_line}"[:2900]),

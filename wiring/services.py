@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import outbox, retention
 from bot.alerts.flows import alerts_tick
+from bot.alerts.flows import resolve_objection as alerts_objection
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import Services
@@ -67,7 +68,8 @@ def register_kinds(d: Dispatch) -> Dispatch:
         )  # resolving a drill incident finishes (and reports) it
 
     d.recovery_hooks.append(drill_owns_recovery)
-    d.resolve_gates.append(resolve_objection)
+    d.resolve_gates.append(resolve_objection)  # the monitor's health gate (bot.health.gate)
+    d.resolve_gates.append(alerts_objection)  # no alert of the incident still firing (bot.alerts)
     d.resolved_hooks.append(drill_resolved)
     return d
 

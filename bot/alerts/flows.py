@@ -539,6 +539,27 @@ async def alerts_all_resolved(session: AsyncSession, incident_id: str) -> bool:
     return not await _any_firing(session, incident_id)
 
 
+async def resolve_objection(svc: Services, incident_id: str, user: str) -> str:
+    """The alerts' resolve gate (registered at wiring): an incident whose alert still fires at its source is
+    not resolved on the playbook's criteria alone; "" = no objection. Resolving anyway stays possible and is
+    recorded as an override."""
+    async with svc.db.session() as s:
+        firing = await _firing_count(s, incident_id)
+        if not firing:
+            return ""
+        stmt = (
+            select(Alert.name)
+            .where(Alert.incident_id == incident_id, Alert.status == AlertStatus.FIRING)
+            .order_by(Alert.first_seen, Alert.id)
+            .limit(3)
+        )
+        # Plain text (the gate's words are stored on the timeline as typed; each surface escapes them).
+        names = [" ".join(n.split())[:80] for n in (await s.execute(stmt)).scalars()]
+    more = f" and {firing - len(names)} more" if firing > len(names) else ""
+    noun = "alert is" if firing == 1 else "alerts are"
+    return f"{firing} {noun} still firing at the source ({', '.join(names)}{more})"
+
+
 async def incident_alerts(svc: Services, incident_id: str, limit: int = 200) -> list[Alert]:
     async with svc.db.session() as s:
         stmt = (

@@ -554,3 +554,45 @@ async def test_truncated_alerts_are_said(bot: BotHarness, clock: ManualClock) ->
     assert "7 more alerts were left out by the sender" in msg
     [event] = [e for e in await bot.events(inc.id) if e.kind == "alert"]
     assert event.data["truncated"] == 7
+
+
+async def test_resolve_waits_for_the_alerts_to_resolve_at_the_source(
+    bot: BotHarness, clock: ManualClock
+) -> None:
+    """An alert still firing is a resolve gate (issue #17): the playbook's MONITORING time alone is not enough,
+    the refusal names the alert (escaped), and once the source says resolved the same command resolves."""
+    started = clock.now()
+    name = "Errors <!channel> *5xx*"  # external text: must reach Slack escaped
+    fp = "5555666677778888"
+    firing = grafana_body([grafana_alert(name, starts=started, labels=SERVICE, fingerprint=fp)])
+    await post(bot, "grafana", firing)
+    [inc] = await bot.incidents()
+    assert inc.channel_id
+    await bot.command("status MONITORING", user="U01PRIMARY", channel=inc.channel_id)
+    clock.advance(minutes=31)  # the playbook's MONITORING time is met …
+    _, url = await bot.command("resolve", user="U01PRIMARY", channel=inc.channel_id)
+    reply = json.dumps(bot.replies(url)[-1])
+    assert "not ready to resolve" in reply and "still firing at the source" in reply  # … the alert is not
+    assert "<!channel>" not in reply and "&lt;!channel&gt;" in reply
+    async with bot.svc.db.session() as s:
+        row = await s.get(Incident, inc.id)
+        assert row is not None and row.status == "MONITORING"
+    refused = [
+        e for e in await bot.events(inc.id) if e.kind == "command" and e.data.get("command") == "resolve"
+    ]
+    assert refused and "still firing" in refused[-1].data["health"]
+
+    ended = grafana_body(
+        [
+            grafana_alert(
+                name, status="resolved", starts=started, ends=clock.now(), labels=SERVICE, fingerprint=fp
+            )
+        ]
+    )
+    await post(bot, "grafana", ended)
+    await bot.command("resolve", user="U01PRIMARY", channel=inc.channel_id)
+    async with bot.svc.db.session() as s:
+        row = await s.get(Incident, inc.id)
+        assert row is not None and row.status == "RESOLVED"
+    [ev] = [e for e in await bot.events(inc.id) if e.kind == "resolved"]
+    assert ev.data["forced"] is False and ev.data["health"] == ""
