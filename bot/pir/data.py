@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.db import Database
+from bot.incident_facts import IncidentFacts, facts_of
 from bot.models import ActionItem, CheckSample, Incident, Page, TimelineEvent
 from bot.pir.alert_rows import AlertRow, load_alerts
 from bot.pir.metrics import Times
@@ -25,30 +26,13 @@ from bot.playbook import Playbook
 EVENT_BATCH = 25_000
 
 
-@dataclass(frozen=True)
-class IncidentInfo:
-    id: str
-    severity: str
-    severity_label: str
-    status: str
-    summary: str
-    impact: str
-    root_cause: str
-    next_steps: str
-    area: str | None
-    team: str | None
-    commander: str | None
-    comms_lead: str | None
-    declared_by: str
-    channel_id: str | None
+@dataclass(frozen=True, kw_only=True)
+class IncidentInfo(IncidentFacts):
     channel_name: str | None
     detected_at: datetime | None
-    declared_at: datetime
     acknowledged_at: datetime | None
-    acknowledged_by: str | None
     monitoring_at: datetime | None
     resolved_at: datetime | None
-    is_drill: bool
     source: str
     cycle: int
     identified_at: datetime | None = None  # from the timeline: the first move to IDENTIFIED
@@ -143,28 +127,12 @@ class PirData:
 
 def incident_info(inc: Incident, severity_label: str = "", team: str | None = None) -> IncidentInfo:
     return IncidentInfo(
-        id=inc.id,
-        severity=inc.severity,
-        severity_label=severity_label or inc.severity,
-        status=inc.status,
-        summary=inc.summary,
-        impact=inc.impact or "",
-        root_cause=inc.root_cause or "",
-        next_steps=inc.next_steps or "",
-        area=inc.area,
-        team=team,
-        commander=inc.commander,
-        comms_lead=inc.comms_lead,
-        declared_by=inc.declared_by,
-        channel_id=inc.channel_id,
+        **facts_of(inc, severity_label, team),
         channel_name=inc.channel_name,
         detected_at=inc.detected_at,
-        declared_at=inc.declared_at,
         acknowledged_at=inc.acknowledged_at,
-        acknowledged_by=inc.acknowledged_by,
         monitoring_at=inc.monitoring_at,
         resolved_at=inc.resolved_at,
-        is_drill=bool(inc.is_drill),
         source=inc.source or "slash",
         cycle=inc.cycle or 1,
     )

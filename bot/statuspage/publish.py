@@ -17,7 +17,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.models import Incident, StatusComponent, StatusIncident, StatusSubscriber, StatusUpdate, Timer
 from bot.outbox import deliver, enqueue
-from bot.states import StatusUpdateState
+from bot.states import IncidentStatus, PublicIncidentStatus, StatusUpdateState, TimerState
 from bot.statuspage.config import PageConfig, load_config
 from bot.statuspage.model import INCIDENT_LABEL, STATE_LABEL, Draft, worst
 from bot.statuspage.render import update_text
@@ -265,7 +265,7 @@ async def _publish(
         await s.flush()
     pub.title, pub.status = u.title, u.status
     pub.impact = worst((pub.impact, impact))
-    pub.resolved_at = now if u.status == "resolved" else None
+    pub.resolved_at = now if u.status == PublicIncidentStatus.RESOLVED else None
     for key, state in u.components.items():
         if config.component(key) is not None:
             await set_public_state(s, key, state, now)
@@ -325,7 +325,7 @@ async def _publish(
             payload={"update_id": u.id},
             dedupe_key=f"status:{u.id}:atlassian",
         )
-    if u.status != "resolved":
+    if u.status != PublicIncidentStatus.RESOLVED:
         cadence = _scaled(svc, svc.playbook.severities[inc.severity].update_cadence)
         if cadence:
             schedule_reminder(s, inc.id, now + cadence, after=now)
@@ -405,23 +405,39 @@ async def on_resolved(svc: Services, s: AsyncSession, inc: Incident, now: dateti
     pub = (
         await s.execute(select(StatusIncident).where(StatusIncident.incident_id == inc.id))
     ).scalar_one_or_none()
-    if pub is None or pub.status == "resolved" or not inc.channel_id:
+    if pub is None or pub.status == PublicIncidentStatus.RESOLVED or not inc.channel_id:
         return
     text = "📣 Customers were told about this incident. Publish the *resolved* update on the status page:"
+    await _offer(
+        s,
+        inc,
+        now,
+        text,
+        _open_button(inc.id, "Publish “resolved”", resolved=True),
+        dedupe_key=f"status:{inc.id}:resolved-offer:{inc.cycle}",
+    )
+
+
+async def _offer(
+    s: AsyncSession,
+    inc: Incident,
+    now: datetime,
+    text: str,
+    button: dict[str, Any],
+    dedupe_key: str | None = None,
+) -> None:
+    """A war-room line with the button that opens the public-update modal (an outbox row, this transaction)."""
     await enqueue(
         s,
         "post",
-        channel=inc.channel_id,
+        channel=inc.channel_id or inc.id,  # callers check the war room exists
         incident_id=inc.id,
         at=now,
         payload={
             "text": text,
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                _open_button(inc.id, "Publish “resolved”", resolved=True),
-            ],
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}, button],
         },
-        dedupe_key=f"status:{inc.id}:resolved-offer:{inc.cycle}",
+        dedupe_key=dedupe_key,
     )
 
 
@@ -441,13 +457,13 @@ async def fire_status_reminder(svc: Services, timer: Timer, worker: str) -> None
             await s.execute(select(StatusIncident).where(StatusIncident.incident_id == incident_id))
         ).scalar_one_or_none()
         superseded = latest is not None and latest > after
-        finished = pub is not None and pub.status == "resolved"
-        if inc is None or superseded or finished or (inc.status == "RESOLVED" and pub is None):
-            t.state, t.fired_at, t.last_error = "dropped", now, "no longer due"
+        finished = pub is not None and pub.status == PublicIncidentStatus.RESOLVED
+        if inc is None or superseded or finished or (inc.status == IncidentStatus.RESOLVED and pub is None):
+            t.state, t.fired_at, t.last_error = TimerState.DROPPED, now, "no longer due"
             return
-        t.state, t.fired_at = "done", now
+        t.state, t.fired_at = TimerState.DONE, now
         cadence = _scaled(svc, svc.playbook.severities[inc.severity].update_cadence)
-        if cadence and inc.status != "RESOLVED":
+        if cadence and inc.status != IncidentStatus.RESOLVED:
             schedule_reminder(s, inc.id, now + cadence, after=after, n=n + 1)
         who = f"<@{inc.commander}>" if inc.commander else "Commander"
         since = (
@@ -460,18 +476,5 @@ async def fire_status_reminder(svc: Services, timer: Timer, worker: str) -> None
             s, inc.id, "reminder", f"Public update due: {since}", at=now, data={"public": n}
         )
         if inc.channel_id:
-            await enqueue(
-                s,
-                "post",
-                channel=inc.channel_id,
-                incident_id=inc.id,
-                at=now,
-                payload={
-                    "text": text,
-                    "blocks": [
-                        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                        _open_button(inc.id, "Write public update"),
-                    ],
-                },
-            )
+            await _offer(s, inc, now, text, _open_button(inc.id, "Write public update"))
     await deliver(svc, incident_id=incident_id)
