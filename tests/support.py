@@ -185,3 +185,29 @@ class BotHarness:
         got = self.replies(response_url)
         assert got, "the bot sent nothing to the response_url"
         return str(got[-1].get("text", ""))
+
+
+def form_values(
+    view: dict[str, Any],
+    overrides: dict[str, str | None] | None = None,
+    /,
+    *,
+    prefilled: bool = True,
+    **fields: str | None,
+) -> dict[str, dict[str, Any]]:
+    """Slack's state.values for a submitted form: the prefilled values (or blanks, prefilled=False), with the
+    fields given (as a dict or as keywords) changed."""
+    changed = {**(overrides or {}), **fields}
+    values: dict[str, dict[str, Any]] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        bid, el = block["block_id"], block["element"]
+        if el["type"] == "static_select":
+            chosen = changed.get(bid, (el.get("initial_option") or {}).get("value"))
+            opt = {"value": chosen, "text": {"type": "plain_text", "text": str(chosen)}} if chosen else None
+            values[bid] = {el["action_id"]: {"type": "static_select", "selected_option": opt}}
+        else:
+            default = el.get("initial_value") if prefilled else ""
+            values[bid] = {el["action_id"]: {"type": "plain_text_input", "value": changed.get(bid, default)}}
+    return values

@@ -16,7 +16,7 @@ from bot.models import Incident, Page, Timer
 from handlers import lifecycle_blocks as lb
 from sandbox.slack_standin import Channel, SlackStandin, block_problems, view_problems
 from tests.conftest import make_settings
-from tests.support import BotHarness
+from tests.support import BotHarness, form_values
 
 MEMBER, OUTSIDER = "UDECLARER", "UOUTSIDER"
 
@@ -84,27 +84,6 @@ def opened_view(bot: BotHarness, callback_id: str) -> dict[str, Any]:
     views = [v["view"] for v in bot.slack.views.values() if v["view"]["callback_id"] == callback_id]
     assert views, f"no {callback_id} view was opened"
     return views[-1]
-
-
-def form_values(view: dict[str, Any], **overrides: str | None) -> dict[str, dict[str, Any]]:
-    """Slack's state.values for a submitted form: the prefilled values, with some fields changed."""
-    values: dict[str, dict[str, Any]] = {}
-    for block in view["blocks"]:
-        if block["type"] != "input":
-            continue
-        bid, el = block["block_id"], block["element"]
-        if el["type"] == "static_select":
-            chosen = overrides.get(bid, (el.get("initial_option") or {}).get("value"))
-            opt = {"value": chosen, "text": {"type": "plain_text", "text": str(chosen)}} if chosen else None
-            values[bid] = {el["action_id"]: {"type": "static_select", "selected_option": opt}}
-        else:
-            values[bid] = {
-                el["action_id"]: {
-                    "type": "plain_text_input",
-                    "value": overrides.get(bid, el.get("initial_value")),
-                }
-            }
-    return values
 
 
 async def pending(bot: BotHarness, inc: Incident, kind: str) -> list[Timer]:

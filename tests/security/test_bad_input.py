@@ -11,8 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from handlers.app import BROKEN
-from tests.incidents.test_lifecycle import form_values, opened_view
-from tests.support import BotHarness
+from tests.incidents.test_lifecycle import opened_view
+from tests.support import BotHarness, form_values
 
 MEMBER = "UDECLARER"
 

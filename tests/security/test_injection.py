@@ -19,7 +19,7 @@ from bot.models import Incident
 from bot.slack_text import esc, esc_clip, from_slack
 from sandbox.slack_standin import Channel, SlackStandin
 from tests.conftest import make_settings
-from tests.support import BotHarness
+from tests.support import BotHarness, form_values
 
 INJ = "<!channel> <@U0CEO> <#C123> <https://evil.example|click> & <script>"
 LIVE = ("<!channel", "<@U0CEO", "<#C123", "<https://evil", "<script", "<!here", "<!everyone")
@@ -73,21 +73,6 @@ def pushpin(channel: str, ts: str, user: str) -> dict[str, Any]:
             "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts}  # fmt: skip
 
 
-def form(view: dict[str, Any], **overrides: str) -> dict[str, dict[str, Any]]:
-    values: dict[str, dict[str, Any]] = {}
-    for block in view["blocks"]:
-        if block["type"] != "input":
-            continue
-        bid, el = block["block_id"], block["element"]
-        if el["type"] == "static_select":
-            chosen = overrides.get(bid, (el.get("initial_option") or {}).get("value"))
-            opt = {"value": chosen, "text": {"type": "plain_text", "text": str(chosen)}} if chosen else None
-            values[bid] = {el["action_id"]: {"type": "static_select", "selected_option": opt}}
-        else:
-            values[bid] = {el["action_id"]: {"type": "plain_text_input", "value": overrides.get(bid, "")}}
-    return values
-
-
 async def row(bot: BotHarness, incident_id: str) -> Incident:
     [inc] = [i for i in await bot.incidents() if i.id == incident_id]
     return inc
@@ -107,17 +92,15 @@ async def test_hostile_text_is_inert_on_every_slack_surface_and_verbatim_in_the_
     await bot.command("update", user=MEMBER, channel=room)
     [view] = [v["view"] for v in bot.slack.views.values() if v["view"]["callback_id"] == "incident_update"]
     fields = {k: INJ for k in ("summary", "impact", "root_cause", "next_steps")}
-    await bot.view_submission(
-        "incident_update", form(view, **fields, severity="P0", status="IDENTIFIED"), user=MEMBER,
-        private_metadata=inc.id,
-    )  # fmt: skip
+    values = form_values(view, prefilled=False, **fields, severity="P0", status="IDENTIFIED")
+    await bot.view_submission("incident_update", values, user=MEMBER, private_metadata=inc.id)
     inc = await row(bot, inc.id)
     assert (inc.impact, inc.root_cause, inc.next_steps, inc.severity) == (INJ, INJ, INJ, "P0")
     # The declare form, in another channel.
     await bot.command("declare", user="UOTHER", channel="CGENERAL")
     [dview] = [v["view"] for v in bot.slack.views.values() if v["view"]["callback_id"] == "incident_declare"]
     await bot.view_submission(
-        "incident_declare", form(dview, severity="P1", summary=INJ, impact=INJ), user="UOTHER",
+        "incident_declare", form_values(dview, prefilled=False, severity="P1", summary=INJ, impact=INJ), user="UOTHER",
         private_metadata="CGENERAL",
     )  # fmt: skip
     # 📌 pins: one typed literally (Slack sends it encoded), one with real @channel and a real mention.

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.models import Incident
 from sandbox.slack_standin import Message
-from tests.support import BotHarness
+from tests.support import BotHarness, form_values
 
 COMMANDER, MEMBER, OUTSIDER = "UDECLARER", "UOTHER", "UOUTSIDER"
 
@@ -20,27 +20,6 @@ async def declare(bot: BotHarness, text: str = "declare P1 Factory orders failin
 
 def opened_views(bot: BotHarness, callback_id: str) -> list[dict[str, Any]]:
     return [v["view"] for v in bot.slack.views.values() if v["view"]["callback_id"] == callback_id]
-
-
-def form_values(view: dict[str, Any], overrides: dict[str, str | None]) -> dict[str, dict[str, Any]]:
-    """Slack's state.values for a submitted form: the prefilled values, with some fields changed."""
-    values: dict[str, dict[str, Any]] = {}
-    for block in view["blocks"]:
-        if block["type"] != "input":
-            continue
-        bid, el = block["block_id"], block["element"]
-        if el["type"] == "static_select":
-            chosen = overrides.get(bid, (el.get("initial_option") or {}).get("value"))
-            opt = {"value": chosen, "text": {"type": "plain_text", "text": str(chosen)}} if chosen else None
-            values[bid] = {el["action_id"]: {"type": "static_select", "selected_option": opt}}
-        else:
-            values[bid] = {
-                el["action_id"]: {
-                    "type": "plain_text_input",
-                    "value": overrides.get(bid, el.get("initial_value")),
-                }
-            }
-    return values
 
 
 def room(bot: BotHarness, inc: Incident) -> list[Message]:

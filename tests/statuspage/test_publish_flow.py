@@ -19,12 +19,11 @@ from tests.statuspage.support import (
     buttons,
     compose_and_preview,
     declare,
-    form_values,
     last_response_text,
     opened_views,
     room,
 )
-from tests.support import BotHarness
+from tests.support import BotHarness, form_values
 
 
 async def page(bot: BotHarness) -> str:
