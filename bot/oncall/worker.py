@@ -177,6 +177,15 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
     await outbox.deliver(svc)
 
 
+async def _claim_once(s: AsyncSession, key: str, now: datetime) -> bool:
+    """Claim `key` for an outbox row keyed the same. Request ids are pruned after a week and outbox rows after
+    a month (bot/retention.py): a gap or a stretch running longer than a week finds its row still there."""
+    taken = await s.execute(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key))
+    if taken.first() is not None:
+        return False
+    return await claim_request(s, key, now)
+
+
 async def warn_gaps(svc: Services, now: datetime) -> int:
     """Each stretch with nobody on call in the next 7 days is announced once in ONCALL_CHANNEL."""
     warned = 0
@@ -196,7 +205,7 @@ async def warn_gaps(svc: Services, now: datetime) -> int:
                 f"level. Cover it with `/incident oncall override @user {sched.level} <start> <duration>`."
             )
             async with svc.db.session() as s:
-                if not await claim_request(s, f"oncall-gap:{sched.name}:{began}", now):
+                if not await _claim_once(s, f"oncall-gap:{sched.name}:{began}", now):
                     continue
                 if svc.settings.oncall_channel:
                     await outbox.enqueue(
@@ -232,7 +241,7 @@ async def _enqueue_sync(
     restarts: the hand-off timer and the tick compute the same key)."""
     assert sched.usergroup
     key = _sync_key(sched.usergroup, since, users)
-    if not await claim_request(s, key, now):
+    if not await _claim_once(s, key, now):
         return False
     await outbox.enqueue(
         s,

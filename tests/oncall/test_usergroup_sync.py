@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import outbox
+from bot import outbox, retention
 from bot.clock import ManualClock
 from bot.models import OutboxMessage
 from bot.oncall.config import load_oncall
@@ -159,3 +159,36 @@ def test_usergroup_must_be_a_group_id_and_follow_one_schedule(tmp_path: Path) ->
         load_oncall(path, Roster({}))
     path.write_text("schedules:\n  a: {level: 1, usergroup: S0PRIMARY, layers: [{users: [U1]}]}\n")
     assert load_oncall(path, Roster({})).book.schedules["a"].usergroup == "S0PRIMARY"
+
+
+ALWAYS_ON = """
+schedules:
+  primary:
+    level: 1
+    usergroup: S0PRIMARY
+    layers: [{name: fixed, users: [U01PRIMARY]}]
+  secondary:
+    level: 2
+    layers: []
+"""
+
+
+async def test_a_stretch_older_than_the_request_ids_retention_is_neither_resent_nor_a_crash(
+    tmp_path: Path, db_url: str, slack: SlackStandin, clock: ManualClock
+) -> None:
+    """Processed request ids are pruned after 7 days, outbox rows after 30: a stretch (or a gap) that runs
+    longer must not claim its key again and trip over its own outbox row."""
+    slack.add_usergroup("S0PRIMARY", "oncall-primary", ["U03LEAD"])
+    channel = slack.add_channel("oncall", members=["UBOT"]).id
+    async for bot in start_bot(tmp_path, db_url, slack, clock, ALWAYS_ON, oncall_channel=channel):
+        await _tick(bot)
+        assert slack.usergroup_users("S0PRIMARY") == ["U01PRIMARY"]
+        assert len(slack.messages[channel]) == 1  # L2 has nobody, ever: warned once
+        clock.advance(days=8)
+        pruned = await retention.prune(bot.svc)
+        assert pruned.requests >= 2 and pruned.outbox == 0
+        for _ in range(2):
+            bot.svc._oncall_tick_at = None  # type: ignore[attr-defined]
+            await oncall_tick(bot.svc)  # directly: the worker would log an exception and carry on
+        assert len(slack.calls_to(UPDATE)) == 1 and len(slack.calls_to(LIST)) == 1
+        assert len(slack.messages[channel]) == 1
