@@ -72,7 +72,7 @@ def _zone(ov: listing.Overview) -> tuple[ZoneInfo, str]:
     """The viewer's zone and how the view names it (UTC, said so, when Slack gave none)."""
     z = zone(ov.tz)
     if z is None:
-        return ZoneInfo("UTC"), "UTC (your Slack profile has no time zone)"
+        return ZoneInfo("UTC"), "UTC (Slack gave no time zone for you)"
     return z, f"{ov.tz} (your Slack time zone)"
 
 

@@ -100,3 +100,11 @@ async def test_an_override_changes_what_app_home_says(hbot: BotHarness, clock: M
 
     covering = (await _home(hbot, "U11FRONT"))["Your shifts in the next 7 days"]
     assert "• L1 Primary on-call: now → Mon 23 Nov 06:00 (override #" in covering
+
+
+async def test_without_the_viewers_time_zone_app_home_says_utc(hbot: BotHarness) -> None:
+    hbot.slack.fail_next("users.info", status=200, error="user_not_found", retry_after=None)
+    home = await _home(hbot, "U08SRE")
+    assert "until Mon 23 Nov 12:30" in home["On call now"]
+    assert "Times in UTC (Slack gave no time zone for you)" in home["On call now"]
+    assert "• L1 Primary on-call: now → Mon 23 Nov 12:30" in home["Your shifts in the next 7 days"]
