@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.context import Services
 from bot.incidents import listing
+from bot.oncall.schedule import Schedule
 from bot.ports import ChatError, Reply
-from bot.timefmt import fmt_duration
+from bot.timefmt import fmt_duration, zone
 from handlers.blocks import MAX_BLOCKS, Blocks, context, divider, header, section
 from handlers.parse import Command
 from handlers.registry import Ctx, command, event
@@ -62,6 +64,57 @@ def list_blocks(which: str, rows: list[listing.IncidentRow], now: datetime) -> t
     return title, blocks[:MAX_BLOCKS]
 
 
+MAX_SHIFTS = 10
+HORIZON_TEXT = "beyond the next 35 days"
+
+
+def _zone(ov: listing.Overview) -> tuple[ZoneInfo, str]:
+    """The viewer's zone and how the view names it (UTC, said so, when Slack gave none)."""
+    z = zone(ov.tz)
+    if z is None:
+        return ZoneInfo("UTC"), "UTC (Slack gave no time zone for you)"
+    return z, f"{ov.tz} (your Slack time zone)"
+
+
+def _at(at: datetime | None, z: ZoneInfo) -> str:
+    return f"{at.astimezone(z):%a %d %b %H:%M}" if at else HORIZON_TEXT
+
+
+def _label(s: Schedule) -> str:
+    return f"L{s.level} {s.title}" if s.level else (s.team or s.name)
+
+
+def oncall_now_text(ov: listing.Overview) -> str:
+    z, named = _zone(ov)
+    lines = []
+    for lv in ov.on_call:
+        oc = lv.oncall
+        who = ", ".join(f"<@{u}>" for u in oc.users)
+        if who:
+            lines.append(
+                f"*{_mrkdwn(_label(lv.schedule))}*: {who} via {_mrkdwn(oc.layer or '')}, until {_at(oc.until, z)}"
+            )
+        else:
+            lines.append(
+                f"*{_mrkdwn(_label(lv.schedule))}*: *nobody* ⚠️ ({_mrkdwn(oc.reason)}), until {_at(oc.until, z)}"
+            )
+    body = "\n".join(lines) or "No schedules or roster configured."
+    return f"*On call now*\n{body}\n_Times in {named}; `/incident oncall` for hand-offs._"
+
+
+def my_shifts_text(ov: listing.Overview) -> str:
+    z, named = _zone(ov)
+    lines = []
+    for sh in ov.my_shifts[:MAX_SHIFTS]:
+        start = "now" if sh.start <= ov.now else _at(sh.start, z)
+        via = f" ({sh.oncall.layer})" if (sh.oncall.layer or "").startswith("override") else ""
+        lines.append(f"• {_mrkdwn(_label(sh.schedule))}: {start} → {_at(sh.end, z)}{via}")
+    if len(ov.my_shifts) > MAX_SHIFTS:
+        lines.append(f"…and {len(ov.my_shifts) - MAX_SHIFTS} more (`/incident oncall`)")
+    body = "\n".join(lines) or "No shifts for you in the next 7 days."
+    return f"*Your shifts in the next 7 days*\n{body}\n_Times in {named}._"
+
+
 def home_view(ov: listing.Overview, user: str) -> dict[str, Any]:
     blocks: Blocks = [header("🍕 JWT Pizza incidents")]
     if ov.my_pages:
@@ -77,11 +130,8 @@ def home_view(ov: listing.Overview, user: str) -> dict[str, Any]:
     blocks.append(section(f"*Open incidents ({len(ov.open)})*"))
     _lines(blocks, [open_line(r, ov.now) for r in ov.open[:15]], "No open incidents. 🎉")
     blocks.append(divider())
-    on_call = [
-        f"*L{n} {_mrkdwn(name)}*: {', '.join(f'<@{u}>' for u in users) or 'nobody'}"
-        for n, name, users in ov.on_call
-    ]
-    blocks.append(section("*On call now*\n" + ("\n".join(on_call) or "No roster configured.")))
+    blocks.append(section(oncall_now_text(ov)))
+    blocks.append(section(my_shifts_text(ov)))
     blocks.append(divider())
     blocks.append(section(f"*Resolved lately ({len(ov.recent)})*"))
     _lines(blocks, [recent_line(r) for r in ov.recent[:10]], "Nothing resolved in the last two weeks.")

@@ -57,6 +57,7 @@ METHOD_TIER: dict[str, str] = {
     "pins.remove": "t2",
     "reactions.add": "t3",
     "usergroups.users.list": "t2",
+    "usergroups.users.update": "t2",  # not in shared/slack/methods: Slack's public reference says Tier 2
     "users.info": "t4",
     "users.lookupByEmail": "t3",
     "views.open": "t4",

@@ -234,6 +234,14 @@ class SlackChat:
         first = messages[0] if messages else None
         return dict(first) if isinstance(first, dict) and first.get("ts") == ts else None
 
+    async def usergroup_members(self, usergroup: str) -> list[str]:
+        data = await self._call("usergroups.users.list", usergroup=usergroup)
+        return [str(u) for u in data.get("users") or []]
+
+    async def set_usergroup_members(self, usergroup: str, users: Sequence[str]) -> None:
+        """Replace every member (Slack refuses an empty list: a group is emptied by disabling it)."""
+        await self._call("usergroups.users.update", usergroup=usergroup, users=",".join(users))
+
 
 class _RateLimited(Exception):
     def __init__(self, error: ChatError) -> None:

@@ -353,6 +353,7 @@ class SlackStandin:
         self._delays: dict[str | None, float] = {}
         self._chaos: Any = None
         self._events: list[dict[str, Any]] = []
+        self._usergroups: dict[str, dict[str, Any]] = {}  # id -> {id, handle, name, users, date_update, …}
 
     # ---- public helpers (readers get copies: the server thread mutates under the lock) ---------------------
 
@@ -430,6 +431,25 @@ class SlackStandin:
             self._emit("message", channel=channel, ts=msg.ts)
         self._flush()
         return msg
+
+    def add_usergroup(self, usergroup_id: str, handle: str, users: Iterable[str] = ()) -> None:
+        """Seed a user group (an admin made it in Slack; the bot only reads and replaces its members)."""
+        with self._lock:
+            self._usergroups[usergroup_id] = {
+                "id": usergroup_id,
+                "team_id": self.team_id,
+                "is_usergroup": True,
+                "name": handle,
+                "handle": handle,
+                "users": list(users),
+                "date_update": int(time.time()),
+                "updated_by": "",
+            }
+        self._flush()
+
+    def usergroup_users(self, usergroup_id: str) -> list[str]:
+        with self._lock:
+            return list(self._usergroups[usergroup_id]["users"])
 
     def fail_next(
         self,
@@ -534,6 +554,7 @@ class SlackStandin:
                 },
                 "views": list(self._views.values()),
                 "bookmarks": {k: list(v) for k, v in self._bookmarks.items()},
+                "usergroups": [dict(g, users=list(g["users"])) for g in self._usergroups.values()],
             }
 
     # ---- HTTP ----------------------------------------------------------------------------------------------
@@ -1291,6 +1312,44 @@ class SlackStandin:
         full = self._store_view(view, vid, user=user)
         self._emit("view", view_id=vid, action="publish", user=user)
         return {"view": full}
+
+    # usergroups.users.list follows ../shared/slack/methods/usergroups.users.list.json (t2, form only, no
+    # cursor in practice: the whole list comes back at once).
+    @_method("usergroups.users.list", "usergroup", "no_such_subteam", json_ok=False)
+    def _usergroups_users_list(self, a: _Args) -> dict[str, Any]:
+        group = self._usergroups.get(a.s("usergroup"))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group["users"])}
+
+    # usergroups.users.update: its spec is NOT in ../shared/slack/methods. This follows Slack's public
+    # reference (docs.slack.dev/reference/methods/usergroups.users.update): POST, form or JSON, tier 2, scope
+    # usergroups:write; `usergroup` and `users` (comma-separated ids, the group's entire new list) are
+    # required; the list replaces all members and cannot be empty (no_users_provided: a group is emptied with
+    # usergroups.disable instead); unknown ids, bots and guests are refused with invalid_users; an unknown
+    # group is no_such_subteam. The answer is the updated user group object.
+    @_method(
+        "usergroups.users.update",
+        "usergroup users",
+        "no_such_subteam invalid_users no_users_provided failed_for_some_users permission_denied "
+        "plan_upgrade_required",
+        missing={"users": "no_users_provided"},
+    )
+    def _usergroups_users_update(self, a: _Args) -> dict[str, Any]:
+        group = self._usergroups.get(a.s("usergroup"))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        users = list(dict.fromkeys(a.csv("users")))
+        if not users:
+            raise SlackError("no_users_provided")
+        if any(u not in self._users or self._users[u].get("is_bot") for u in users):
+            raise SlackError("invalid_users")
+        group["users"], group["date_update"], group["updated_by"] = users, int(time.time()), self.bot_user_id
+        self._emit("usergroup", usergroup=group["id"], users=list(users))
+        out = dict(group, users=list(users))
+        if a.flag("include_count"):
+            out["user_count"] = len(users)
+        return {"usergroup": out}
 
     @_method("bookmarks.add", "title type", "channel_not_found invalid_bookmark_type invalid_link")
     def _bookmarks_add(self, a: _Args) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from bot.incidents.flows import provision_effect, template_effect
 from bot.incidents.lifecycle import invite_effect
 from bot.metrics import Metrics
 from bot.oncall.worker import KIND as ONCALL_HANDOFF
-from bot.oncall.worker import fire_handoff, oncall_tick
+from bot.oncall.worker import USERGROUP_KIND, fire_handoff, oncall_tick, usergroup_effect
 from bot.pir.flows import fire_pir_reminder
 from bot.ports import ChatPort
 from bot.statuspage.deliver import atlassian_effect, webhook_effect
@@ -53,6 +53,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("archive", outbox.archive_effect)
     d.effect("update", outbox.update_effect)
     d.effect("invite", invite_effect)
+    d.effect(USERGROUP_KIND, usergroup_effect)  # schedules.yaml `usergroup:` (bot/oncall/worker.py)
     d.tick(monitor_tick)
     d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)
     d.tick(oncall_tick)  # before the outbox: its hand-off and gap lines go out on the same pass

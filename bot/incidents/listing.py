@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from bot.context import Services
 from bot.models import Incident, Page
+from bot.oncall.service import LevelNow, Shift, home_oncall
 from bot.pir import links
+from bot.ports import ChatError
 from bot.states import IncidentStatus, PageState
 
 RECENT = timedelta(days=14)
@@ -46,7 +48,9 @@ class Overview:
     open: list[IncidentRow]
     recent: list[IncidentRow]
     my_pages: list[OpenPage]
-    on_call: list[tuple[int, str, tuple[str, ...]]]  # (level, name, users)
+    on_call: list[LevelNow]  # each level's schedule and who holds it now
+    my_shifts: list[Shift]  # the viewer's shifts starting in the next 7 days
+    tz: str | None = None  # the viewer's Slack time zone, when users.info gave one
 
 
 def _row(inc: Incident, pir_url: str | None = None) -> IncidentRow:
@@ -113,12 +117,18 @@ async def open_pages_for(svc: Services, user: str, *, limit: int = MOST) -> list
 
 
 async def overview(svc: Services, user: str) -> Overview:
-    roster = svc.playbook.roster
-    on_call = [(n, roster.level_name(n), roster.users(n)) for n in sorted(roster.levels)]
+    now = svc.clock.now()
+    on_call, mine = await home_oncall(svc, user, now)
+    try:
+        tz = await svc.chat.user_tz(user)
+    except ChatError:
+        tz = None  # cosmetic: times are shown in UTC instead
     return Overview(
-        svc.clock.now(),
+        now,
         await open_incidents(svc),
         await recent_resolved(svc, limit=10),
         await open_pages_for(svc, user),
         on_call,
+        mine,
+        tz,
     )

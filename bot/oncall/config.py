@@ -4,6 +4,7 @@ A level or team with no schedule keeps the fixed users of the roster (`ONCALL_FI
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from bot.playbook import PlaybookError, Roster, parse_duration
 
 ROTATIONS = {"always": None, "daily": timedelta(days=1), "weekly": timedelta(days=7), "custom": None}
 DEFAULT_START = date(2026, 1, 5)  # a Monday
+_USERGROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,19 @@ def load_oncall(path: Path | None, roster: Roster) -> OncallConfig:
         )
         title = str(raw.get("title") or (roster.level_name(level) if level else name))
         team = str(raw["team"]) if raw.get("team") else None
-        schedules[str(name)] = Schedule(str(name), level, team, title, layers)
+        group = str(raw["usergroup"]).strip() if raw.get("usergroup") else None
+        if group is not None and not _USERGROUP.match(group):
+            raise PlaybookError(
+                f"{where}: usergroup {group!r} is not a Slack user group id (S… — the id, not the @handle)"
+            )
+        schedules[str(name)] = Schedule(str(name), level, team, title, layers, group)
+    groups: dict[str, str] = {}
+    for sched in schedules.values():
+        if sched.usergroup and groups.setdefault(sched.usergroup, sched.name) != sched.name:
+            raise PlaybookError(
+                f"{path}: usergroup {sched.usergroup} is on both {groups[sched.usergroup]} and {sched.name}: "
+                "one group can follow one schedule"
+            )
     book = ScheduleBook(schedules)
     for lvl in sorted(roster.levels):
         if book.for_level(lvl) is None:

@@ -168,6 +168,7 @@ class Schedule:
     team: str | None = None
     title: str = ""
     layers: tuple[Layer, ...] = ()
+    usergroup: str | None = None  # a Slack user group (S…) kept equal to whoever is on call
 
     @property
     def zone(self) -> str:

@@ -385,3 +385,45 @@ async def current_shift(
     for start, end, _oc in shifts_of(r.schedule, user, at, at + timedelta(days=35), r.overrides):
         return start, end or at + timedelta(days=35)
     raise OncallError(f"<@{user}> has no shift on {schedule.title or schedule.name} in the next 35 days.")
+
+
+# -- App Home: who is on now, and the viewer's own shifts ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelNow:
+    """One level's answer right now (`oncall.until`: when it next changes)."""
+
+    schedule: Schedule
+    oncall: OnCall
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A stretch when someone is on call: `start` is the asked-at instant for a shift already running;
+    `end` None means beyond the look-ahead (35 days)."""
+
+    schedule: Schedule
+    start: datetime
+    end: datetime | None
+    oncall: OnCall
+
+
+async def home_oncall(
+    svc: Services, user: str, at: datetime, *, within: timedelta = timedelta(days=7)
+) -> tuple[list[LevelNow], list[Shift]]:
+    """Who holds each level at `at` (overrides and feeds included), and `user`'s shifts on any schedule
+    that start before `at + within`, soonest first."""
+    levels: list[LevelNow] = []
+    mine: list[Shift] = []
+    async with svc.db.session() as s:
+        for sched in config_of(svc).book.schedules.values():
+            r = await resolve(svc, s, sched, at)
+            if sched.level:
+                levels.append(LevelNow(sched, r.at(at)))
+            for start, end, oc in shifts_of(r.schedule, user, at, at + timedelta(days=35), r.overrides):
+                if start < at + within:
+                    mine.append(Shift(sched, start, end, oc))
+    levels.sort(key=lambda x: x.schedule.level or 0)
+    mine.sort(key=lambda x: (x.start, x.schedule.level or 99, x.schedule.name))
+    return levels, mine
