@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for the parallel part of `make test` (0 = one process)
+JOBS ?= 3
 
 .PHONY: install lock run test lint typecheck bench clean sample-pir
 
@@ -36,7 +38,7 @@ test: install
 	bash scripts/ensure-chromium.sh || true
 	bash scripts/ensure-alertmanager.sh || true
 	$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	PY=$(BIN)/python JOBS=$(JOBS) bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 sample-pir: install
 	$(BIN)/python scripts/sample_pir.py

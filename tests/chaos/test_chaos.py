@@ -32,7 +32,7 @@ from tests.conftest import _truncate
 from tests.support import sign
 from tests.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.postgres, pytest.mark.serial, pytest.mark.timeout(600)]
 
 # 300 is the target size (set CHAOS_INCIDENTS=300 in CI); the default keeps `make test` bounded on a small,
 # shared machine (30 incidents took ~190 s on 2 cores at load 14).
