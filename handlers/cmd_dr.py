@@ -1,14 +1,25 @@
 """`/incident drill …` (fault drills and the tabletop), `/incident dr signoff|status`, and their buttons.
-The Block Kit of drill messages lives here too (bot/dr/drill.py posts it through the outbox)."""
+The Block Kit of drill messages lives here too (bot/dr posts it through the outbox)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from bot.dr import drill as drills
+from bot.dr.drill import finish_drill_if_any, start_drill
+from bot.dr.fault import REAL_CHAOS_NOTE, DrillRefused, target_name
 from bot.dr.plan import CriticalService, load_dr
+from bot.dr.report import TABLETOP, report_line
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
+from bot.dr.tabletop import (
+    TabletopAnswer,
+    TabletopStep,
+    answer_tabletop,
+    start_tabletop,
+    tabletop_channel,
+    tabletop_posted,
+)
+from bot.dr.times import fmt_secs, parse_time
 from bot.health.flows import run_check
 from bot.permissions import Perm, signoff_perm
 from bot.playbook import format_duration
@@ -42,7 +53,7 @@ def _mark(value: object) -> str:
 
 
 def _hhmm(value: object) -> str:
-    at = drills.parse_time(value)
+    at = parse_time(value)
     return f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "—"
 
 
@@ -50,7 +61,7 @@ def _who(user: object) -> str:
     return f"<@{user}>" if isinstance(user, str) and user[:1] in ("U", "W") else str(user or "—")
 
 
-# -- drill messages (also rendered for bot/dr/drill.py) --------------------------------------------------------
+# -- drill messages (also rendered for bot/dr) --------------------------------------------------------
 
 
 def drill_started_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]:
@@ -88,17 +99,17 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
     else:
         result = "⚠️ ended before the checks were green again"
     detect = (
-        f"*Time to detect* {drills.fmt_secs(r.get('ttd_s'))}{_mark(r.get('ttd_met'))}"
+        f"*Time to detect* {fmt_secs(r.get('ttd_s'))}{_mark(r.get('ttd_met'))}"
         f" (by {DETECTED_BY.get(str(r.get('detected_by')), '—')};"
-        f" target < {drills.fmt_secs(r.get('ttd_target_s'))})"
+        f" target < {fmt_secs(r.get('ttd_target_s'))})"
     )
-    ack = f"*Time to acknowledge* {drills.fmt_secs(r.get('tta_s'))}"
+    ack = f"*Time to acknowledge* {fmt_secs(r.get('tta_s'))}"
     if r.get("acknowledged_by"):
         ack += f" (by {_who(r.get('acknowledged_by'))}"
         if r.get("ack_after_detect_s") is not None:
             ack += (
-                f"; {drills.fmt_secs(r.get('ack_after_detect_s'))} after detection{_mark(r.get('response_met'))},"
-                f" response target {drills.fmt_secs(r.get('response_target_s'))}"
+                f"; {fmt_secs(r.get('ack_after_detect_s'))} after detection{_mark(r.get('response_met'))},"
+                f" response target {fmt_secs(r.get('response_target_s'))}"
             )
         ack += ")"
     else:
@@ -109,8 +120,8 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
     if r.get("recovery_action_by"):
         action_line += f" by {_who(r.get('recovery_action_by'))} at {_hhmm(r.get('recovery_action_at'))}"
     recover = (
-        f"*Time to recover* {drills.fmt_secs(r.get('ttr_s'))}{_mark(r.get('rto_met'))}"
-        f" · RTO {drills.fmt_secs(r.get('rto_s'))} · recovery action: {action_line}"
+        f"*Time to recover* {fmt_secs(r.get('ttr_s'))}{_mark(r.get('rto_met'))}"
+        f" · RTO {fmt_secs(r.get('rto_s'))} · recovery action: {action_line}"
     )
     blocks: Blocks = [
         header(f"[DRILL] 🧪 Drill report: {scenario}"),
@@ -118,7 +129,7 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
             f"*{r.get('title', scenario)}*",
             fields=[
                 f"*Incident*\n{r.get('incident_id')}",
-                f"*Target*\n{drills.target_name(str(r.get('target')))}",
+                f"*Target*\n{target_name(str(r.get('target')))}",
                 f"*Fault at*\n{_hhmm(r.get('origin'))}",
                 f"*Result*\n{result}",
             ],
@@ -130,10 +141,10 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
         ),
     ]
     if r.get("starts_later"):
-        blocks.append(context(drills.REAL_CHAOS_NOTE))
+        blocks.append(context(REAL_CHAOS_NOTE))
     if r.get("warning"):  # e.g. chaos never started and stays scheduled in the real Factory
         blocks.append(section(clip(f"⚠️ {r['warning']}", SECTION_MAX)))
-    return f"[DRILL] {drills.report_line(r)}", blocks
+    return f"[DRILL] {report_line(r)}", blocks
 
 
 # -- /incident drill ---------------------------------------------------------------------------------------------
@@ -143,17 +154,17 @@ def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]
 async def drill(ctx: Ctx, cmd: Command) -> Reply:
     scenario = str(cmd.args.get("scenario", ""))
     await ctx.require(Perm.DRILL)  # DR admins only, before anything reaches the Factory
-    if scenario == drills.TABLETOP:
+    if scenario == TABLETOP:
         return await _tabletop(ctx)
     try:
-        started = await drills.start_drill(
+        started = await start_drill(
             ctx.svc,
             scenario,
             ctx.user,
             request_key=f"trigger:{ctx.trigger_id}" if ctx.trigger_id else None,
             allow_real_factory=ctx.svc.settings.drills_allow_real_factory,
         )
-    except drills.DrillRefused as exc:
+    except DrillRefused as exc:
         raise UsageError(f"🛑 {exc.message}") from exc
     where = f"<#{started.channel_id}>" if started.channel_id else "(its war room is not ready yet)"
     r = started.report
@@ -162,7 +173,7 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
     text = f"🧪 Drill `{scenario}` started: [DRILL] {started.incident_id} in {where}."
     blocks: Blocks = [section(f"{text}\n{r.get('injection', '')}")]
     if r.get("starts_later"):
-        blocks.append(context(drills.REAL_CHAOS_NOTE))
+        blocks.append(context(REAL_CHAOS_NOTE))
     return Reply(text, blocks)
 
 
@@ -172,7 +183,7 @@ async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
     await ctx.require(Perm.CHANGE, inc)  # war-room members only
     report = await run_check(ctx.svc, incident_id=inc.id, kind="check", actor=ctx.user)
-    finished = await drills.finish_drill_if_any(ctx.svc, inc.id, ctx.user)
+    finished = await finish_drill_if_any(ctx.svc, inc.id, ctx.user)
     if finished is not None:
         return Reply(
             f"Checks are {report.verdict}: the drill is finished and its report is in <#{inc.channel_id}>."
@@ -185,7 +196,7 @@ async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
 # -- tabletop ------------------------------------------------------------------------------------------------------
 
 
-def tabletop_step_message(step: drills.TabletopStep) -> tuple[str, Blocks]:
+def tabletop_step_message(step: TabletopStep) -> tuple[str, Blocks]:
     value = f"{step.drill_id}:{step.index}"
     title = f"🗺️ Tabletop step {step.index + 1}/{step.total} · {step.section}"
     return f"Tabletop step {step.index + 1}/{step.total}: {step.section}", [
@@ -199,12 +210,12 @@ def tabletop_step_message(step: drills.TabletopStep) -> tuple[str, Blocks]:
     ]
 
 
-def tabletop_answered_message(ans: drills.TabletopAnswer) -> tuple[str, Blocks]:
+def tabletop_answered_message(ans: TabletopAnswer) -> tuple[str, Blocks]:
     step = ans.step
     assert step is not None
     mark = "✅ Done" if ans.outcome == "done" else "⛔ Blocked"
     title = f"🗺️ Tabletop step {step.index + 1}/{step.total} · {step.section}"
-    took = drills.fmt_secs(ans.seconds)
+    took = fmt_secs(ans.seconds)
     return f"{title}: {mark}", [
         section(clip(f"*{title}*\n{step.text}", SECTION_MAX)),
         context(f"{mark} by <@{ans.by}> after {took}"),
@@ -215,7 +226,7 @@ def tabletop_summary_message(drill_id: int, sm: dict[str, Any]) -> tuple[str, Bl
     blocked: list[dict[str, Any]] = list(sm.get("blocked") or [])
     text = (
         f"🗺️ Tabletop finished: {sm.get('done')}/{sm.get('steps')} steps done, {len(blocked)} blocked, "
-        f"in {drills.fmt_secs(sm.get('total_s'))}"
+        f"in {fmt_secs(sm.get('total_s'))}"
     )
     blocks: Blocks = [
         header("🗺️ DR tabletop finished"),
@@ -225,7 +236,7 @@ def tabletop_summary_message(drill_id: int, sm: dict[str, Any]) -> tuple[str, Bl
                 f"*Steps*\n{sm.get('steps')}",
                 f"*Done*\n{sm.get('done')}",
                 f"*Blocked*\n{len(blocked)}",
-                f"*Time*\n{drills.fmt_secs(sm.get('total_s'))}",
+                f"*Time*\n{fmt_secs(sm.get('total_s'))}",
             ],
         ),
     ]
@@ -237,7 +248,7 @@ def tabletop_summary_message(drill_id: int, sm: dict[str, Any]) -> tuple[str, Bl
         blocks.append(
             context(
                 f"Longest discussion: step {slowest['index'] + 1} ({slowest['section']}), "
-                f"{drills.fmt_secs(slowest.get('seconds'))}"
+                f"{fmt_secs(slowest.get('seconds'))}"
             )
         )
     blocks.append(
@@ -250,8 +261,8 @@ def tabletop_summary_message(drill_id: int, sm: dict[str, Any]) -> tuple[str, Bl
 
 async def _tabletop(ctx: Ctx) -> Reply:
     try:
-        step = await drills.start_tabletop(ctx.svc, ctx.channel, ctx.user)
-    except drills.DrillRefused as exc:
+        step = await start_tabletop(ctx.svc, ctx.channel, ctx.user)
+    except DrillRefused as exc:
         raise UsageError(exc.message) from exc
     chat = ctx.svc.chat
     try:
@@ -268,7 +279,7 @@ async def _tabletop(ctx: Ctx) -> Reply:
             f"Could not post in this channel ({exc.error}). Invite the bot (`/invite @incident-bot`) and run "
             "`/incident drill tabletop` again: it resumes where it stopped."
         ) from exc
-    await drills.tabletop_posted(ctx.svc, step.drill_id, step.index, ts)
+    await tabletop_posted(ctx.svc, step.drill_id, step.index, ts)
     if step.resumed:
         return Reply(f"Resumed the tabletop (drill #{step.drill_id}) at step {step.index + 1}/{step.total}.")
     return Reply(f"Tabletop started (drill #{step.drill_id}): {step.total} steps.")
@@ -281,13 +292,13 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     drill_id, _, index = str(act.get("value", "")).partition(":")
     if not (drill_id.isdigit() and index.isdigit() and len(drill_id) < 16 and len(index) < 6):
         raise UsageError("That button is out of date; run `/incident drill tabletop` again.")
-    room = await drills.tabletop_channel(ctx.svc, int(drill_id))
+    room = await tabletop_channel(ctx.svc, int(drill_id))
     if not room:
         return Reply("That tabletop no longer exists.", ok=False)
     if ctx.channel != room:  # the button is bound to the channel its tabletop runs in
         raise UsageError(f"That button belongs to the tabletop in <#{room}>; nothing was recorded.")
     await ctx.require(Perm.TABLETOP, channel=room)
-    ans = await drills.answer_tabletop(ctx.svc, int(drill_id), int(index), outcome, ctx.user)
+    ans = await answer_tabletop(ctx.svc, int(drill_id), int(index), outcome, ctx.user)
     if ans.state == "missing":
         return Reply("That tabletop no longer exists.", ok=False)
     if ans.state == "stale":
@@ -305,7 +316,7 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
         if ans.next is not None:
             text, blocks = tabletop_step_message(ans.next)
             ts = await chat.post(ans.channel, text, blocks)
-            await drills.tabletop_posted(ctx.svc, ans.next.drill_id, ans.next.index, ts)
+            await tabletop_posted(ctx.svc, ans.next.drill_id, ans.next.index, ts)
         elif ans.summary is not None:
             text, blocks = tabletop_summary_message(ans.drill_id, ans.summary)
             await chat.post(ans.channel, text, blocks)

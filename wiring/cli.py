@@ -124,7 +124,7 @@ def _restore(argv: list[str]) -> int:
 
 
 def _drill(argv: list[str]) -> int:
-    from bot.dr.drill import drill_main
+    from wiring.drill_cli import drill_main
     from wiring.services import open_services
 
     return drill_main(argv, open_services)

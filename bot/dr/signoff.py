@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from bot import incident_store as service
 from bot.context import Services
-from bot.dr.drill import drill_summary
 from bot.dr.plan import load_dr, plan_hash
+from bot.dr.report import drill_summary
 from bot.errors import UserFacingError
 from bot.models import Drill, Signoff
 from bot.playbook import format_duration

@@ -14,15 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
-from bot.dr.drill import (
-    REAL_CHAOS_NOTE,
-    DrillRefused,
-    detect_target,
-    drill_main,
-    start_drill,
-    tabletop_steps,
-)
-from bot.dr.plan import load_dr
+from bot.dr.drill import start_drill
+from bot.dr.fault import REAL_CHAOS_NOTE, DrillRefused, detect_target
+from bot.dr.plan import load_dr, tabletop_steps
 from bot.health.monitor import DRILL_PROBLEM, monitor_once
 from bot.models import Drill, Incident
 from sandbox.factory_sim import FactoryServers, FactorySim
@@ -31,6 +25,7 @@ from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
 from wiring.app import create_app
+from wiring.drill_cli import drill_main
 from wiring.services import open_services
 
 T0_NAME = "incident-drill-20261123-120000"

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.db import make_engine
-from bot.dr.drill import drill_main
 from bot.models import ActionItem, Drill, Incident, Signoff, TimelineEvent
 from bot.permissions import RULES, Actor, Perm, decide
 from handlers import guard
@@ -25,6 +24,7 @@ from handlers.parse import parse
 from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
 from tests.support import BotHarness
+from wiring.drill_cli import drill_main
 from wiring.services import open_services
 
 OUTSIDER, OTHER, PAGED, COMMANDER = "UOUTSIDER", "UOTHER", "U02SECOND", "UDECLARER"
