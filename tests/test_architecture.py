@@ -42,3 +42,14 @@ def test_no_imports_inside_functions_in_the_domain_and_adapters() -> None:
 def test_sandbox_is_not_inside_the_product_package() -> None:
     assert not (ROOT / "bot" / "sandbox").exists()
     assert os.path.isfile(ROOT / "sandbox" / "slack_standin.py")
+
+
+def test_handlers_open_no_database_sessions() -> None:
+    """A handler parses, checks permission, calls a flow and renders: transactions belong to the flows (the
+    domain), so what a command changes commits, or not, as one unit whatever the handler does after."""
+    found = []
+    for path in (ROOT / "handlers").rglob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if ".session(" in line or "AsyncSession" in line:
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
