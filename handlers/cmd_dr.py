@@ -9,7 +9,7 @@ from typing import Any
 from bot.dr.drill import finish_drill_if_any, start_drill
 from bot.dr.fault import REAL_CHAOS_NOTE, DrillRefused, target_name
 from bot.dr.plan import CriticalService, load_dr
-from bot.dr.report import TABLETOP, report_line
+from bot.dr.report import TABLETOP, DrillReport, report_line
 from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.dr.tabletop import (
     TabletopAnswer,
@@ -64,86 +64,83 @@ def _who(user: object) -> str:
 # -- drill messages (also rendered for bot/dr) --------------------------------------------------------
 
 
-def drill_started_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]:
-    scenario, incident_id = str(r.get("scenario")), str(r.get("incident_id"))
-    text = f"[DRILL] 🧪 Drill `{scenario}` started: {r.get('injection', '')}"
+def drill_started_message(drill_id: int, r: DrillReport) -> tuple[str, Blocks]:
+    scenario, incident_id = str(r.scenario), str(r.incident_id)
+    text = f"[DRILL] 🧪 Drill `{scenario}` started: {r.injection}"
     objective = _objective(r)
     rto = format_duration(objective.rto) if objective else "—"
     rpo = "no data at risk" if objective is None or objective.rpo is None else format_duration(objective.rpo)
     blocks: Blocks = [
         header(f"[DRILL] 🧪 Drill started: {scenario}"),
-        section(
-            f"This is a *DRILL*, not a real outage: {r.get('title', scenario)}.\n"
-            f"*Fault*: {r.get('injection', '')}"
-        ),
+        section(f"This is a *DRILL*, not a real outage: {r.title or scenario}.\n*Fault*: {r.injection}"),
         section(
             "*Respond as for real*: acknowledge (`/incident ack`), run `/incident check`, and follow "
-            f"dr-plan.md §{r.get('section')}. The drill ends when the checks are green again; its report is "
+            f"dr-plan.md §{r.section}. The drill ends when the checks are green again; its report is "
             f"posted here.\n*Objectives*: recover within the RTO ({rto}) · RPO: {rpo}"
         ),
         actions(button("Check recovery now", "drill_check", incident_id)),
-        context(f"Drill #{drill_id} · clock started {_hhmm(r.get('origin'))} · {DEFINITIONS}"),
+        context(f"Drill #{drill_id} · clock started {_hhmm(r.origin)} · {DEFINITIONS}"),
     ]
     return text, blocks
 
 
-def _objective(r: dict[str, Any]) -> CriticalService | None:
+def _objective(r: DrillReport) -> CriticalService | None:
     services = load_dr().services
-    return services.get(str(r.get("service"))) or services.get("factory")
+    return services.get(str(r.service)) or services.get("factory")
 
 
-def drill_report_message(drill_id: int, r: dict[str, Any]) -> tuple[str, Blocks]:
-    scenario = str(r.get("scenario"))
-    if r.get("state") == "finished":
-        result = "✅ recovered within the RTO" if r.get("rto_met") else "❌ recovered, but past the RTO"
+def drill_report_message(drill_id: int, r: DrillReport) -> tuple[str, Blocks]:
+    scenario = str(r.scenario)
+    if r.state == "finished":
+        result = "✅ recovered within the RTO" if r.rto_met else "❌ recovered, but past the RTO"
     else:
         result = "⚠️ ended before the checks were green again"
     detect = (
-        f"*Time to detect* {fmt_secs(r.get('ttd_s'))}{_mark(r.get('ttd_met'))}"
-        f" (by {DETECTED_BY.get(str(r.get('detected_by')), '—')};"
-        f" target < {fmt_secs(r.get('ttd_target_s'))})"
+        f"*Time to detect* {fmt_secs(r.ttd_s)}{_mark(r.ttd_met)}"
+        f" (by {DETECTED_BY.get(str(r.detected_by), '—')};"
+        f" target < {fmt_secs(r.ttd_target_s)})"
     )
-    ack = f"*Time to acknowledge* {fmt_secs(r.get('tta_s'))}"
-    if r.get("acknowledged_by"):
-        ack += f" (by {_who(r.get('acknowledged_by'))}"
-        if r.get("ack_after_detect_s") is not None:
+    ack = f"*Time to acknowledge* {fmt_secs(r.tta_s)}"
+    if r.acknowledged_by:
+        ack += f" (by {_who(r.acknowledged_by)}"
+        if r.ack_after_detect_s is not None:
             ack += (
-                f"; {fmt_secs(r.get('ack_after_detect_s'))} after detection{_mark(r.get('response_met'))},"
-                f" response target {fmt_secs(r.get('response_target_s'))}"
+                f"; {fmt_secs(r.ack_after_detect_s)} after detection{_mark(r.response_met)},"
+                f" response target {fmt_secs(r.response_target_s)}"
             )
         ack += ")"
     else:
         ack += " (nobody acknowledged)"
-    if r.get("ack_note"):
-        ack += f" — {r['ack_note']}"
-    action_line = r.get("recovery_outcome") or "none recorded (checks went green)"
-    if r.get("recovery_action_by"):
-        action_line += f" by {_who(r.get('recovery_action_by'))} at {_hhmm(r.get('recovery_action_at'))}"
+    if r.ack_note:
+        ack += f" — {r.ack_note}"
+    action_line = r.recovery_outcome or "none recorded (checks went green)"
+    if r.recovery_action_by:
+        action_line += f" by {_who(r.recovery_action_by)} at {_hhmm(r.recovery_action_at)}"
     recover = (
-        f"*Time to recover* {fmt_secs(r.get('ttr_s'))}{_mark(r.get('rto_met'))}"
-        f" · RTO {fmt_secs(r.get('rto_s'))} · recovery action: {action_line}"
+        f"*Time to recover* {fmt_secs(r.ttr_s)}{_mark(r.rto_met)}"
+        f" · RTO {fmt_secs(r.rto_s)} · recovery action: {action_line}"
     )
     blocks: Blocks = [
         header(f"[DRILL] 🧪 Drill report: {scenario}"),
         section(
-            f"*{r.get('title', scenario)}*",
+            f"*{r.title or scenario}*",
             fields=[
-                f"*Incident*\n{r.get('incident_id')}",
-                f"*Target*\n{target_name(str(r.get('target')))}",
-                f"*Fault at*\n{_hhmm(r.get('origin'))}",
+                f"*Incident*\n{r.incident_id}",
+                f"*Target*\n{target_name(str(r.target))}",
+                f"*Fault at*\n{_hhmm(r.origin)}",
                 f"*Result*\n{result}",
             ],
         ),
-        section(clip("\n".join([detect, ack, recover, f"*RPO* {r.get('rpo_text', '')}"]), SECTION_MAX)),
+        section(clip("\n".join([detect, ack, recover, f"*RPO* {r.rpo_text}"]), SECTION_MAX)),
         context(
             f"{DEFINITIONS} Stored as drill #{drill_id}. A missed objective becomes an action item "
             "(`/incident action add`). The drill incident is now closed."
         ),
     ]
-    if r.get("starts_later"):
+    if r.starts_later:
         blocks.append(context(REAL_CHAOS_NOTE))
-    if r.get("warning"):  # e.g. chaos never started and stays scheduled in the real Factory
-        blocks.append(section(clip(f"⚠️ {r['warning']}", SECTION_MAX)))
+    if r.warning:  # e.g. chaos never started and stays scheduled in the real Factory
+        blocks.append(section(clip(f"⚠️ {r.warning}", SECTION_MAX)))
     return f"[DRILL] {report_line(r)}", blocks
 
 
@@ -171,8 +168,8 @@ async def drill(ctx: Ctx, cmd: Command) -> Reply:
     if started.duplicate:
         return Reply(f"That drill is already running: {started.incident_id} {where}.")
     text = f"🧪 Drill `{scenario}` started: [DRILL] {started.incident_id} in {where}."
-    blocks: Blocks = [section(f"{text}\n{r.get('injection', '')}")]
-    if r.get("starts_later"):
+    blocks: Blocks = [section(f"{text}\n{r.injection}")]
+    if r.starts_later:
         blocks.append(context(REAL_CHAOS_NOTE))
     return Reply(text, blocks)
 

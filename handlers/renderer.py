@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.dr.report import DrillReport
 from bot.ports import Blocks
 from handlers.blocks import BlockKitRenderer
 from handlers.cmd_dr import drill_report_message, drill_started_message
@@ -16,10 +17,10 @@ from handlers.cmd_health import report_blocks
 class SlackRenderer(BlockKitRenderer):
     """Implements bot.ports.Renderer."""
 
-    def drill_started(self, drill_id: int, report: dict[str, Any]) -> tuple[str, Blocks]:
+    def drill_started(self, drill_id: int, report: DrillReport) -> tuple[str, Blocks]:
         return drill_started_message(drill_id, report)
 
-    def drill_report(self, drill_id: int, report: dict[str, Any]) -> tuple[str, Blocks]:
+    def drill_report(self, drill_id: int, report: DrillReport) -> tuple[str, Blocks]:
         return drill_report_message(drill_id, report)
 
     def check_report(self, report: Any, incident_id: str | None, title: str) -> tuple[str, Blocks]:

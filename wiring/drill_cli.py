@@ -73,8 +73,8 @@ async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argp
         )
         _print_started(started, args.json)
         if not args.wait:
-            if started.report.get("target") == "factory":
-                when = started.report.get("chaos_start") or "an unknown time"
+            if started.report.target == "factory":
+                when = started.report.chaos_start or "an unknown time"
                 print(
                     f"Note: chaos is scheduled for {when} and cannot be cancelled; the monitor and the"
                     " drill incident will catch it when it starts.",
@@ -95,12 +95,12 @@ async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argp
                 f"({started.incident_id}).",
                 file=sys.stderr,
             )
-            if started.report.get("target") == "factory":
-                when = started.report.get("chaos_start") or "an unknown time"
+            if started.report.target == "factory":
+                when = started.report.chaos_start or "an unknown time"
                 print(f"WARNING: {STILL_SCHEDULED.format(when=when)}", file=sys.stderr)
             return 1
         print(
-            json.dumps(report, indent=2) if args.json else report_text(report),
+            json.dumps(report.as_json(), indent=2) if args.json else report_text(report),
             end="" if not args.json else "\n",
         )
         return 0
@@ -109,14 +109,14 @@ async def _drill_cli(services: AbstractAsyncContextManager[Services], args: argp
 def _print_started(started: DrillStarted, as_json: bool) -> None:
     r = started.report
     if as_json:
-        print(json.dumps({"drill_id": started.drill_id, **r}, indent=2))
+        print(json.dumps({"drill_id": started.drill_id, **r.as_json()}, indent=2))
         return
     print(
         f"Drill #{started.drill_id} started: {started.scenario} → {started.incident_id}"
         f" (war room {started.channel_id or 'not ready yet'})"
     )
-    print(f"  {r.get('injection', '')}")
+    print(f"  {r.injection}")
     print(
-        f"  clock starts {r.get('origin')}; finish with the recovery action (dr-plan.md §{r.get('section')}),"
+        f"  clock starts {r.origin}; finish with the recovery action (dr-plan.md §{r.section}),"
         " then the report is posted in the war room."
     )

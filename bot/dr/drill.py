@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.dr.fault import DrillRefused, Target, detect_target, inject, no_real_chaos, target_name
 from bot.dr.plan import load_dr, plan_hash
-from bot.dr.report import DRILL_SEVERITY, FAILING, TABLETOP, build_report, measure, report_line
+from bot.dr.report import DRILL_SEVERITY, FAILING, TABLETOP, DrillReport, build_report, measure, report_line
 from bot.dr.times import iso, parse_time
 from bot.health.flows import recover, run_check
 from bot.health.monitor import DRILL_PROBLEM, MONITOR_USER, PROBLEM
@@ -53,7 +53,7 @@ class DrillStarted:
     incident_id: str
     channel_id: str | None
     scenario: str
-    report: dict[str, Any]
+    report: DrillReport
     duplicate: bool = False
 
 
@@ -86,7 +86,9 @@ async def start_drill(
             inc = await service.get(s, ref) if ref else None
             if drill is None or inc is None:
                 raise DrillRefused("That request was already handled.")
-            return DrillStarted(drill.id, inc.id, inc.channel_id, drill.scenario, dict(drill.report), True)
+            return DrillStarted(
+                drill.id, inc.id, inc.channel_id, drill.scenario, DrillReport.of(drill.report), True
+            )
         busy = await service.open_for_problem(s, PROBLEM) or await service.open_for_problem(s, DRILL_PROBLEM)
     if busy is not None:
         what = "A drill" if busy.is_drill else "A Factory-health incident"
@@ -130,31 +132,29 @@ async def start_drill(
         if drill is None:
             raise DrillRefused("That drill is still starting; try again in a moment.")
         return DrillStarted(
-            drill.id, incident_id, result.channel_id, drill.scenario, dict(drill.report), True
+            drill.id, incident_id, result.channel_id, drill.scenario, DrillReport.of(drill.report), True
         )
     await svc.kick(incident_id)  # the L1 page, marked [DRILL], goes out now
     now = svc.clock.now()
     async with svc.db.session() as s:
         floor = (await s.execute(select(func.max(CheckSample.id)))).scalar_one_or_none() or 0
         dr_service = load_dr().services.get(sc.service)
-        report: dict[str, Any] = {
-            "kind": "drill",
-            "state": "starting",
-            "scenario": sc.key,
-            "title": sc.title,
-            "section": sc.section,
-            "target": kind,
-            "factory_url": svc.settings.factory_url,
-            "severity": DRILL_SEVERITY,
-            "incident_id": incident_id,
-            "started_by": user,
-            "started_at": iso(now),
-            "sample_floor": int(floor),
-            "service": sc.service,
-            "service_name": dr_service.name if dr_service else sc.service,
-            "plan_hash": plan_hash(),
-        }
-        drill = Drill(incident_id=incident_id, scenario=sc.key, started_at=now, report=report)
+        report = DrillReport(
+            scenario=sc.key,
+            incident_id=incident_id,
+            title=sc.title,
+            section=sc.section,
+            target=kind,
+            factory_url=svc.settings.factory_url,
+            severity=DRILL_SEVERITY,
+            started_by=user,
+            started_at=iso(now),
+            sample_floor=int(floor),
+            service=sc.service,
+            service_name=dr_service.name if dr_service else sc.service,
+            plan_hash=plan_hash(),
+        )
+        drill = Drill(incident_id=incident_id, scenario=sc.key, started_at=now, report=report.as_json())
         s.add(drill)
         await s.flush()
         drill_id = drill.id
@@ -163,20 +163,20 @@ async def start_drill(
     except DrillRefused as exc:
         await _abort(svc, drill_id, incident_id, user, exc.message)
         raise DrillRefused(f"{exc.message}\nThe drill incident {incident_id} was closed.") from exc
-    report = {
-        **report,
-        "state": "running",
-        "fault": injection.fault,
-        "injected_at": iso(injection.at),
-        "chaos_start": iso(injection.chaos_start),
-        "origin": iso(injection.origin),
-        "starts_later": injection.starts_later,
-        "injection": injection.detail,
-    }
+    report = replace(
+        report,
+        state="running",
+        fault=injection.fault,
+        injected_at=iso(injection.at),
+        chaos_start=iso(injection.chaos_start),
+        origin=iso(injection.origin),
+        starts_later=injection.starts_later,
+        injection=injection.detail,
+    )
     async with svc.db.session() as s:
         row = await s.get(Drill, drill_id)
         assert row is not None
-        row.report = report
+        row.report = report.as_json()
         await service.add_event(
             s,
             incident_id,
@@ -238,9 +238,7 @@ async def _deliver(svc: Services, incident_id: str) -> None:
     await deliver(svc, incident_id=incident_id)
 
 
-async def finish_drill_if_any(
-    svc: Services, incident_id: str, user: str | None = None
-) -> dict[str, Any] | None:
+async def finish_drill_if_any(svc: Services, incident_id: str, user: str | None = None) -> DrillReport | None:
     """Finish the open drill of this incident once its checks are green again (or its incident was resolved
     meanwhile): store the report, post it in the war room, and close the drill incident so it no longer holds
     the Factory-health alert. None when there is no drill to finish yet. Safe to call after any check."""
@@ -260,9 +258,8 @@ async def finish_drill_if_any(
         m = await measure(s, drill, inc)
         if m.recovered_at is None and inc.status != IncidentStatus.RESOLVED:
             return None
-        report = build_report(svc, dict(drill.report), m, now)
-        report["finished_by"] = user
-        drill.finished_at, drill.report = now, report
+        report = replace(build_report(svc, DrillReport.of(drill.report), m, now), finished_by=user)
+        drill.finished_at, drill.report = now, report.as_json()
         await service.add_event(
             s,
             incident_id,
@@ -272,7 +269,7 @@ async def finish_drill_if_any(
             actor=user,
             data={
                 "drill_id": drill.id,
-                **{k: v for k, v in report.items() if k.endswith(("_s", "_met", "_at"))},
+                **report.figures(),
             },
             dedupe_key=f"drill:{drill.id}:report",
         )
@@ -301,14 +298,12 @@ async def wait_for_drill(
     interval: float = 15.0,
     timeout: float | None = None,
     run_recovery: bool = False,
-) -> dict[str, Any] | None:
+) -> DrillReport | None:
     """Check every `interval` seconds (these checks count as detection) until the drill finishes; with
     `run_recovery`, run the recovery action once a check shows the fault. None at the timeout."""
     r = started.report
-    rto = float(
-        load_dr().services.get(str(r.get("service")), load_dr().services["factory"]).rto.total_seconds()
-    )
-    origin = parse_time(r.get("origin")) or svc.clock.now()
+    rto = float(load_dr().services.get(r.service, load_dr().services["factory"]).rto.total_seconds())
+    origin = parse_time(r.origin) or svc.clock.now()
     lead = max((origin - svc.clock.now()).total_seconds(), 0.0)
     deadline = asyncio.get_running_loop().time() + (timeout if timeout is not None else lead + rto)
     recovered_once = False
@@ -319,7 +314,7 @@ async def wait_for_drill(
             run_recovery
             and not recovered_once
             and check.verdict != "healthy"
-            and r.get("scenario") != "service-down"
+            and r.scenario != "service-down"
         ):
             await recover(svc, started.incident_id, user)
             recovered_once = True
@@ -329,5 +324,5 @@ async def wait_for_drill(
         async with svc.db.session() as s:
             done = await s.get(Drill, started.drill_id)
             if done is not None and done.finished_at is not None:
-                return dict(done.report)
+                return DrillReport.of(done.report)
     return None

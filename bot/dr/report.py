@@ -4,7 +4,8 @@ with its plain-text renderings (a timeline line, the CLI's report, `/incident dr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,75 @@ _RUNNING_SINCE = re.compile(r"running since (\S+)")
 
 
 @dataclass(frozen=True)
+class DrillReport:
+    """A drill's report, typed: what it injected, the instants it measured (ISO text, as stored), the times
+    since the fault in seconds and the verdicts against the objectives. Stored as JSON in `drills.report`
+    (`as_json`, read back with `of`); a tabletop's report is its own shape (bot/dr/tabletop.py)."""
+
+    scenario: str
+    incident_id: str
+    kind: str = "drill"
+    state: str = "starting"  # starting → running → finished | ended | aborted
+    title: str = ""
+    section: str = ""  # dr-plan.md's section for the scenario
+    target: str = "simulator"  # simulator | factory
+    factory_url: str = ""
+    severity: str = DRILL_SEVERITY
+    started_by: str = ""
+    started_at: str | None = None
+    sample_floor: int = 0  # check samples up to this id were before the drill
+    service: str = "factory"
+    service_name: str = ""
+    plan_hash: str = ""
+    fault: str | None = None
+    injected_at: str | None = None
+    chaos_start: str | None = None  # a real Factory: when its chaos is scheduled to start
+    origin: str | None = None  # where the clock starts
+    starts_later: bool = False
+    injection: str = ""  # what was done, in words
+    error: str | None = None  # why it was aborted
+    warning: str | None = None
+    finished_at: str | None = None
+    finished_by: str | None = None
+    detected_at: str | None = None
+    detected_by: str | None = None
+    detected_detail: str | None = None
+    acknowledged_at: str | None = None
+    acknowledged_by: str | None = None
+    ack_note: str | None = None
+    recovery_action_at: str | None = None
+    recovery_action_by: str | None = None
+    recovery_outcome: str | None = None
+    recovered_at: str | None = None
+    ttd_s: float | None = None
+    tta_s: float | None = None
+    ttr_s: float | None = None
+    ack_after_detect_s: float | None = None
+    ttd_target_s: float | None = None
+    ttd_met: bool | None = None
+    response_target_s: float | None = None
+    response_met: bool | None = None
+    rto_s: float | None = None
+    rto_met: bool | None = None
+    rpo_s: float | None = None
+    rpo_text: str = ""
+    data_lost: str | None = None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> DrillReport:
+        """From the stored JSON (keys this version does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def figures(self) -> dict[str, Any]:
+        """The instants, times and verdicts (the timeline event's data)."""
+        return {k: v for k, v in self.as_json().items() if k.endswith(("_s", "_met", "_at"))}
+
+
+@dataclass(frozen=True)
 class Measures:
     origin: datetime
     detected_at: datetime | None = None
@@ -46,13 +116,13 @@ class Measures:
 
 async def measure(s: AsyncSession, drill: Drill, inc: Incident) -> Measures:
     """What the check samples and the incident say so far (see the module doc for the definitions)."""
-    r = drill.report
-    origin = parse_time(r.get("origin")) or drill.started_at
-    floor = int(r.get("sample_floor") or 0)
+    r = DrillReport.of(drill.report)
+    origin = parse_time(r.origin) or drill.started_at
+    floor = int(r.sample_floor or 0)
     # A real Factory's chaos starts when it does (the scheduled startDate may be moved or overwritten): every
     # sample after the injection counts, and the clock starts at the chaos' own start once a check sees it.
-    real = r.get("target") == "factory"
-    since = (parse_time(r.get("injected_at")) or drill.started_at) if real else origin
+    real = r.target == "factory"
+    since = (parse_time(r.injected_at) or drill.started_at) if real else origin
     stmt = (
         select(CheckSample)
         .where(CheckSample.id > floor, CheckSample.at >= since)
@@ -104,10 +174,10 @@ async def measure(s: AsyncSession, drill: Drill, inc: Incident) -> Measures:
     )
 
 
-def build_report(svc: Services, base: dict[str, Any], m: Measures, now: datetime) -> dict[str, Any]:
+def build_report(svc: Services, base: DrillReport, m: Measures, now: datetime) -> DrillReport:
     """The stored drill report: the instants, the measured times, and the verdicts against the objectives."""
     dr = load_dr()
-    svc_key = str(base.get("service") or "factory")
+    svc_key = base.service or "factory"
     objective = dr.services.get(svc_key) or dr.services.get("factory") or next(iter(dr.services.values()))
     rto, rpo = objective.rto, objective.rpo
 
@@ -124,7 +194,7 @@ def build_report(svc: Services, base: dict[str, Any], m: Measures, now: datetime
         if m.acknowledged_at is not None and m.detected_at is not None and m.acknowledged_at >= m.detected_at
         else None
     )
-    sev = str(base.get("severity") or DRILL_SEVERITY)
+    sev = base.severity or DRILL_SEVERITY
     known = svc.playbook.severities.severities.get(sev)
     response_target = known.response_target if known is not None else None
     mttd_target = svc.playbook.severities.mttd_target
@@ -137,71 +207,71 @@ def build_report(svc: Services, base: dict[str, Any], m: Measures, now: datetime
             f"RPO {format_duration(rpo)}: this drill does not lose data; the restore drill measures the RPO."
         )
     warning = None
-    if base.get("target") == "factory" and m.detected_at is None:
-        warning = STILL_SCHEDULED.format(when=base.get("chaos_start") or "an unknown time")
-    return {
-        **base,
-        "origin": iso(m.origin),
-        "warning": warning,
-        "state": "finished" if m.recovered_at is not None else "ended",
-        "finished_at": iso(now),
-        "detected_at": iso(m.detected_at),
-        "detected_by": m.detected_by,
-        "detected_detail": m.detected_detail,
-        "acknowledged_at": iso(m.acknowledged_at),
-        "acknowledged_by": m.acknowledged_by,
-        "ack_note": ack_note,
-        "recovery_action_at": iso(m.recovery_action_at),
-        "recovery_action_by": m.recovery_action_by,
-        "recovery_outcome": m.recovery_outcome,
-        "recovered_at": iso(m.recovered_at),
-        "ttd_s": secs(ttd),
-        "tta_s": secs(tta),
-        "ttr_s": secs(ttr),
-        "ack_after_detect_s": secs(ack_after_detect),
-        "ttd_target_s": secs(mttd_target),
-        "ttd_met": (ttd < mttd_target) if ttd is not None else None,
-        "response_target_s": secs(response_target),
-        "response_met": (ack_after_detect <= response_target)
+    if base.target == "factory" and m.detected_at is None:
+        warning = STILL_SCHEDULED.format(when=base.chaos_start or "an unknown time")
+    return replace(
+        base,
+        origin=iso(m.origin),
+        warning=warning,
+        state="finished" if m.recovered_at is not None else "ended",
+        finished_at=iso(now),
+        detected_at=iso(m.detected_at),
+        detected_by=m.detected_by,
+        detected_detail=m.detected_detail,
+        acknowledged_at=iso(m.acknowledged_at),
+        acknowledged_by=m.acknowledged_by,
+        ack_note=ack_note,
+        recovery_action_at=iso(m.recovery_action_at),
+        recovery_action_by=m.recovery_action_by,
+        recovery_outcome=m.recovery_outcome,
+        recovered_at=iso(m.recovered_at),
+        ttd_s=secs(ttd),
+        tta_s=secs(tta),
+        ttr_s=secs(ttr),
+        ack_after_detect_s=secs(ack_after_detect),
+        ttd_target_s=secs(mttd_target),
+        ttd_met=(ttd < mttd_target) if ttd is not None else None,
+        response_target_s=secs(response_target),
+        response_met=(ack_after_detect <= response_target)
         if ack_after_detect is not None and response_target is not None
         else None,
-        "rto_s": secs(rto),
-        "rto_met": rto_met,
-        "rpo_s": secs(rpo),
-        "rpo_text": rpo_text,
-        "data_lost": "none",
-    }
-
-
-def report_line(r: dict[str, Any]) -> str:
-    verdict = {True: "within the RTO ✅", False: "RTO missed ❌"}.get(r.get("rto_met"), "not recovered")  # type: ignore[arg-type]
-    return (
-        f"Drill {r.get('scenario')}: detect {fmt_secs(r.get('ttd_s'))}, acknowledge {fmt_secs(r.get('tta_s'))}, "
-        f"recover {fmt_secs(r.get('ttr_s'))} vs RTO {fmt_secs(r.get('rto_s'))}: {verdict}"
+        rto_s=secs(rto),
+        rto_met=rto_met,
+        rpo_s=secs(rpo),
+        rpo_text=rpo_text,
+        data_lost="none",
     )
 
 
-def report_text(r: dict[str, Any]) -> str:
+def report_line(r: DrillReport) -> str:
+    verdict = {True: "within the RTO ✅", False: "RTO missed ❌", None: "not recovered"}[r.rto_met]
+    return (
+        f"Drill {r.scenario}: detect {fmt_secs(r.ttd_s)}, acknowledge {fmt_secs(r.tta_s)}, "
+        f"recover {fmt_secs(r.ttr_s)} vs RTO {fmt_secs(r.rto_s)}: {verdict}"
+    )
+
+
+def report_text(r: DrillReport) -> str:
     """The report as plain text (the CLI prints it)."""
     lines = [
-        f"DRILL REPORT: {r.get('scenario')} ({r.get('title', '')})",
-        f"  incident      {r.get('incident_id')}  target: {target_name(str(r.get('target')))}",
-        f"  fault         {r.get('injection', '')}",
-        f"  clock starts  {r.get('origin')}",
-        f"  detected      {fmt_secs(r.get('ttd_s'))} after the fault (by {r.get('detected_by') or '—'};"
-        f" target < {fmt_secs(r.get('ttd_target_s'))})",
-        f"  acknowledged  {fmt_secs(r.get('tta_s'))} after the fault (by {r.get('acknowledged_by') or 'nobody'})"
-        + (f" — {r['ack_note']}" if r.get("ack_note") else ""),
-        f"  recovered     {fmt_secs(r.get('ttr_s'))} after the fault"
-        f" (recovery action: {r.get('recovery_outcome') or 'none recorded'})",
-        f"  RTO           {fmt_secs(r.get('rto_s'))}: "
-        + {True: "met", False: "MISSED"}.get(r.get("rto_met"), "not recovered"),  # type: ignore[arg-type]
-        f"  RPO           {r.get('rpo_text', '')}",
+        f"DRILL REPORT: {r.scenario} ({r.title})",
+        f"  incident      {r.incident_id}  target: {target_name(str(r.target))}",
+        f"  fault         {r.injection}",
+        f"  clock starts  {r.origin}",
+        f"  detected      {fmt_secs(r.ttd_s)} after the fault (by {r.detected_by or '—'};"
+        f" target < {fmt_secs(r.ttd_target_s)})",
+        f"  acknowledged  {fmt_secs(r.tta_s)} after the fault (by {r.acknowledged_by or 'nobody'})"
+        + (f" — {r.ack_note}" if r.ack_note else ""),
+        f"  recovered     {fmt_secs(r.ttr_s)} after the fault"
+        f" (recovery action: {r.recovery_outcome or 'none recorded'})",
+        f"  RTO           {fmt_secs(r.rto_s)}: "
+        + {True: "met", False: "MISSED", None: "not recovered"}[r.rto_met],
+        f"  RPO           {r.rpo_text}",
     ]
-    if r.get("starts_later"):
+    if r.starts_later:
         lines.append(f"  note          {REAL_CHAOS_NOTE}")
-    if r.get("warning"):
-        lines.append(f"  WARNING       {r['warning']}")
+    if r.warning:
+        lines.append(f"  WARNING       {r.warning}")
     return "\n".join(lines) + "\n"
 
 
@@ -216,12 +286,13 @@ def drill_summary(r: dict[str, Any]) -> tuple[str, bool | None]:
         )
         return text, blocked == 0
     if r.get("kind") == "drill":
-        met = r.get("rto_met")
+        d = DrillReport.of(r)
+        met = d.rto_met
         mark = {True: " ✅", False: " ❌"}.get(met, "") if isinstance(met, bool) else ""
         text = (
-            f"recover {fmt_secs(r.get('ttr_s'))}{mark} vs RTO {fmt_secs(r.get('rto_s'))} "
-            f"(detect {fmt_secs(r.get('ttd_s'))}, acknowledge {fmt_secs(r.get('tta_s'))}); "
-            f"{'no data at risk' if r.get('rpo_s') is None else 'RPO ' + fmt_secs(r.get('rpo_s'))}"
+            f"recover {fmt_secs(d.ttr_s)}{mark} vs RTO {fmt_secs(d.rto_s)} "
+            f"(detect {fmt_secs(d.ttd_s)}, acknowledge {fmt_secs(d.tta_s)}); "
+            f"{'no data at risk' if d.rpo_s is None else 'RPO ' + fmt_secs(d.rpo_s)}"
         )
         return text, met if isinstance(met, bool) else None
     figures = ", ".join(f"{k} {fmt_secs(v)}" for k, v in r.items() if k.endswith("_s"))

@@ -222,13 +222,13 @@ async def test_real_factory_path_uses_the_chaos_api_and_says_chaos_starts_later(
                 bot.svc, "throttle", "UDECLARER", target="factory", allow_real_factory=True
             )
             r = started.report
-            assert r["target"] == "factory" and r["starts_later"] is True and r["fault"] == "throttle"
+            assert r.target == "factory" and r.starts_later is True and r.fault == "throttle"
             state = sim.state()
             assert (
                 state["chaos"]["type"] == "throttle" and state["mode"] == "healthy"
             )  # scheduled, not running
-            assert r["chaos_start"] and r["origin"] == r["chaos_start"]
-            assert REAL_CHAOS_NOTE in r["injection"]
+            assert r.chaos_start and r.origin == r.chaos_start
+            assert REAL_CHAOS_NOTE in r.injection
             room = slack.messages[str(started.channel_id)]
             assert any("starts chaos at a random time the next day" in blocks_text(m.blocks) for m in room)
             await bot.drain()

@@ -49,7 +49,7 @@ async def test_game_day_measures_from_the_first_failing_sample(
 ) -> None:
     bot, sim = game
     started = await start_drill(bot.svc, "fail", "UDECLARER", target="factory", allow_real_factory=True)
-    assert started.report["starts_later"] and sim.state()["chaos"]["type"] == "fail" and sim.mode == "healthy"
+    assert started.report.starts_later and sim.state()["chaos"]["type"] == "fail" and sim.mode == "healthy"
     for _ in range(2):  # chaos scheduled, not running: nothing fails, nothing is "back to normal"
         clock.advance(seconds=60)
         assert await monitor_once(bot.svc) == "open"  # the drill incident is open; its alert stays inactive
