@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import incident_store as service
 from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
-from bot.escalation.flows import close_page_dms, replan
+from bot.escalation.flows import queue_page_dm_closures, replan
 from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
+from bot.pir.flows import pir_url
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
 from bot.priority import BACKGROUND
@@ -468,8 +469,10 @@ class LifecycleFlows:
             )
             # Offer the public "resolved" status-page update.
             await on_resolved(self.svc, s, inc, now)
+            # No page left saying "needs you": each DM shows the outcome and keeps the incident's context.
+            pir = pir_url(self.svc, inc.id, html=True)
+            await queue_page_dm_closures(self.svc, s, inc, user, now, pir)
         await self._deliver(incident_id)
-        await close_page_dms(self.svc, incident_id, user)  # no page left saying "needs you"
         # Registered at wiring: resolving a drill incident finishes (and reports) the drill.
         for hook in self.svc.dispatch.resolved_hooks:
             await hook(self.svc, incident_id, user)
