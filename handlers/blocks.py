@@ -123,8 +123,10 @@ class BlockKitRenderer:
         if card.is_drill:
             extra.append("*DRILL — not a real incident*")
         blocks.append(context(*extra))
-        if card.status != "RESOLVED":  # a resolved incident's template is a record: nothing left to press
+        if card.status != "RESOLVED":
             blocks.append(template_actions(card))
+        else:  # a resolved incident's template is a record: only reopening still applies
+            blocks.append(actions(button("Reopen", "template_reopen", card.id), block_id=TEMPLATE_ACTIONS))
         blocks.append(context("Edit with `/incident update` · this message is edited in place"))
         return f"{drill}{card.id} [{card.severity_label}] {card.status}: {esc(card.summary)}", blocks
 
