@@ -51,6 +51,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("bookmark", outbox.bookmark_effect)
     d.effect("archive", outbox.archive_effect)
     d.effect("update", outbox.update_effect)
+    d.effect("reminder", outbox.reminder_effect)
     d.effect("invite", invite_effect)
     d.tick(monitor_tick)
     d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)

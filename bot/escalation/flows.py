@@ -448,7 +448,10 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
                         ],
                     },
                 ]
-            await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
+            # One live message per stale spell: `since` (the last update) tells the deliverer which reminder
+            # message this one edits (bot.outbox.reminder_effect).
+            payload["since"] = inc.updated_at.isoformat()
+            await enqueue(s, "reminder", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
     await deliver(svc, incident_id=timer.incident_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
 
