@@ -21,6 +21,7 @@ from bot import incident_store as service
 from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
 from bot.escalation.flows import queue_page_dm_closures, replan
+from bot.incidents.closing import closed_key
 from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
 from bot.pir.flows import pir_url
@@ -487,6 +488,13 @@ class LifecycleFlows:
         objections = [await gate(self.svc, incident_id, user) for gate in self.svc.dispatch.resolve_gates]
         return "; ".join(o for o in objections if o)
 
+    @staticmethod
+    async def _war_room_archived(s: AsyncSession, inc: Incident) -> bool:
+        stmt = select(TimelineEvent.id).where(
+            TimelineEvent.incident_id == inc.id, TimelineEvent.dedupe_key == closed_key(inc)
+        )
+        return (await s.execute(stmt.limit(1))).first() is not None
+
     async def reopen(self, incident_id: str, user: str) -> Outcome:
         now = self.svc.clock.now()
         async with self.svc.db.session() as s:
@@ -495,6 +503,15 @@ class LifecycleFlows:
                 return Outcome(False, "That incident no longer exists.")
             if inc.status != IncidentStatus.RESOLVED:
                 text = f"Only a resolved incident can be reopened; {inc.id} is {inc.status}."
+                return Outcome(False, text, inc.id)
+            if await self._war_room_archived(s, inc):
+                # Slack's docs for conversations.unarchive: bot tokens cannot unarchive a conversation. A
+                # reopen here would send every line, invite and template edit into an archived channel.
+                text = (
+                    f"{inc.id}'s war room <#{inc.channel_id}> was archived when it closed, and Slack does not let"
+                    " a bot unarchive a channel, so it is not reopened. If it is happening again, declare a new"
+                    f" incident and mention {inc.id} in its summary."
+                )
                 return Outcome(False, text, inc.id)
             was = inc.resolved_at.isoformat() if inc.resolved_at else None
             # A new cycle: pages are unique per cycle, so the ladder starts again at L1 from now.
