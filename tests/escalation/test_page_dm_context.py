@@ -76,3 +76,22 @@ async def test_unacknowledged_page_dm_after_resolve_keeps_context(
             assert part in blocks, (part, blocks)
         assert "resolved by <@UDECLARER> — nothing to do" in str(final["text"])
         assert _buttons(final) == []
+
+
+async def test_page_dm_edits_stay_within_slacks_limits_with_the_longest_summary(
+    bot: BotHarness, clock: ManualClock
+) -> None:
+    """500 characters of markup-heavy summary: the stand-in checks every Block Kit limit, so a refused edit
+    would be a recorded failed chat.update. The summary's `<`, `&` are escaped, never a mention or link."""
+    summary = ("<!channel> & <@U1> *x* " * 30)[:500].strip()
+    await bot.command(f"declare P0 {summary}")
+    [inc] = await bot.incidents()
+    await bot.action("ack_incident", inc.id, user="U01PRIMARY", channel="DU01PRIMARY")
+    await bot.action("resolve_anyway", inc.id, user="UDECLARER", channel=inc.channel_id or "")
+    assert bot.slack.calls_to("chat.update", ok=False) == []
+    edits = _dm_updates(bot, "U01PRIMARY") + _dm_updates(bot, "U02SECOND")
+    assert len(edits) == 4  # ack + resolve, for each of the two paged
+    for args in edits:
+        body = _blocks(args) + str(args["text"])
+        assert "<!channel>" not in body and "<@U1>" not in body
+        assert "&lt;!channel&gt;" in body
