@@ -211,6 +211,7 @@ async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sand
     # A stakeholder (the CEO is never paged for a P1) joins from the announcement.
     await page.locator("#viewer").select_option("U05CEO")
     await page.locator(".channel", has_text="announcements").click()
+    await expect(page.locator("#as")).to_contain_text("Cass CEO")  # the page acts as the CEO now
     join = page.get_by_role("button", name="Join war room").last
     await join.click()
     await expect(page.locator(".message.ephemeral")).to_contain_text("You are in")
@@ -244,6 +245,7 @@ async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sand
     # The commander ("You") resolves from the template, past the unmet criteria.
     await page.locator("#viewer").select_option("UYOU")
     await page.locator(".channel.incident").first.click()
+    await expect(page.locator("#as")).to_contain_text("Sending as You")
     await page.locator(".message.pinned").get_by_role("button", name="Resolve").click()
     await page.get_by_role("button", name="Resolve anyway").last.click()
     pinned = page.locator(".message.pinned")
