@@ -197,6 +197,37 @@ async def update_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | N
     return None
 
 
+async def reminder_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """The `reminder` effect: the "Update due" nudge. Reminders with no template update between them (the
+    same `since`) edit one live message in place; the first of a stale spell, or one whose message is gone,
+    posts a new one."""
+    p = row.payload
+    async with svc.db.session() as s:
+        stmt = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.incident_id == row.incident_id,
+                OutboxMessage.channel == row.channel,
+                OutboxMessage.method == "reminder",
+                OutboxMessage.state == OutboxState.SENT,
+                OutboxMessage.id < row.id,
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+        prev = (await s.execute(stmt)).scalar_one_or_none()
+    live = (prev.result or {}).get("ts") if prev is not None else None
+    text, blocks = str(p.get("text", "")), p.get("blocks")
+    if prev is not None and live and prev.payload.get("since") == p.get("since"):
+        try:
+            await svc.chat.update(row.channel, str(live), text, blocks or [])
+            return {"ts": live, "edits": int((prev.result or {}).get("edits", 0)) + 1}
+        except ChatError as exc:
+            if exc.error not in ("message_not_found", "cant_update_message"):
+                raise
+    return {"ts": await svc.chat.post(row.channel, text, blocks)}
+
+
 async def requeue(s: Any, dedupe_key: str, now: datetime) -> bool:
     """Make a keyed row due now again (a retry button, Slack's retry after a failure). A row some delivery
     holds ('sending') is left alone: its holder is the only one allowed to act on it."""

@@ -123,8 +123,10 @@ class BlockKitRenderer:
         if card.is_drill:
             extra.append("*DRILL — not a real incident*")
         blocks.append(context(*extra))
-        if card.status != "RESOLVED":  # a resolved incident's template is a record: nothing left to press
+        if card.status != "RESOLVED":
             blocks.append(template_actions(card))
+        else:  # a resolved incident's template is a record: only reopening still applies
+            blocks.append(actions(button("Reopen", "template_reopen", card.id), block_id=TEMPLATE_ACTIONS))
         blocks.append(context("Edit with `/incident update` · this message is edited in place"))
         return f"{drill}{card.id} [{card.severity_label}] {card.status}: {esc(card.summary)}", blocks
 
@@ -155,28 +157,32 @@ class BlockKitRenderer:
 
     def page_dm(self, page: Any) -> tuple[str, Blocks]:
         drill = "[DRILL] " if page.is_drill else ""
-        room = f"<#{page.channel_id}>" if page.channel_id else "(war room not ready yet)"
         text = f"{drill}Page L{page.level}: {page.incident_id} {page.severity_label}: {esc(page.summary)}"
         blocks: Blocks = [
             header(f"{drill}📟 {page.incident_id} needs you"),
-            section(
-                f"*{esc_clip(page.summary, 1500)}*",
-                fields=[
-                    f"*Severity*\n{page.severity_label}",
-                    f"*Open for*\n{page.open_for}",
-                    f"*War room*\n{room}",
-                    f"*Why you*\nL{page.level} ({page.level_name}): {page.reason}",
-                ],
-            ),
-            actions(button("Acknowledge", "ack_incident", page.incident_id, "primary"), block_id="page_ack"),
+            _page_card(page, f"*Open for*\n{page.open_for}"),
         ]
+        if page.acked_by:  # a later page (an "until resolved" level): someone already answered
+            blocks.append(context(f"✅ Acknowledged by <@{page.acked_by}>{_at(page.acked_at)}"))
+        else:
+            blocks.append(
+                actions(
+                    button("Acknowledge", "ack_incident", page.incident_id, "primary"), block_id="page_ack"
+                )
+            )
         return text, blocks
 
     def page_acked(self, page: Any, by: str) -> tuple[str, Blocks]:
-        text = f"{page.incident_id}: acknowledged by <@{by}>"
+        """The page's moment has passed: no button, but everything the responder needs next."""
+        drill = "[DRILL] " if page.is_drill else ""
+        text = (
+            f"{drill}{page.incident_id} {page.severity_label}: {esc(page.summary)} — acknowledged by <@{by}>"
+            f" · war room {_room(page)}"
+        )
         return text, [
-            section(f"📟 Page L{page.level} for *{page.incident_id}*"),
-            context(f"✅ Acknowledged by <@{by}>"),
+            header(f"{drill}📟 {page.incident_id}: acknowledged"),
+            _page_card(page, f"*Acknowledged by*\n<@{by}>"),
+            context(f"✅ Acknowledged by <@{by}>{_at(page.acked_at)} · Page L{page.level}"),
         ]
 
     def announcement(self, text: str, incident_id: str, channel_id: str | None) -> Blocks:
@@ -187,12 +193,43 @@ class BlockKitRenderer:
         return blocks
 
     def page_resolved(self, page: Any, by: str) -> tuple[str, Blocks]:
+        """The final state: when and by whom it was resolved, the PIR link; the context stays."""
+        drill = "[DRILL] " if page.is_drill else ""
         who = "the monitor" if by == "incident-bot" else f"<@{by}>"
-        text = f"{page.incident_id}: resolved by {who} — nothing to do"
+        when = _at(page.resolved_at)
+        outcome = f"Acknowledged by <@{page.acked_by}>" if page.acked_by else "Nothing to do"
+        pir = f" — <{page.pir_url}|Post-incident review>" if page.pir_url else ""
+        text = (
+            f"{drill}{page.incident_id} {page.severity_label}: {esc(page.summary)} — resolved by {who}"
+            + ("" if page.acked_by else " — nothing to do")
+            + f" · war room {_room(page)}"
+        )
         return text, [
-            section(f"📟 Page L{page.level} for *{page.incident_id}*"),
-            context(f"✅ Resolved by {who} — nothing to do"),
+            header(f"{drill}📟 {page.incident_id}: resolved"),
+            _page_card(page, f"*Outcome*\n{outcome}"),
+            context(f"✅ Resolved{when} by {who}{pir}"),
         ]
+
+
+def _room(page: Any) -> str:
+    return f"<#{page.channel_id}>" if page.channel_id else "(war room not ready yet)"
+
+
+def _at(when: Any) -> str:
+    return f" at {when:%Y-%m-%d %H:%M} UTC" if when is not None else ""
+
+
+def _page_card(page: Any, last: str) -> dict[str, Any]:
+    """The incident as every state of a page DM shows it: summary, severity, war room, why this person."""
+    return section(
+        f"*{esc_clip(page.summary, 1500)}*",
+        fields=[
+            f"*Severity*\n{page.severity_label}",
+            last,
+            f"*War room*\n{_room(page)}",
+            f"*Why you*\nL{page.level} ({page.level_name}): {esc_clip(page.reason, 1500)}",
+        ],
+    )
 
 
 def usage_blocks(text: str) -> Blocks:

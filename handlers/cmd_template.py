@@ -1,29 +1,43 @@
-"""Buttons on the pinned template: Take command, Update, Run check, Resolve (Acknowledge is ack_incident).
+"""Buttons on the pinned template: Take command, Update, Run check, Resolve (Acknowledge is ack_incident);
+Reopen once it is resolved.
 
 Each one does what its slash command does, with the same permission checks, for the incident whose template
-carries the button (a button of another incident's template cannot reach this one)."""
+carries the button (a button of another incident's template cannot reach this one). A press on a button
+whose moment has passed (an old copy of the template still shown by a client after the resolve) is answered
+and changes nothing."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot import incident_store as service
 from bot.incidents.lifecycle import LifecycleFlows
 from bot.ports import ChatError, Reply
+from bot.states import IncidentStatus
 from handlers.cmd_health import check
-from handlers.cmd_lifecycle import incident_by_id, resolve, update
-from handlers.parse import Command
+from handlers.cmd_lifecycle import incident_by_id, reopen, resolve, update
+from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action
 
 
 async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
-    """The incident named by the button, with ctx.channel set to its war room."""
-    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=change)
-    return inc.id
+    """The incident named by the button, with ctx.channel set to its war room; a resolved one is refused
+    before anything else (the buttons of an open incident are stale once it is resolved)."""
+    incident_id = str(body["actions"][0].get("value", ""))
+    inc = await service.load(ctx.svc.db, incident_id[:40])
+    if inc is not None and inc.status == IncidentStatus.RESOLVED:
+        room = f" in <#{inc.channel_id}>" if inc.channel_id else ""
+        raise UsageError(
+            f"{inc.id} is already resolved: that button is from before the resolve, so nothing was done."
+            f" `/incident reopen`{room} reopens it."
+        )
+    return (await incident_by_id(ctx, incident_id, change=change)).id
 
 
 @action("take_command")
 async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
     """Offered (template, reminders) while nobody commands; a stale press never takes over from someone."""
+    await _bound(ctx, body, change=False)
     inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
     if inc.commander:
         return Reply(f"<@{inc.commander}> already commands {inc.id}.", ok=False)
@@ -47,6 +61,15 @@ async def template_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
 async def template_resolve(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     await _bound(ctx, body, change=False)
     return await resolve(ctx, Command("resolve"))
+
+
+@action("template_reopen")
+async def template_reopen(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
+    """On a resolved template: what `/incident reopen` does; a press after a reopen is answered, not repeated."""
+    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=False)
+    if inc.status != IncidentStatus.RESOLVED:
+        return Reply(f"{inc.id} is already open ({inc.status}): nothing to reopen.", ok=False)
+    return await reopen(ctx, Command("reopen"))
 
 
 @action("join_war_room")

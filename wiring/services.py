@@ -52,6 +52,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("bookmark", outbox.bookmark_effect)
     d.effect("archive", outbox.archive_effect)
     d.effect("update", outbox.update_effect)
+    d.effect("reminder", outbox.reminder_effect)
     d.effect("invite", invite_effect)
     d.effect(USERGROUP_KIND, usergroup_effect)  # schedules.yaml `usergroup:` (bot/oncall/worker.py)
     d.tick(monitor_tick)

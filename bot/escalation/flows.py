@@ -155,6 +155,31 @@ class PageView:
     level_name: str
     reason: str
     is_drill: bool
+    # Set once the page's moment has passed: the DM is edited to say so and keeps the context above.
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    pir_url: str | None = None
+
+
+def page_view(svc: Services, inc: Incident, page: Page, now: datetime, **final: Any) -> PageView:
+    """What a page DM shows of its incident; `final` adds the ack / resolve fields."""
+    acked = inc.ack_cycle == inc.cycle and page.cycle == inc.cycle
+    return PageView(
+        incident_id=inc.id,
+        severity_label=svc.playbook.severities.label(inc.severity),
+        summary=inc.summary,
+        open_for=_open_for(now, inc.declared_at),
+        channel_id=inc.channel_id,
+        level=page.level,
+        level_name=svc.playbook.roster.level_name(page.level),
+        reason=page.reason,
+        is_drill=inc.is_drill,
+        acked_by=page.acked_by or (inc.acknowledged_by if acked else None),
+        acked_at=page.acked_at or (inc.acknowledged_at if acked else None),
+        **final,
+    )
 
 
 def _open_for(now: datetime, since: datetime) -> str:
@@ -200,17 +225,7 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
             await s.flush()
         else:
             users = list(page.users.get("ids", []))  # a resumed send goes to whom it was resolved for
-        view = PageView(
-            incident_id=inc.id,
-            severity_label=svc.playbook.severities.label(inc.severity),
-            summary=inc.summary,
-            open_for=_open_for(now, inc.declared_at),
-            channel_id=inc.channel_id,
-            level=level,
-            level_name=svc.playbook.roster.level_name(level),
-            reason=page.reason,
-            is_drill=inc.is_drill,
-        )
+        view = page_view(svc, inc, page, now)
         page_id, mode, delivered = page.id, str(t.data.get("mode", "dm")), dict(page.dm)
     errors: list[str] = []
     try:
@@ -433,7 +448,10 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
                         ],
                     },
                 ]
-            await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
+            # One live message per stale spell: `since` (the last update) tells the deliverer which reminder
+            # message this one edits (bot.outbox.reminder_effect).
+            payload["since"] = inc.updated_at.isoformat()
+            await enqueue(s, "reminder", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
     await deliver(svc, incident_id=timer.incident_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
 
@@ -486,7 +504,7 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             for u, dm in page.dm.items():
                 if u.startswith("_") or not dm.get("ts"):  # _war_room, _invited: not DMs
                     continue
-                text, blocks = svc.render.page_acked(page, user)
+                text, blocks = svc.render.page_acked(page_view(svc, inc, page, now), user)
                 payload = {"channel": dm["channel"], "ts": dm["ts"], "text": text, "blocks": blocks}
                 await enqueue(
                     s, "update", channel=str(dm["channel"]), incident_id=inc.id, at=now, payload=payload
@@ -553,20 +571,7 @@ async def war_room_ready(svc: Services, incident_id: str) -> int:
             return 0
         pages = [p for p in await pages_in_cycle(s, inc) if p.state != "failed"]
         channel = inc.channel_id
-        views = {
-            p.id: PageView(
-                incident_id=inc.id,
-                severity_label=svc.playbook.severities.label(inc.severity),
-                summary=inc.summary,
-                open_for=_open_for(now, inc.declared_at),
-                channel_id=channel,
-                level=p.level,
-                level_name=svc.playbook.roster.level_name(p.level),
-                reason=p.reason,
-                is_drill=inc.is_drill,
-            )
-            for p in pages
-        }
+        views = {p.id: page_view(svc, inc, p, now) for p in pages}
     paged = sorted({u for p in pages for u in p.dm if not u.startswith("_")})
     if paged:
         await _invite(svc, channel, paged)
@@ -594,33 +599,37 @@ async def war_room_ready(svc: Services, incident_id: str) -> int:
     return edited
 
 
-async def close_page_dms(svc: Services, incident_id: str, by: str) -> int:
-    """On resolve: edit every page DM of the incident (all cycles) so none still says "needs you" with a live
-    Acknowledge button. Returns how many DMs were edited; Slack errors are logged (the resolve stands)."""
-    async with svc.db.session() as s:
-        stmt = select(Page).where(Page.incident_id == incident_id)
-        pages = list((await s.execute(stmt)).scalars())
-    edited = 0
-    for page in pages:
+async def queue_page_dm_closures(
+    svc: Services, s: AsyncSession, inc: Incident, by: str, now: datetime, pir_url: str | None
+) -> int:
+    """On resolve, in its transaction: an edit of every page DM of the incident (all cycles) so none still
+    says "needs you" with a live Acknowledge button; each keeps the incident's context and shows the final
+    state (resolved when, by whom, the PIR link). Queued per DM channel, so it goes out after an earlier
+    edit of the same DM (an acknowledgement) still waiting in the outbox. Returns how many were queued."""
+    stmt = select(Page).where(Page.incident_id == inc.id).order_by(Page.cycle, Page.level)
+    queued = 0
+    for page in (await s.execute(stmt)).scalars():
+        view = page_view(svc, inc, page, now, resolved_by=by, resolved_at=now, pir_url=pir_url)
         for user, dm in page.dm.items():
             if user.startswith("_") or not isinstance(dm, dict) or not dm.get("ts"):
                 continue
-            text, blocks = svc.render.page_resolved(page, by)
-            try:
-                await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
-                edited += 1
-            except ChatError as exc:
-                log.warning("could not close page DM: %s", exc)
-    return edited
+            text, blocks = svc.render.page_resolved(view, by)
+            payload = {"channel": dm["channel"], "ts": dm["ts"], "text": text, "blocks": blocks}
+            await enqueue(
+                s, "update", channel=str(dm["channel"]), incident_id=inc.id, at=now, payload=payload
+            )
+            queued += 1
+    return queued
 
 
 __all__ = [
     "acknowledge",
-    "close_page_dms",
     "escalate_now",
     "finish",
     "fire_page",
     "fire_reminder",
+    "page_view",
+    "queue_page_dm_closures",
     "replan",
     "war_room_ready",
 ]

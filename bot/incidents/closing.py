@@ -28,7 +28,8 @@ class CloseResult:
     incident_id: str
 
 
-def _closed_key(inc: Incident) -> str:
+def closed_key(inc: Incident) -> str:
+    """The dedupe key of the cycle's `war_room_closed` event: its war room was archived on close."""
     return f"{inc.id}:war_room_closed:{inc.cycle}"
 
 
@@ -38,7 +39,7 @@ async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datet
         return False
     fresh = await service.add_event(
         s, inc.id, "war_room_closed", f"War room archived ({why})", at=now, data={"why": why},
-        dedupe_key=_closed_key(inc),
+        dedupe_key=closed_key(inc),
     )  # fmt: skip
     if not fresh:
         return False
@@ -47,7 +48,7 @@ async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datet
     text = (
         f"📦 Closing this war room: {inc.id} was resolved after {took} ({why}). "
         f"The review and the whole timeline: <{url}|open the PIR>. The channel is archived now; "
-        "it stays searchable, and `/incident reopen` is still possible from the PIR's war room link."
+        "it stays searchable. Slack does not let a bot unarchive it, so a recurrence is a new incident."
     )
     await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload={"text": text})
     await enqueue(s, "archive", channel=inc.channel_id, incident_id=inc.id, at=now)

@@ -20,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import incident_store as service
 from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
-from bot.escalation.flows import close_page_dms, replan
+from bot.escalation.flows import queue_page_dm_closures, replan
+from bot.incidents.closing import closed_key
 from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
+from bot.pir.flows import pir_url
 from bot.playbook import SEVERITIES
 from bot.ports import ChatError
 from bot.priority import BACKGROUND
@@ -468,8 +470,10 @@ class LifecycleFlows:
             )
             # Offer the public "resolved" status-page update.
             await on_resolved(self.svc, s, inc, now)
+            # No page left saying "needs you": each DM shows the outcome and keeps the incident's context.
+            pir = pir_url(self.svc, inc.id, html=True)
+            await queue_page_dm_closures(self.svc, s, inc, user, now, pir)
         await self._deliver(incident_id)
-        await close_page_dms(self.svc, incident_id, user)  # no page left saying "needs you"
         # Registered at wiring: resolving a drill incident finishes (and reports) the drill.
         for hook in self.svc.dispatch.resolved_hooks:
             await hook(self.svc, incident_id, user)
@@ -484,6 +488,13 @@ class LifecycleFlows:
         objections = [await gate(self.svc, incident_id, user) for gate in self.svc.dispatch.resolve_gates]
         return "; ".join(o for o in objections if o)
 
+    @staticmethod
+    async def _war_room_archived(s: AsyncSession, inc: Incident) -> bool:
+        stmt = select(TimelineEvent.id).where(
+            TimelineEvent.incident_id == inc.id, TimelineEvent.dedupe_key == closed_key(inc)
+        )
+        return (await s.execute(stmt.limit(1))).first() is not None
+
     async def reopen(self, incident_id: str, user: str) -> Outcome:
         now = self.svc.clock.now()
         async with self.svc.db.session() as s:
@@ -492,6 +503,15 @@ class LifecycleFlows:
                 return Outcome(False, "That incident no longer exists.")
             if inc.status != IncidentStatus.RESOLVED:
                 text = f"Only a resolved incident can be reopened; {inc.id} is {inc.status}."
+                return Outcome(False, text, inc.id)
+            if await self._war_room_archived(s, inc):
+                # Slack's docs for conversations.unarchive: bot tokens cannot unarchive a conversation. A
+                # reopen here would send every line, invite and template edit into an archived channel.
+                text = (
+                    f"{inc.id}'s war room <#{inc.channel_id}> was archived when it closed, and Slack does not let"
+                    " a bot unarchive a channel, so it is not reopened. If it is happening again, declare a new"
+                    f" incident and mention {inc.id} in its summary."
+                )
                 return Outcome(False, text, inc.id)
             was = inc.resolved_at.isoformat() if inc.resolved_at else None
             # A new cycle: pages are unique per cycle, so the ladder starts again at L1 from now.

@@ -191,7 +191,10 @@ async def test_update_reminder_mentions_commander(bot: BotHarness, clock: Manual
     assert reminders and "<@UDECLARER>" in reminders[0]
     clock.advance(minutes=30)
     await worker(bot).tick()
-    assert len([m for m in bot.slack.messages[inc.channel_id] if "Update due" in m.text]) == 2
+    # The second reminder edits the first (one live "Update due" message, tests/escalation/
+    # test_reminders_coalesced.py).
+    [live] = [m for m in bot.slack.messages[inc.channel_id] if "Update due" in m.text]
+    assert "no update for 60 min" in live.text and "<@UDECLARER>" in live.text
 
 
 async def test_page_survives_429_with_retry_after(bot: BotHarness, clock: ManualClock) -> None:

@@ -182,3 +182,82 @@ async def test_shortcuts_and_app_home_in_the_browser(browser_page: tuple[Sandbox
     await expect(home).to_contain_text("On call now")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "sandbox-home.png"))
+
+
+async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sandbox, Any]) -> None:
+    """Chaos on, declare from the ⚡ menu, a stakeholder joins from the announcement, the primary
+    acknowledges in the page DM (which keeps the incident's context and loses its button), runs the check
+    from the template, runs the recovery (whose button then goes away), the commander resolves; the template
+    keeps only Reopen and the page DM shows the final state with the PIR link."""
+    from playwright.async_api import expect
+
+    box, page = browser_page
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
+    await page.goto(f"{box.url}/")
+    await expect(page.locator("#conn")).to_contain_text("live")
+    await page.locator('#factory button[data-mode="fail"]').click()
+    await expect(page.locator("#factory-mode")).to_have_text("fail")
+
+    await page.locator("#shortcuts").click()
+    await page.locator('#shortcut-menu [data-shortcut="declare_incident"]').click()
+    form = page.locator("#modal")
+    await form.locator("#f-severity").select_option(value="P1")
+    await form.locator("#f-summary").fill("Orders fail at the Factory")
+    await form.get_by_role("button", name="Declare").click()
+    await expect(form).to_have_count(0)
+    await expect(page.locator(".channel.incident")).to_have_count(1)
+
+    # A stakeholder (the CEO is never paged for a P1) joins from the announcement.
+    await page.locator("#viewer").select_option("U05CEO")
+    await page.locator(".channel", has_text="announcements").click()
+    await expect(page.locator("#as")).to_contain_text("Cass CEO")  # the page acts as the CEO now
+    join = page.get_by_role("button", name="Join war room").last
+    await join.click()
+    await expect(page.locator(".message.ephemeral")).to_contain_text("You are in")
+    async with box.svc.db.session() as s:
+        inc = (await s.execute(select(Incident))).scalar_one()
+    assert inc.channel_id and "U05CEO" in box.standin.channels[inc.channel_id].members
+
+    # The primary acknowledges in the page DM: the DM keeps summary, severity and war room, loses the button.
+    await page.locator(f'.channel[data-id="D{L1}"]').click()
+    await expect(page.locator("#viewer")).to_have_value(L1)
+    await page.get_by_role("button", name="Acknowledge").click()
+    dm = page.locator("#messages")
+    await expect(dm).to_contain_text("Acknowledged by @Priya Primary")
+    await expect(dm).to_contain_text("Orders fail at the Factory")
+    await expect(dm).to_contain_text("P1")
+    await expect(dm.get_by_role("link", name="#incident-")).to_have_count(1)
+    await expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+
+    # In the war room: Run check from the template, then the recovery it offers.
+    await page.locator(".channel.incident").first.click()
+    template = page.locator(".message.pinned")
+    await expect(template).to_contain_text("Acknowledged by")
+    await template.get_by_role("button", name="Run check").click()
+    recover = page.get_by_role("button", name="Run recovery: end chaos")
+    await expect(recover).to_have_count(1)
+    await recover.click()
+    await expect(page.locator("#messages")).to_contain_text("chaos ended")
+    await expect(page.locator("#factory-mode")).to_have_text("healthy")
+    await expect(recover).to_have_count(0)  # the pressed report lost it; the after-recovery report has none
+
+    # The commander ("You") resolves from the template, past the unmet criteria.
+    await page.locator("#viewer").select_option("UYOU")
+    await page.locator(".channel.incident").first.click()
+    await expect(page.locator("#as")).to_contain_text("Sending as You")
+    await page.locator(".message.pinned").get_by_role("button", name="Resolve").click()
+    await page.get_by_role("button", name="Resolve anyway").last.click()
+    pinned = page.locator(".message.pinned")
+    await expect(pinned).to_contain_text("RESOLVED")
+    await expect(pinned.get_by_role("button")).to_have_count(1)
+    await expect(pinned.get_by_role("button", name="Reopen")).to_be_visible()
+
+    # The primary's page DM shows the final state and keeps the context.
+    await page.locator(f'.channel[data-id="D{L1}"]').click()
+    dm = page.locator("#messages")
+    await expect(dm).to_contain_text("Resolved at")
+    await expect(dm).to_contain_text("Orders fail at the Factory")
+    await expect(dm.get_by_role("link", name="Post-incident review")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "sandbox-path.png"))

@@ -74,3 +74,24 @@ async def test_reopened_before_the_deadline_is_not_archived(bot: BotHarness, clo
     clock.advance(timedelta(days=8).total_seconds())
     await Worker(bot.svc, worker_id="w1", extra_ticks=[]).tick()
     assert not bot.slack.channels[inc.channel_id].is_archived
+
+
+async def test_reopen_after_the_war_room_was_archived_is_refused_clearly(bot: BotHarness) -> None:
+    """Slack's docs for conversations.unarchive: bot tokens cannot unarchive a conversation. So the bot does
+    not reopen into an archived war room (every line, invite and template edit would fail with is_archived):
+    the Reopen button and the command answer why, and nothing changes."""
+    inc = await _resolved(bot)
+    assert inc.channel_id and inc.template_ts
+    await bot.command("pir done", channel=inc.channel_id)
+    assert bot.slack.channels[inc.channel_id].is_archived
+    template = bot.slack.message(inc.channel_id, inc.template_ts)
+    assert template is not None and "template_reopen" in str(template.blocks)
+
+    refused_before = len([c for c in bot.slack.calls if c.error == "is_archived"])
+    await bot.action("template_reopen", inc.id, user="UDECLARER", channel=inc.channel_id)
+    _resp, url = await bot.command("reopen", channel=inc.channel_id)
+    assert "archived" in bot.last_reply(url) and "declare" in bot.last_reply(url).lower()
+    row = (await bot.incidents())[-1]
+    assert row.status == "RESOLVED" and row.cycle == inc.cycle
+    assert not [e for e in await bot.events(inc.id) if e.kind == "reopened"]
+    assert len([c for c in bot.slack.calls if c.error == "is_archived"]) == refused_before
