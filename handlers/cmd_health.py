@@ -8,7 +8,7 @@ from typing import Any
 
 from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
-from bot.health.flows import check_count, recover, run_check
+from bot.health.flows import check_count, claim_recovery, recover, run_check
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
 from bot.incidents.flows import DeclareRequest, IncidentFlows
@@ -122,10 +122,8 @@ async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     if inc.status == IncidentStatus.RESOLVED:
         return Reply(f"{inc.id} is already resolved: nothing was recovered.", ok=False)
     if key:  # once per report: the claim is shared by every process, so a double click runs it once
-        async with ctx.svc.db.session() as s:
-            first = await service.claim_request(s, f"recovery:{inc.id}:{key}", ctx.svc.clock.now(), ctx.user)
-            by = None if first else await service.request_ref(s, f"recovery:{inc.id}:{key}")
-        if not first:
+        by = await claim_recovery(ctx.svc, inc.id, key, ctx.user)
+        if by is not None:
             return Reply(
                 f"<@{by}> already ran the recovery from that report: nothing was done again."
                 " Run `/incident check` for a fresh report (it offers recovery if chaos is still on).",

@@ -97,6 +97,16 @@ class RecoveryRun:
     after: CheckReport
 
 
+async def claim_recovery(svc: Services, incident_id: str, report_key: str, user: str) -> str | None:
+    """Run recovery once per check report: None when this press is the first (it may run), else who pressed
+    first. The claim is a row, so a double click or a second process sees it too."""
+    key = f"recovery:{incident_id}:{report_key}"
+    async with svc.db.session() as s:
+        if await service.claim_request(s, key, svc.clock.now(), user):
+            return None
+        return await service.request_ref(s, key) or "someone"
+
+
 async def recover(svc: Services, incident_id: str, user: str, *, timeout: float = 40.0) -> RecoveryRun:
     """Seed 000's self-healing step: follow the Factory's reportUrl to end chaos, then check again.
 
