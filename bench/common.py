@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 # Module level: FastAPI resolves the endpoint's (postponed) annotations against this module's globals.
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import event
 
 from sandbox.page import sign as slack_sign
 
@@ -398,6 +400,53 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 # -- databases ---------------------------------------------------------------------------------------------
+
+
+def count_round_trips(engine: Any) -> Counter[str]:
+    """Counters of what an (async) engine sends to the database, from SQLAlchemy events inside the process:
+    statements (`before_cursor_execute`), commits, rollbacks, pool checkouts, new connections and the pool's
+    pre-ping round trips. `round_trips(counts)` turns them into one figure."""
+    counts: Counter[str] = Counter()
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "before_cursor_execute")
+    def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counts["statements"] += 1
+
+    @event.listens_for(sync, "commit")
+    def _commit(conn: Any) -> None:
+        counts["commits"] += 1
+
+    @event.listens_for(sync, "rollback")
+    def _rollback(conn: Any) -> None:
+        counts["rollbacks"] += 1
+
+    @event.listens_for(sync.pool, "checkout")
+    def _checkout(*args: Any) -> None:
+        counts["checkouts"] += 1
+
+    @event.listens_for(sync.pool, "connect")
+    def _connect(*args: Any) -> None:
+        counts["connects"] += 1
+
+    dialect = sync.dialect
+    ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:  # pool_pre_ping: one round trip per checkout
+        counts["pings"] += 1
+        return bool(ping(dbapi_connection))
+
+    dialect.do_ping = counted_ping
+    return counts
+
+
+def round_trips(counts: dict[str, Any]) -> float:
+    """Statements, BEGIN + COMMIT per transaction (asyncpg sends both; neither is a cursor execute), pings."""
+    return (
+        float(counts.get("statements", 0))
+        + 2 * float(counts.get("commits", 0))
+        + float(counts.get("pings", 0))
+    )
 
 
 @contextlib.contextmanager
