@@ -3,11 +3,16 @@
     python -m bench                        # all six, default sizes
     python -m bench --only 1,2             # some of them
     python -m bench --only 3 --incidents 10000
+    python -m bench --only 3 --incidents 100 --gate-scale 1   # smaller N; lateness under Slack's real tiers
     python -m bench --write-docs           # also (re)write docs/performance.md with these results
 
-1 slash-command ack latency (ratio to a bare FastAPI endpoint)   2 declare → war room + L1 page
-3 escalation lateness (PostgreSQL, 2 workers)                     4 health-check fan-out
-5 PIR of 100,000 timeline events                                  6 RSS of the web process after 1 and 2
+1 slash-command ack latency (ratio to a bare FastAPI endpoint)
+2 declare → war room + L1 page
+3 escalation on PostgreSQL with 2 worker processes: pages/s, worker CPU and DB round trips per page against a
+  minimal claim-send-mark loop (bench/claim_loop.py), lateness p50/p99 below the rate gate's limit, 0 dup/miss
+4 health-check fan-out
+5 PIR of 100,000 timeline events
+6 RSS of the web process after 1 and 2
 Not part of `make test`. Every server runs in its own process; everything started is stopped on exit.
 """
 
@@ -28,7 +33,7 @@ from bench.common import BenchResult, Row
 TITLES = {
     "1": "Slash-command ack latency",
     "2": "Declare → channel, pinned template, L1 page",
-    "3": "Escalation lateness",
+    "3": "Escalation: throughput, cost per page, lateness",
     "4": "Health-check fan-out",
     "5": "PIR of 100,000 timeline events",
     "6": "Memory",

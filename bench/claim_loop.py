@@ -1,9 +1,9 @@
 """The baseline of benchmark 3: the least a worker can do per page, on the same `timers` table.
 
 One statement claims a batch of due rows (`SELECT … FOR UPDATE SKIP LOCKED` inside an `UPDATE … RETURNING`),
-each claimed row is posted to the Slack stand-in over HTTP (the same two chat.postMessage calls a page makes:
-the DM to the on-call and the war-room line; the DM channel opened once per process) and marked done in its
-own transaction. Same engine settings as the bot (bot.db.make_engine: asyncpg, pool, pre-ping), same batch
+each claimed row goes to the Slack stand-in over HTTP with the same calls a page makes (the DM to the on-call,
+the war-room line, the on-call's invite to the war room; the DM channel opened once per process) and is marked
+done in its own transaction. Same engine settings as the bot (bot.db.make_engine: asyncpg, pool, pre-ping), same batch
 (100) and concurrency (16) as `Worker`/`run_due`, same poll interval. No domain logic, no page rows, no
 timeline, no outbox, no rate gate, no claim renewal: the figure the bot's CPU per page is compared with.
 
@@ -82,6 +82,7 @@ async def main(worker: str) -> None:
                 await slack.call(
                     "chat.postMessage", channel=channel, text=ROOM.format(step=step, incident=incident)
                 )
+                await slack.call("conversations.invite", channel=channel, users=user)
                 async with engine.begin() as conn:
                     await conn.execute(MARK, {"now": datetime.now(UTC), "id": timer_id, "worker": worker})
 

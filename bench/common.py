@@ -474,6 +474,41 @@ async def _pg_admin(sql: str) -> None:
         await engine.dispose()
 
 
+async def pg_free_connections() -> int:
+    """Connections the local server still accepts (max_connections minus those open, whoever holds them)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(PG_ADMIN_URL)
+    try:
+        async with engine.connect() as conn:
+            limit = int((await conn.execute(text("SHOW max_connections"))).scalar_one())
+            used = int((await conn.execute(text("SELECT count(*) FROM pg_stat_activity"))).scalar_one())
+    finally:
+        await engine.dispose()
+    return limit - used
+
+
+async def wait_for_pg_connections(needed: int, timeout: float = 120.0) -> None:
+    """The PostgreSQL server is shared (other test runs): wait until `needed` connections are free, and say so."""
+
+    async def free_now() -> int:
+        try:
+            return await pg_free_connections()
+        except Exception:  # "too many clients already": none free
+            return 0
+
+    deadline = time.monotonic() + timeout
+    free = await free_now()
+    if free < needed:
+        print(f"[bench] PostgreSQL has {free} free connections, {needed} wanted: waiting", file=sys.stderr)
+    while free < needed and time.monotonic() < deadline:
+        await asyncio.sleep(2)
+        free = await free_now()
+    if free < needed:
+        print(f"[bench] going on with {free} free PostgreSQL connections (may fail)", file=sys.stderr)
+
+
 @contextlib.asynccontextmanager
 async def pg_db() -> Any:
     """A throwaway, migrated PostgreSQL database `incident_bot_bench_<pid>`, dropped afterwards."""
@@ -482,6 +517,7 @@ async def pg_db() -> Any:
     from bot.migrate import upgrade_async
 
     name = f"incident_bot_bench_{os.getpid()}"
+    await wait_for_pg_connections(5)
     await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await _pg_admin(f'CREATE DATABASE "{name}"')
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)

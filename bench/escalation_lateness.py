@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import math
 import os
@@ -38,7 +39,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import event
 
 from bench import claim_loop
 from bench.common import (
@@ -55,6 +59,7 @@ from bench.common import (
     rss_mb,
     start_standin,
     summary,
+    wait_for_pg_connections,
 )
 from handlers.rate_gate import METHOD_TIER, PER_CHANNEL, TIERS
 
@@ -66,6 +71,11 @@ BASELINE_USER = "UBENCH"
 
 
 # -- the worker process ------------------------------------------------------------------------------------
+
+
+def _dump_profile(where: Path, worker_id: str, prof: cProfile.Profile, sql: Counter[str]) -> None:
+    prof.dump_stats(where / f"{worker_id}.prof")
+    (where / f"{worker_id}.sql.json").write_text(json.dumps(sql.most_common(), indent=1))
 
 
 async def _worker_main(worker_id: str) -> None:
@@ -84,13 +94,28 @@ async def _worker_main(worker_id: str) -> None:
         await worker.tick()  # connect, warm the pool and the statement caches
         counts.clear()
         worker.fired = 0
+        profile = os.environ.get("BENCH_PROFILE")  # a directory: cProfile and statement counts per worker
+        prof = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall
+        sql: Counter[str] = Counter()
+        if profile:
+
+            @event.listens_for(svc.db.engine.sync_engine, "before_cursor_execute")
+            def _statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                sql[" ".join(statement.split())[:160]] += 1
+
         cpu0 = os.times()
         print("ready", flush=True)
         try:
+            if prof:
+                prof.enable()
             await worker.run(stop)
         finally:
+            if prof:
+                prof.disable()
             await svc.tasks.drain(timeout=10)
     cpu = os.times()
+    if profile and prof:
+        _dump_profile(Path(profile), worker_id, prof, sql)
     stats = {
         "worker": worker_id,
         "fired": worker.fired,
@@ -312,6 +337,9 @@ def _stop_worker(p: Proc) -> dict[str, Any]:
 
 async def _run_phase(url: str, ph: Phase, cwd: str, deadline_s: float | None) -> dict[str, Any]:
     """Start two processes, let `ph.n` steps fall due, wait until they are done (or stall), stop them."""
+    # Each worker's pool may open 20 + 10 connections (bot.db.make_engine); the server is shared.
+    await wait_for_pg_connections(WORKERS * 20)
+    began = time.time()
     procs = [
         Proc([*ph.argv, f"{ph.name}-w{k + 1}"], env=ph.env, cwd=cwd, name=f"{ph.name}-w{k + 1}")
         for k in range(WORKERS)
@@ -337,6 +365,7 @@ async def _run_phase(url: str, ph: Phase, cwd: str, deadline_s: float | None) ->
     finally:
         for p in procs:
             p.stop()
+    ended = time.time()
     fired = sum(int(w.get("fired", 0)) for w in workers)
     cpu_s = sum(float(w.get("user_s", 0)) + float(w.get("system_s", 0)) for w in workers)
     counts = {
@@ -361,6 +390,7 @@ async def _run_phase(url: str, ph: Phase, cwd: str, deadline_s: float | None) ->
         "db_per_page": {k: v / per for k, v in counts.items()},
         "db_round_trips_per_page": round_trips(counts) / per,
         "rss_mb": rss,
+        "wall": [began, ended],
     }
 
 
@@ -414,6 +444,8 @@ def _exactly_once(
     dup_slack = sum(v - 1 for v in dms.values() if v > 1) + sum(v - 1 for v in rooms.values() if v > 1)
     # A miss: scheduled, but no sent page (or done timer) or no DM recorded by the stand-in.
     misses = len(scheduled - sent_ids) + len(scheduled - set(dms))
+    began, ended = ph["wall"]
+    by_method = Counter(c["method"] for c in calls if began <= c["at"] <= ended)
     first, last = min(stamps, default=ph["t0"]), max(stamps, default=ph["t0"])
     busy = max((last - first).total_seconds(), 1e-9)
     last_due = ph["t0"] + timedelta(seconds=ph["window_s"])
@@ -425,6 +457,7 @@ def _exactly_once(
         "strays": strays,
         "dms": sum(dms.values()),
         "war_room_lines": sum(rooms.values()),
+        "slack_calls_per_page": {k: v / max(len(stamps), 1) for k, v in sorted(by_method.items())},
         "pages_per_s": len(stamps) / busy if len(stamps) > 1 else math.nan,
         "drain_after_last_due_s": (last - last_due).total_seconds(),
     }
@@ -451,7 +484,7 @@ async def _run(
     lateness_seconds: float,
     baseline: bool,
 ) -> BenchResult:
-    res = BenchResult("3", "Escalation lateness")
+    res = BenchResult("3", "Escalation: throughput, cost per page, lateness")
     standin = start_standin()
     bot_argv = [sys.executable, "-m", "bench.escalation_lateness", "--worker"]
     base_argv = [sys.executable, "-m", "bench.claim_loop"]
@@ -585,12 +618,16 @@ async def _run(
         f"{per['statements']:.1f} SQL statements in {per['commits']:.1f} transactions, {per['pings']:.1f} "
         f"pre-pings, {per['connects']:.2f} new connections (≈ {thr['db_round_trips_per_page']:.0f} round trips); "
         f"worker CPU {us:.1f} ms user + {sy:.1f} ms system ({thr['proc_cpu_ms_per_page']:.1f} ms from /proc). "
-        f"{thr['dms']} DMs + {thr['war_room_lines']} war-room lines; {res.data['slack_failures']} failed Slack calls."
+        f"{thr['dms']} DMs + {thr['war_room_lines']} war-room lines; {res.data['slack_failures']} failed Slack calls; "
+        "Slack calls per page: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in thr["slack_calls_per_page"].items())
+        + "."
     )
     if base:
         bper = base["db_per_page"]
         res.notes.append(
-            f"Baseline (bench/claim_loop.py, same table, engine, batch and concurrency; the same 2 posts per page): "
+            "Baseline (bench/claim_loop.py: same table, engine, batch and concurrency; the same DM, war-room line "
+            "and invite per page): "
             f"{bper['statements']:.2f} statements in {bper['commits']:.2f} transactions per page, "
             f"{base['cpu_ms_per_page']:.1f} ms CPU per page, lateness p99 {ms(base['lateness']['p99'])}."
         )
