@@ -127,9 +127,12 @@ DATA_MARK = "<!-- bench-data (read back by `python -m bench --write-docs`; keep 
 
 
 def _doc_key(res: BenchResult) -> str:
-    """Benchmark 3 at a non-default size is kept alongside the default run."""
-    n = res.data.get("incidents")
-    return f"3@{n}" if res.key == "3" and n not in (None, 1000) else res.key
+    """Benchmark 3 at a non-default size or gate scale is kept alongside the default run."""
+    if res.key != "3":
+        return res.key
+    n, scale = res.data.get("incidents"), res.data.get("gate_scale")
+    suffix = ("" if n in (None, 1000) else f"@{n}") + ("" if scale in (None, 10.0) else f"@gate{scale:g}")
+    return "3" + suffix
 
 
 def _load_previous() -> dict[str, Any]:
@@ -263,7 +266,9 @@ def _stand_3(d: dict[str, Any]) -> str:
         f"{_f(d['cpu_ms_per_page'], 1)} ms CPU ({user:.1f} user + {system:.1f} system) and about "
         f"{_f(d['db_round_trips_per_page'])} PostgreSQL round trips ({per['statements']:.1f} statements in "
         f"{per['commits']:.1f} transactions, {per['pings']:.1f} pool pre-pings, {per['connects']:.2f} new "
-        "connections), plus conversations.open (cached per user), the DM and the war-room line. "
+        "connections), and Slack calls per page: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in thr.get("slack_calls_per_page", {}).items())
+        + " (the DM, the war-room line, the invite of the paged user; the DM channel is cached per user). "
         f"Below the rate gate's limit (gate at {d['gate_scale']:g}× Slack's tiers: {_f(d['gate_limit_per_s'], 1)} "
         f"pages/s for one process, steps due at {_f(d['lateness_due_per_s'], 1)}/s, {late['lateness']['n']} steps) "
         f"**lateness p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])} "
@@ -374,7 +379,7 @@ def render_docs(results: dict[str, BenchResult], raw: dict[str, Any]) -> str:
     for key, res in results.items():
         title = TITLES.get(res.key, res.title)
         if res.key == "3" and key != "3":
-            title += f" ({_f(res.data.get('incidents'))} incidents)"
+            title += f" ({_f(res.data.get('incidents'))} incidents, rate gate at {res.data.get('gate_scale', 1):g}×)"
         out.append(f"### {res.key}. {title}")
         out.append("")
         if res.skipped:
