@@ -42,7 +42,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import DateTime, Float
 
 from bench import claim_loop
 from bench.common import (
@@ -61,6 +63,7 @@ from bench.common import (
     summary,
     wait_for_pg_connections,
 )
+from bot.db import Database, DatabaseUnavailable
 from handlers.rate_gate import METHOD_TIER, PER_CHANNEL, TIERS
 
 TARGET_P99_S = 1.0
@@ -234,66 +237,43 @@ async def _seed(url: str, channels: list[str], now: datetime) -> None:
         await db.dispose()
 
 
-async def _schedule(url: str, step: str, t0: datetime, window: float, n: int) -> None:
+async def _schedule(db: Database, step: str, t0: datetime, window: float, n: int) -> None:
     """Give the first n `step` timers (in incident order) due times t0 … t0 + window, evenly spaced."""
-    from sqlalchemy import bindparam, text
-    from sqlalchemy.types import DateTime, Float
-
-    from bot.db import Database
-
     gap = window / max(n - 1, 1)
-    db = Database(url)
+    async with db.session() as s:
+        stmt = text(
+            "UPDATE timers SET due_at = :t0 + (r.rn - 1) * make_interval(secs => :gap) "
+            "FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM timers "
+            "WHERE kind = 'page' AND step = :step) AS r WHERE timers.id = r.id AND r.rn <= :n"
+        ).bindparams(bindparam("t0", type_=DateTime(timezone=True)), bindparam("gap", type_=Float()))
+        await s.execute(stmt, {"t0": t0, "gap": gap, "step": step, "n": n})
+
+
+async def _progress(db: Database, step: str) -> int | None:
+    """Timers of `step` done so far; None when the (shared, possibly full) server refused this once."""
+    q = "SELECT count(*) FROM timers WHERE kind = 'page' AND step = :step AND state = 'done'"
     try:
         async with db.session() as s:
-            stmt = text(
-                "UPDATE timers SET due_at = :t0 + (r.rn - 1) * make_interval(secs => :gap) "
-                "FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM timers "
-                "WHERE kind = 'page' AND step = :step) AS r WHERE timers.id = r.id AND r.rn <= :n"
-            ).bindparams(bindparam("t0", type_=DateTime(timezone=True)), bindparam("gap", type_=Float()))
-            await s.execute(stmt, {"t0": t0, "gap": gap, "step": step, "n": n})
-    finally:
-        await db.dispose()
-
-
-async def _progress(url: str, step: str) -> int:
-    from sqlalchemy import text
-
-    from bot.db import Database
-
-    db = Database(url)
-    try:
-        async with db.session() as s:
-            q = "SELECT count(*) FROM timers WHERE kind = 'page' AND step = :step AND state = 'done'"
             return int((await s.execute(text(q), {"step": step})).scalar_one())
-    finally:
-        await db.dispose()
+    except (DBAPIError, DatabaseUnavailable) as exc:
+        print(f"[bench 3] progress query failed, retrying: {exc}", file=sys.stderr, flush=True)
+        return None
 
 
-async def _collect(url: str) -> dict[str, Any]:
-    from sqlalchemy import text
-
-    from bot.db import Database
-
-    db = Database(url)
-    try:
-        async with db.session() as s:
-            pages = (
-                await s.execute(
-                    text(
-                        "SELECT incident_id, cycle, step, state, due_at, sent_at FROM pages WHERE step <> 'L1'"
-                    )
+async def _collect(db: Database) -> dict[str, Any]:
+    async with db.session() as s:
+        pages = (
+            await s.execute(
+                text("SELECT incident_id, cycle, step, state, due_at, sent_at FROM pages WHERE step <> 'L1'")
+            )
+        ).all()
+        timers = (
+            await s.execute(
+                text(
+                    "SELECT incident_id, step, state, due_at, fired_at, claimed_by FROM timers WHERE kind = 'page'"
                 )
-            ).all()
-            timers = (
-                await s.execute(
-                    text(
-                        "SELECT incident_id, step, state, due_at, fired_at, claimed_by FROM timers "
-                        "WHERE kind = 'page'"
-                    )
-                )
-            ).all()
-    finally:
-        await db.dispose()
+            )
+        ).all()
     return {"pages": pages, "timers": timers}
 
 
@@ -335,7 +315,7 @@ def _stop_worker(p: Proc) -> dict[str, Any]:
     raise RuntimeError(f"{p.name} reported no figures:\n{out[-3000:]}")
 
 
-async def _run_phase(url: str, ph: Phase, cwd: str, deadline_s: float | None) -> dict[str, Any]:
+async def _run_phase(db: Database, ph: Phase, cwd: str, deadline_s: float | None) -> dict[str, Any]:
     """Start two processes, let `ph.n` steps fall due, wait until they are done (or stall), stop them."""
     # Each worker's pool may open 20 + 10 connections (bot.db.make_engine); the server is shared.
     await wait_for_pg_connections(WORKERS * 20)
@@ -348,13 +328,14 @@ async def _run_phase(url: str, ph: Phase, cwd: str, deadline_s: float | None) ->
         _wait_ready(procs)
         cpu0 = {p.name: cpu_seconds(p.pid) for p in procs}
         t0 = datetime.now(UTC) + timedelta(seconds=1)
-        await _schedule(url, ph.step, t0, ph.window, ph.n)
+        await _schedule(db, ph.step, t0, ph.window, ph.n)
         start = time.time()
         limit = deadline_s if deadline_s is not None else ph.window + max(90.0, ph.n / 10)
         done, last, last_change = 0, -1, time.monotonic()
         while time.time() - start < limit and done < ph.n and time.monotonic() - last_change < STALL_S:
             await asyncio.sleep(0.5)
-            done = await _progress(url, ph.step)
+            got = await _progress(db, ph.step)
+            done = last if got is None else got
             if done != last:
                 last, last_change = done, time.monotonic()
         waited = time.time() - start
@@ -515,16 +496,22 @@ async def _run(
             channels = await client.channels(n, "incident-bench")
             await _seed(url, channels, datetime.now(UTC))
             seed_s = time.monotonic() - t
-            with tempfile.TemporaryDirectory(prefix="bench-worker-") as cwd:
-                for name, ph in phases.items():
-                    ph.env = bot_env(url, standin.url, MONITOR_INTERVAL="0", **ph.env)
-                    print(
-                        f"[bench 3] {name}: {ph.n:,} {ph.step} steps due over {ph.window:.1f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    out[name] = await _run_phase(url, ph, cwd, deadline_s)
-            rows = await _collect(url)
+            # The bench's own queries hold one connection for the whole run: the server is shared, and a
+            # connection opened per progress poll is one the server may refuse.
+            db = Database(url, pool_size=1, max_overflow=0)
+            try:
+                with tempfile.TemporaryDirectory(prefix="bench-worker-") as cwd:
+                    for name, ph in phases.items():
+                        ph.env = bot_env(url, standin.url, MONITOR_INTERVAL="0", **ph.env)
+                        print(
+                            f"[bench 3] {name}: {ph.n:,} {ph.step} steps due over {ph.window:.1f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        out[name] = await _run_phase(db, ph, cwd, deadline_s)
+                rows = await _collect(db)
+            finally:
+                await db.dispose()
         calls = await client.calls()
     finally:
         standin.stop()
