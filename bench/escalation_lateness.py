@@ -411,6 +411,7 @@ def _exactly_once(
         sent_ids = {r.incident_id for r in done}
         dup_rows = 0
         lateness = [(r.fired_at - r.due_at).total_seconds() for r in done]
+        dues = [r.due_at for r in done]
         stamps = [r.fired_at for r in done]
         strays = len(sent_ids - scheduled)
     else:
@@ -420,6 +421,7 @@ def _exactly_once(
         sent = [r for r in pages if r.state == "sent"]
         sent_ids = {r.incident_id for r in sent}
         lateness = [(r.sent_at - r.due_at).total_seconds() for r in sent]
+        dues = [r.due_at for r in sent]
         stamps = [r.sent_at for r in sent]
         strays = len({r.incident_id for r in pages} - scheduled)
     dup_slack = sum(v - 1 for v in dms.values() if v > 1) + sum(v - 1 for v in rooms.values() if v > 1)
@@ -432,6 +434,14 @@ def _exactly_once(
     last_due = ph["t0"] + timedelta(seconds=ph["window_s"])
     return {
         "lateness": summary(lateness),
+        # The latest five: (seconds after the phase's first due time, lateness) — a stall or a steady tail?
+        "latest": sorted(
+            (
+                (round((d - ph["t0"]).total_seconds(), 2), round(x, 3))
+                for d, x in zip(dues, lateness, strict=True)
+            ),
+            key=lambda p: -p[1],
+        )[:5],
         "duplicates": {"rows": dup_rows, "slack_messages": dup_slack},
         "duplicate_total": dup_rows + dup_slack,
         "misses": misses,
