@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 # Module level: FastAPI resolves the endpoint's (postponed) annotations against this module's globals.
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import event
 
 from sandbox.page import sign as slack_sign
 
@@ -400,6 +402,53 @@ def rss_mb(pid: int) -> dict[str, float]:
 # -- databases ---------------------------------------------------------------------------------------------
 
 
+def count_round_trips(engine: Any) -> Counter[str]:
+    """Counters of what an (async) engine sends to the database, from SQLAlchemy events inside the process:
+    statements (`before_cursor_execute`), commits, rollbacks, pool checkouts, new connections and the pool's
+    pre-ping round trips. `round_trips(counts)` turns them into one figure."""
+    counts: Counter[str] = Counter()
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "before_cursor_execute")
+    def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counts["statements"] += 1
+
+    @event.listens_for(sync, "commit")
+    def _commit(conn: Any) -> None:
+        counts["commits"] += 1
+
+    @event.listens_for(sync, "rollback")
+    def _rollback(conn: Any) -> None:
+        counts["rollbacks"] += 1
+
+    @event.listens_for(sync.pool, "checkout")
+    def _checkout(*args: Any) -> None:
+        counts["checkouts"] += 1
+
+    @event.listens_for(sync.pool, "connect")
+    def _connect(*args: Any) -> None:
+        counts["connects"] += 1
+
+    dialect = sync.dialect
+    ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:  # pool_pre_ping: one round trip per checkout
+        counts["pings"] += 1
+        return bool(ping(dbapi_connection))
+
+    dialect.do_ping = counted_ping
+    return counts
+
+
+def round_trips(counts: dict[str, Any]) -> float:
+    """Statements, BEGIN + COMMIT per transaction (asyncpg sends both; neither is a cursor execute), pings."""
+    return (
+        float(counts.get("statements", 0))
+        + 2 * float(counts.get("commits", 0))
+        + float(counts.get("pings", 0))
+    )
+
+
 @contextlib.contextmanager
 def sqlite_db() -> Iterator[str]:
     from bot.migrate import upgrade
@@ -425,6 +474,41 @@ async def _pg_admin(sql: str) -> None:
         await engine.dispose()
 
 
+async def pg_free_connections() -> int:
+    """Connections the local server still accepts (max_connections minus those open, whoever holds them)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(PG_ADMIN_URL)
+    try:
+        async with engine.connect() as conn:
+            limit = int((await conn.execute(text("SHOW max_connections"))).scalar_one())
+            used = int((await conn.execute(text("SELECT count(*) FROM pg_stat_activity"))).scalar_one())
+    finally:
+        await engine.dispose()
+    return limit - used
+
+
+async def wait_for_pg_connections(needed: int, timeout: float = 120.0) -> None:
+    """The PostgreSQL server is shared (other test runs): wait until `needed` connections are free, and say so."""
+
+    async def free_now() -> int:
+        try:
+            return await pg_free_connections()
+        except Exception:  # "too many clients already": none free
+            return 0
+
+    deadline = time.monotonic() + timeout
+    free = await free_now()
+    if free < needed:
+        print(f"[bench] PostgreSQL has {free} free connections, {needed} wanted: waiting", file=sys.stderr)
+    while free < needed and time.monotonic() < deadline:
+        await asyncio.sleep(2)
+        free = await free_now()
+    if free < needed:
+        print(f"[bench] going on with {free} free PostgreSQL connections (may fail)", file=sys.stderr)
+
+
 @contextlib.asynccontextmanager
 async def pg_db() -> Any:
     """A throwaway, migrated PostgreSQL database `incident_bot_bench_<pid>`, dropped afterwards."""
@@ -433,6 +517,7 @@ async def pg_db() -> Any:
     from bot.migrate import upgrade_async
 
     name = f"incident_bot_bench_{os.getpid()}"
+    await wait_for_pg_connections(5)
     await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await _pg_admin(f'CREATE DATABASE "{name}"')
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)

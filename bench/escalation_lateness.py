@@ -1,16 +1,25 @@
-"""3. Escalation lateness: N live incidents, 2 worker processes, PostgreSQL, the stand-in as Slack.
+"""3. Escalation: N live incidents, 2 worker processes, PostgreSQL, the stand-in as Slack over HTTP.
 
 Seeds a throwaway PostgreSQL database with N live P1 incidents, each as a real one looks 10 minutes after
-its declaration: war room (a stand-in channel), L1 already paged, and a planned ladder (L2 due now, L3/L4 and
-the update reminder later). Two `Worker` processes (each its own connection pool, production settings, poll
-0.5 s) are started; once both are polling, the N L2 steps are given due times spread evenly over `--window`
-seconds, starting one second ahead. The bench then waits until every step is paged (or a deadline) and reads:
+its declaration: war room (a stand-in channel), L1 already paged, and a planned ladder (L2, L3, L4 and the
+update reminder, all far ahead). Then three phases, each with two fresh OS processes:
 
-- lateness: `pages.sent_at − pages.due_at` (cross-checked against the page timeline events' `lateness_s`);
-- duplicates: pages per (incident, cycle, step) > 1, or more stand-in DMs / war-room lines than pages;
-- misses: expected L2 steps without a sent page; strays: pages for steps that were not due (L3/L4).
+1. throughput: two `Worker` processes (bot/worker.py on wiring's Services, the production ticks, production
+   settings except `SLACK_RATE_SCALE=1000` so Slack's tiers do not pace them); the N L2 steps fall due evenly
+   over `--window` seconds. Pages per second, worker CPU per page (os.times inside each worker) and database
+   round trips per page (SQLAlchemy events inside each worker, bench.common.count_round_trips).
+2. lateness below the gate: two new `Worker` processes with the rate gate at `--gate-scale` × Slack's tiers
+   (1 = production); L3 steps of the first incidents fall due at `--below` × the gate's limit for pages
+   (what one process may send: the on-call's DM channel and chat.postMessage's workspace tier, both from
+   handlers/rate_gate.py), for `--lateness-seconds`. Lateness p50/p99 of `pages.sent_at − pages.due_at`.
+3. baseline: two bench/claim_loop.py processes, a minimal claim-send-mark loop on the same `timers` table,
+   with the N L4 steps falling due as in 1. Its CPU and round trips per page are the denominators of the ratios.
 
-`python -m bench.escalation_lateness --worker ID` is the worker process (reads Settings from the environment).
+Exactly once is counted, for every phase, from the stand-in's recorded chat.postMessage calls (DMs and
+war-room lines per incident and step) against the pages table (bot) or the timers marked done (baseline):
+duplicates, misses, and strays (pages for steps nobody scheduled).
+
+`python -m bench.escalation_lateness --worker ID` is a bot worker process (Settings from the environment).
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
+import math
 import os
 import re
 import signal
@@ -26,88 +37,88 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import bindparam, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import DateTime, Float
+
+from bench import claim_loop
 from bench.common import (
     BenchResult,
     Proc,
     Row,
     StandinClient,
     bot_env,
+    count_round_trips,
     cpu_seconds,
     ms,
     pg_db,
+    round_trips,
     rss_mb,
     start_standin,
     summary,
+    wait_for_pg_connections,
 )
+from bot.db import Database, DatabaseUnavailable
+from handlers.rate_gate import METHOD_TIER, PER_CHANNEL, TIERS
 
 TARGET_P99_S = 1.0
+TARGET_CPU_RATIO = 2.0
 WORKERS = 2
 STALL_S = 30.0  # no new page for this long: stop waiting and count what is missing
-PAGE_TEXT = re.compile(r"Page L2: (INC-\d{8}-\d{6}-\d+) ")
-ROOM_TEXT = re.compile(r"Paging L2 \(")
+BASELINE_USER = "UBENCH"
 
 
 # -- the worker process ------------------------------------------------------------------------------------
 
 
-async def _worker_main(worker_id: str) -> None:
-    from sqlalchemy import event
+def _dump_profile(where: Path, worker_id: str, prof: cProfile.Profile, sql: Counter[str]) -> None:
+    prof.dump_stats(where / f"{worker_id}.prof")
+    (where / f"{worker_id}.sql.json").write_text(json.dumps(sql.most_common(), indent=1))
 
+
+async def _worker_main(worker_id: str) -> None:
     from bot.config import Settings
     from bot.worker import Worker
     from wiring.services import open_services
 
     settings = Settings()
-    counts: Counter[str] = Counter()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_services(settings) as svc:
-
-        @event.listens_for(svc.db.engine.sync_engine, "before_cursor_execute")
-        def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            counts["statements"] += 1
-
-        @event.listens_for(svc.db.engine.sync_engine, "commit")
-        def _commit(conn: Any) -> None:
-            counts["commits"] += 1
-
-        @event.listens_for(svc.db.engine.sync_engine, "rollback")
-        def _rollback(conn: Any) -> None:
-            counts["rollbacks"] += 1
-
-        @event.listens_for(svc.db.engine.sync_engine.pool, "checkout")
-        def _checkout(*args: Any) -> None:
-            counts["checkouts"] += 1
-
-        @event.listens_for(svc.db.engine.sync_engine.pool, "connect")
-        def _connect(*args: Any) -> None:
-            counts["connects"] += 1
-
-        dialect = svc.db.engine.sync_engine.dialect
-        ping = dialect.do_ping
-
-        def counted_ping(dbapi_connection: Any) -> bool:  # pool_pre_ping: one round trip per checkout
-            counts["pings"] += 1
-            return bool(ping(dbapi_connection))
-
-        dialect.do_ping = counted_ping  # type: ignore[method-assign]
-
-        worker = Worker(svc, worker_id=worker_id, extra_ticks=[])
+    async with open_services(settings) as svc:  # build_services: the Services every process runs on
+        counts = count_round_trips(svc.db.engine)
+        worker = Worker(svc, worker_id=worker_id)  # the production ticks (outbox, alerts, on-call, …)
         await worker.tick()  # connect, warm the pool and the statement caches
         counts.clear()
+        worker.fired = 0
+        profile = os.environ.get("BENCH_PROFILE")  # a directory: cProfile and statement counts per worker
+        prof = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall
+        sql: Counter[str] = Counter()
+        if profile:
+
+            @event.listens_for(svc.db.engine.sync_engine, "before_cursor_execute")
+            def _statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                sql[" ".join(statement.split())[:160]] += 1
+
         cpu0 = os.times()
         print("ready", flush=True)
         try:
+            if prof:
+                prof.enable()
             await worker.run(stop)
         finally:
+            if prof:
+                prof.disable()
             await svc.tasks.drain(timeout=10)
-            await svc.db.dispose()
     cpu = os.times()
+    if profile and prof:
+        _dump_profile(Path(profile), worker_id, prof, sql)
     stats = {
         "worker": worker_id,
         "fired": worker.fired,
@@ -226,77 +237,57 @@ async def _seed(url: str, channels: list[str], now: datetime) -> None:
         await db.dispose()
 
 
-async def _schedule(url: str, t0: datetime, window: float, n: int) -> None:
-    """Give the N L2 steps due times t0 … t0 + window, evenly spaced, in incident order."""
-    from sqlalchemy import bindparam, text
-    from sqlalchemy.types import DateTime, Float
+async def _schedule(db: Database, step: str, t0: datetime, window: float, n: int) -> None:
+    """Give the first n `step` timers (in incident order) due times t0 … t0 + window, evenly spaced."""
+    gap = window / max(n - 1, 1)
+    async with db.session() as s:
+        stmt = text(
+            "UPDATE timers SET due_at = :t0 + (r.rn - 1) * make_interval(secs => :gap) "
+            "FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM timers "
+            "WHERE kind = 'page' AND step = :step) AS r WHERE timers.id = r.id AND r.rn <= :n"
+        ).bindparams(bindparam("t0", type_=DateTime(timezone=True)), bindparam("gap", type_=Float()))
+        await s.execute(stmt, {"t0": t0, "gap": gap, "step": step, "n": n})
 
-    from bot.db import Database
 
-    step = window / max(n - 1, 1)
-    db = Database(url)
+async def _progress(db: Database, step: str) -> int | None:
+    """Timers of `step` done so far; None when the (shared, possibly full) server refused this once."""
+    q = "SELECT count(*) FROM timers WHERE kind = 'page' AND step = :step AND state = 'done'"
     try:
         async with db.session() as s:
-            stmt = text(
-                "UPDATE timers SET due_at = :t0 + (r.rn - 1) * make_interval(secs => :step) "
-                "FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM timers "
-                "WHERE kind = 'page' AND step = 'L2') AS r WHERE timers.id = r.id"
-            ).bindparams(bindparam("t0", type_=DateTime(timezone=True)), bindparam("step", type_=Float()))
-            await s.execute(stmt, {"t0": t0, "step": step})
-    finally:
-        await db.dispose()
+            return int((await s.execute(text(q), {"step": step})).scalar_one())
+    except (DBAPIError, DatabaseUnavailable) as exc:
+        print(f"[bench 3] progress query failed, retrying: {exc}", file=sys.stderr, flush=True)
+        return None
 
 
-async def _progress(url: str) -> int:
-    from sqlalchemy import text
-
-    from bot.db import Database
-
-    db = Database(url)
-    try:
-        async with db.session() as s:
-            q = "SELECT count(*) FROM pages WHERE step = 'L2' AND state = 'sent'"
-            return int((await s.execute(text(q))).scalar_one())
-    finally:
-        await db.dispose()
-
-
-async def _collect(url: str) -> dict[str, Any]:
-    from sqlalchemy import text
-
-    from bot.db import Database
-
-    db = Database(url)
-    try:
-        async with db.session() as s:
-            pages = (
-                await s.execute(
-                    text(
-                        "SELECT incident_id, cycle, step, state, due_at, sent_at FROM pages WHERE step <> 'L1'"
-                    )
+async def _collect(db: Database) -> dict[str, Any]:
+    async with db.session() as s:
+        pages = (
+            await s.execute(
+                text("SELECT incident_id, cycle, step, state, due_at, sent_at FROM pages WHERE step <> 'L1'")
+            )
+        ).all()
+        timers = (
+            await s.execute(
+                text(
+                    "SELECT incident_id, step, state, due_at, fired_at, claimed_by FROM timers WHERE kind = 'page'"
                 )
-            ).all()
-            events = (
-                await s.execute(text("SELECT incident_id, data FROM timeline_events WHERE kind = 'page'"))
-            ).all()
-            timers = (
-                await s.execute(
-                    text(
-                        "SELECT step, state, claimed_by, count(*) FROM timers GROUP BY step, state, claimed_by"
-                    )
-                )
-            ).all()
-    finally:
-        await db.dispose()
-    return {"pages": pages, "events": events, "timers": timers}
+            )
+        ).all()
+    return {"pages": pages, "timers": timers}
 
 
-# -- the benchmark -----------------------------------------------------------------------------------------
+# -- phases ------------------------------------------------------------------------------------------------
 
 
-def _start_worker(worker_id: str, env: dict[str, str], cwd: str) -> Proc:
-    argv = [sys.executable, "-m", "bench.escalation_lateness", "--worker", worker_id]
-    return Proc(argv, env=env, cwd=cwd, name=f"worker-{worker_id}")
+@dataclass
+class Phase:
+    name: str  # throughput | lateness | baseline
+    step: str  # the ladder step whose timers fall due in this phase
+    n: int  # how many of them (the first n incidents)
+    window: float  # seconds over which they fall due
+    argv: list[str]  # the worker process, its ID appended
+    env: dict[str, str]
 
 
 def _wait_ready(procs: list[Proc], timeout: float = 60) -> None:
@@ -321,13 +312,193 @@ def _stop_worker(p: Proc) -> dict[str, Any]:
     for line in reversed(out.splitlines()):
         if line.startswith("STATS "):
             return dict(json.loads(line[6:]))
-    return {"worker": p.name, "error": out[-2000:]}
+    raise RuntimeError(f"{p.name} reported no figures:\n{out[-3000:]}")
 
 
-async def _run(n: int, window: float, deadline_s: float | None) -> BenchResult:
-    res = BenchResult("3", "Escalation lateness")
+async def _run_phase(db: Database, ph: Phase, cwd: str, deadline_s: float | None) -> dict[str, Any]:
+    """Start two processes, let `ph.n` steps fall due, wait until they are done (or stall), stop them."""
+    # Each worker's pool may open 20 + 10 connections (bot.db.make_engine); the server is shared.
+    await wait_for_pg_connections(WORKERS * 20)
+    began = time.time()
+    procs = [
+        Proc([*ph.argv, f"{ph.name}-w{k + 1}"], env=ph.env, cwd=cwd, name=f"{ph.name}-w{k + 1}")
+        for k in range(WORKERS)
+    ]
+    try:
+        _wait_ready(procs)
+        cpu0 = {p.name: cpu_seconds(p.pid) for p in procs}
+        t0 = datetime.now(UTC) + timedelta(seconds=1)
+        await _schedule(db, ph.step, t0, ph.window, ph.n)
+        start = time.time()
+        limit = deadline_s if deadline_s is not None else ph.window + max(90.0, ph.n / 10)
+        done, last, last_change = 0, -1, time.monotonic()
+        while time.time() - start < limit and done < ph.n and time.monotonic() - last_change < STALL_S:
+            await asyncio.sleep(0.5)
+            got = await _progress(db, ph.step)
+            done = last if got is None else got
+            if done != last:
+                last, last_change = done, time.monotonic()
+        waited = time.time() - start
+        await asyncio.sleep(2.0)  # a late duplicate would show up here
+        proc_cpu = {p.name: cpu_seconds(p.pid) - cpu0[p.name] for p in procs}
+        rss = {p.name: rss_mb(p.pid) for p in procs}
+        workers = [_stop_worker(p) for p in procs]
+    finally:
+        for p in procs:
+            p.stop()
+    ended = time.time()
+    fired = sum(int(w.get("fired", 0)) for w in workers)
+    cpu_s = sum(float(w.get("user_s", 0)) + float(w.get("system_s", 0)) for w in workers)
+    counts = {
+        k: sum(int(w.get(k, 0)) for w in workers)
+        for k in ("statements", "commits", "rollbacks", "checkouts", "connects", "pings")
+    }
+    per = max(fired, 1)
+    return {
+        "step": ph.step,
+        "n": ph.n,
+        "window_s": ph.window,
+        "t0": t0,
+        "waited_s": waited,
+        "workers": workers,
+        "fired": fired,
+        "cpu_s": cpu_s,
+        "cpu_ms_per_page": 1e3 * cpu_s / per,
+        "user_sys_ms_per_page": [
+            1e3 * sum(float(w.get(k, 0)) for w in workers) / per for k in ("user_s", "system_s")
+        ],
+        "proc_cpu_ms_per_page": 1e3 * sum(proc_cpu.values()) / per,  # /proc, from outside: a cross-check
+        "db_per_page": {k: v / per for k, v in counts.items()},
+        "db_round_trips_per_page": round_trips(counts) / per,
+        "rss_mb": rss,
+        "wall": [began, ended],
+    }
+
+
+def _slack_counts(
+    calls: list[dict[str, Any]], step: str, baseline: bool
+) -> tuple[Counter[str], Counter[str]]:
+    """Successful chat.postMessage DMs and war-room lines per incident for one step, from the stand-in."""
+    if baseline:
+        dm_re = re.compile(
+            re.escape(claim_loop.TEXT.format(step=step, incident="@")).replace("@", r"(INC-[\d-]+)")
+        )
+        room_re = re.compile(
+            re.escape(claim_loop.ROOM.format(step=step, incident="@")).replace("@", r"(INC-[\d-]+)")
+        )
+    else:
+        dm_re = re.compile(rf"Page {step}: (INC-[\d-]+) ")
+        room_re = re.compile(rf"Paging {step} \(")
+    dms: Counter[str] = Counter()
+    rooms: Counter[str] = Counter()
+    for c in calls:
+        if c["method"] != "chat.postMessage" or not c["ok"]:
+            continue
+        if c["channel"].startswith("D") and (m := dm_re.search(c["text"])):
+            dms[m.group(1)] += 1
+        elif c["channel"].startswith("C") and (m := room_re.search(c["text"])):
+            rooms[m.group(1) if baseline else c["channel"]] += 1
+    return dms, rooms
+
+
+def _exactly_once(
+    ph: dict[str, Any], rows: dict[str, Any], calls: list[dict[str, Any]], baseline: bool, scheduled: set[str]
+) -> dict[str, Any]:
+    step = ph["step"]
+    dms, rooms = _slack_counts(calls, step, baseline)
+    if baseline:
+        done = [r for r in rows["timers"] if r.step == step and r.state == "done"]
+        sent_ids = {r.incident_id for r in done}
+        dup_rows = 0
+        lateness = [(r.fired_at - r.due_at).total_seconds() for r in done]
+        dues = [r.due_at for r in done]
+        stamps = [r.fired_at for r in done]
+        strays = len(sent_ids - scheduled)
+    else:
+        pages = [r for r in rows["pages"] if r.step == step]
+        per_step = Counter((r.incident_id, r.cycle, r.step) for r in pages)
+        dup_rows = sum(c - 1 for c in per_step.values() if c > 1)
+        sent = [r for r in pages if r.state == "sent"]
+        sent_ids = {r.incident_id for r in sent}
+        lateness = [(r.sent_at - r.due_at).total_seconds() for r in sent]
+        dues = [r.due_at for r in sent]
+        stamps = [r.sent_at for r in sent]
+        strays = len({r.incident_id for r in pages} - scheduled)
+    dup_slack = sum(v - 1 for v in dms.values() if v > 1) + sum(v - 1 for v in rooms.values() if v > 1)
+    # A miss: scheduled, but no sent page (or done timer) or no DM recorded by the stand-in.
+    misses = len(scheduled - sent_ids) + len(scheduled - set(dms))
+    began, ended = ph["wall"]
+    by_method = Counter(c["method"] for c in calls if began <= c["at"] <= ended)
+    first, last = min(stamps, default=ph["t0"]), max(stamps, default=ph["t0"])
+    busy = max((last - first).total_seconds(), 1e-9)
+    last_due = ph["t0"] + timedelta(seconds=ph["window_s"])
+    return {
+        "lateness": summary(lateness),
+        # The latest five: (seconds after the phase's first due time, lateness) — a stall or a steady tail?
+        "latest": sorted(
+            (
+                (round((d - ph["t0"]).total_seconds(), 2), round(x, 3))
+                for d, x in zip(dues, lateness, strict=True)
+            ),
+            key=lambda p: -p[1],
+        )[:5],
+        "duplicates": {"rows": dup_rows, "slack_messages": dup_slack},
+        "duplicate_total": dup_rows + dup_slack,
+        "misses": misses,
+        "strays": strays,
+        "dms": sum(dms.values()),
+        "war_room_lines": sum(rooms.values()),
+        "slack_calls_per_page": {k: v / max(len(stamps), 1) for k, v in sorted(by_method.items())},
+        "pages_per_s": len(stamps) / busy if len(stamps) > 1 else math.nan,
+        "drain_after_last_due_s": (last - last_due).total_seconds(),
+    }
+
+
+def gate_limit_pages_per_s(scale: float, posts_per_page: float = 2.0) -> float:
+    """What the rate gate lets one process page per second: one DM channel (every page of a step goes to
+    the same on-call) at Slack's per-channel pace, and chat.postMessage's workspace tier shared by the DM and
+    the war-room line."""
+    per_channel = PER_CHANNEL[0] / 60
+    workspace = TIERS[METHOD_TIER["chat.postMessage"]][0] / 60 / max(posts_per_page, 1.0)
+    return scale * min(per_channel, workspace)
+
+
+# -- the benchmark -----------------------------------------------------------------------------------------
+
+
+async def _run(
+    n: int,
+    window: float,
+    deadline_s: float | None,
+    gate_scale: float,
+    below: float,
+    lateness_seconds: float,
+    baseline: bool,
+) -> BenchResult:
+    res = BenchResult("3", "Escalation: throughput, cost per page, lateness")
     standin = start_standin()
-    procs: list[Proc] = []
+    bot_argv = [sys.executable, "-m", "bench.escalation_lateness", "--worker"]
+    base_argv = [sys.executable, "-m", "bench.claim_loop"]
+    rate = below * gate_limit_pages_per_s(gate_scale)
+    n_late = max(2, min(n, round(rate * lateness_seconds)))
+    late_window = (n_late - 1) / rate
+    incidents = [_incident_id(i) for i in range(n)]
+    phases = {
+        "throughput": Phase("throughput", "L2", n, window, bot_argv, {}),
+        "lateness": Phase(
+            "lateness", "L3", n_late, late_window, bot_argv, {"SLACK_RATE_SCALE": f"{gate_scale:g}"}
+        ),
+    }
+    if baseline:
+        phases["baseline"] = Phase(
+            "baseline",
+            "L4",
+            n,
+            window,
+            base_argv,
+            {"BENCH_BASELINE_STEP": "L4", "BENCH_BASELINE_USER": BASELINE_USER},
+        )
+    out: dict[str, dict[str, Any]] = {}
     try:
         async with pg_db() as url:
             client = StandinClient(standin.url)
@@ -335,152 +506,143 @@ async def _run(n: int, window: float, deadline_s: float | None) -> BenchResult:
             channels = await client.channels(n, "incident-bench")
             await _seed(url, channels, datetime.now(UTC))
             seed_s = time.monotonic() - t
-            with tempfile.TemporaryDirectory(prefix="bench-worker-") as cwd:
-                env = bot_env(url, standin.url)
-                procs = [_start_worker(f"w{k + 1}", env, cwd) for k in range(WORKERS)]
-                _wait_ready(procs)
-                cpu0 = {p.name: cpu_seconds(p.pid) for p in [*procs, standin]}
-                t0 = datetime.now(UTC) + timedelta(seconds=1)
-                await _schedule(url, t0, window, n)
-                start = time.time()
-                # Wait while pages keep coming (the drain rate is what we measure), within a hard cap.
-                limit = deadline_s if deadline_s is not None else window + max(90.0, n / 10)
-                done, last, last_change = 0, -1, time.monotonic()
-                while time.time() - start < limit and done < n and time.monotonic() - last_change < STALL_S:
-                    await asyncio.sleep(0.5)
-                    done = await _progress(url)
-                    if done != last:
-                        last, last_change = done, time.monotonic()
-                drained_at = time.time()
-                await asyncio.sleep(2.0)  # a late duplicate would show up here
-                cpu = {p.name: cpu_seconds(p.pid) - cpu0[p.name] for p in [*procs, standin]}
-                rss = {p.name: rss_mb(p.pid) for p in [*procs, standin]}
-                workers = [_stop_worker(p) for p in procs]
-                procs = []
-            rows = await _collect(url)
+            # The bench's own queries hold one connection for the whole run: the server is shared, and a
+            # connection opened per progress poll is one the server may refuse.
+            db = Database(url, pool_size=1, max_overflow=0)
+            try:
+                with tempfile.TemporaryDirectory(prefix="bench-worker-") as cwd:
+                    for name, ph in phases.items():
+                        ph.env = bot_env(url, standin.url, MONITOR_INTERVAL="0", **ph.env)
+                        print(
+                            f"[bench 3] {name}: {ph.n:,} {ph.step} steps due over {ph.window:.1f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        out[name] = await _run_phase(db, ph, cwd, deadline_s)
+                rows = await _collect(db)
+            finally:
+                await db.dispose()
         calls = await client.calls()
     finally:
-        for p in procs:
-            p.stop()
         standin.stop()
 
-    expected = {_incident_id(i) for i in range(n)}
-    sent = [r for r in rows["pages"] if r.step == "L2" and r.state == "sent"]
-    per_step = Counter((r.incident_id, r.cycle, r.step) for r in rows["pages"])
-    dup_rows = sum(c - 1 for c in per_step.values() if c > 1)
-    lateness = [(r.sent_at - r.due_at).total_seconds() for r in sent]
-    ev_late = [float(e.data.get("lateness_s", 0)) for e in rows["events"] if e.data.get("step") == "L2"]
-    misses = len(expected - {r.incident_id for r in sent})
-    strays = sum(1 for r in rows["pages"] if r.step not in ("L1", "L2"))
-    dms = Counter(
-        m.group(1)
-        for c in calls
-        if c["method"] == "chat.postMessage" and c["ok"] and c["channel"].startswith("D")
-        for m in [PAGE_TEXT.search(c["text"])]
-        if m
-    )
-    rooms = Counter(
-        c["channel"]
-        for c in calls
-        if c["method"] == "chat.postMessage"
-        and c["ok"]
-        and c["channel"].startswith("C")
-        and ROOM_TEXT.search(c["text"])
-    )
-    dup_dms = sum(v - 1 for v in dms.values() if v > 1) + sum(v - 1 for v in rooms.values() if v > 1)
-    slack_failures = sum(1 for c in calls if not c["ok"])
-    duplicates = dup_rows + dup_dms
-    last_due = t0 + timedelta(seconds=window)
-    first_sent = min((r.sent_at for r in sent), default=t0)
-    last_sent = max((r.sent_at for r in sent), default=t0)
-    busy_s = max((last_sent - first_sent).total_seconds(), 1e-9)
-    lat = summary(lateness)
-    fired = sum(int(w.get("fired", 0)) for w in workers)
-    statements = sum(int(w.get("statements", 0)) for w in workers)
-    commits = sum(int(w.get("commits", 0)) for w in workers)
-    worker_cpu = sum(v for k, v in cpu.items() if k.startswith("worker"))
-    ok = lat["p99"] < TARGET_P99_S and duplicates == 0 and misses == 0 and strays == 0
+    for name, ph in phases.items():
+        out[name] |= _exactly_once(out[name], rows, calls, name == "baseline", set(incidents[: ph.n]))
+    # Pages for a step no phase scheduled (bot phases page L2 and L3 only).
+    strays = sum(1 for r in rows["pages"] if r.step not in ("L2", "L3"))
+    thr, late = out["throughput"], out["lateness"]
+    base = out.get("baseline")
+    dup = sum(p["duplicate_total"] for p in out.values())
+    miss = sum(p["misses"] for p in out.values())
+    stray = strays + sum(p["strays"] for p in out.values())
+    cpu_ratio = thr["cpu_ms_per_page"] / base["cpu_ms_per_page"] if base else math.nan
+    rt_ratio = thr["db_round_trips_per_page"] / base["db_round_trips_per_page"] if base else math.nan
     res.data = {
         "incidents": n,
         "window_s": window,
-        "arrival_per_s": n / window if window else float("inf"),
         "seed_s": seed_s,
-        "lateness": lat,
-        "lateness_events": summary(ev_late),
-        "duplicates": {"page_rows": dup_rows, "slack_messages": dup_dms},
-        "misses": misses,
-        "strays": strays,
-        "slack_failures": slack_failures,
-        "dms": sum(dms.values()),
-        "war_room_lines": sum(rooms.values()),
-        "throughput_per_s": len(sent) / busy_s,
-        "drain_after_last_due_s": (last_sent - last_due).total_seconds(),
-        "workers": workers,
-        "cpu_s": cpu,
-        "rss_mb": rss,
-        "cpu_ms_per_page": {
-            "workers": 1e3 * worker_cpu / max(fired, 1),
-            "standin": 1e3 * cpu.get(standin.name, 0.0) / max(fired, 1),
-        },
-        "statements_per_page": statements / max(fired, 1),
-        "commits_per_page": commits / max(fired, 1),
-        "db_per_page": {
-            k: sum(int(w.get(k, 0)) for w in workers) / max(fired, 1)
-            for k in ("statements", "commits", "rollbacks", "checkouts", "connects", "pings")
-        },
-        "worker_user_sys_ms_per_page": [
-            1e3 * sum(float(w.get(k, 0)) for w in workers) / max(fired, 1) for k in ("user_s", "system_s")
-        ],
-        "timers": [list(r) for r in rows["timers"]],
-        "waited_s": drained_at - start,
+        "arrival_per_s": n / window if window else math.inf,
+        "gate_scale": gate_scale,
+        "gate_limit_per_s": gate_limit_pages_per_s(gate_scale),
+        "below": below,
+        "lateness_due_per_s": rate,
+        "phases": out,
+        "pages_per_s": thr["pages_per_s"],
+        "cpu_ms_per_page": thr["cpu_ms_per_page"],
+        "db_round_trips_per_page": thr["db_round_trips_per_page"],
+        "lateness": late["lateness"],
+        "throughput_lateness": thr["lateness"],
+        "duplicates": dup,
+        "misses": miss,
+        "strays": stray,
+        "slack_failures": sum(1 for c in calls if not c["ok"]),
+        "baseline_cpu_ms_per_page": base["cpu_ms_per_page"] if base else math.nan,
+        "baseline_db_round_trips_per_page": base["db_round_trips_per_page"] if base else math.nan,
+        "baseline_pages_per_s": base["pages_per_s"] if base else math.nan,
+        "cpu_ratio": cpu_ratio,
+        "round_trip_ratio": rt_ratio,
     }
-    share = ", ".join(f"{w.get('worker')}: {w.get('fired', '?')}" for w in workers)
+    lat = late["lateness"]
+    clean = dup == miss == stray == 0
+    share = ", ".join(f"{w['worker']}: {w['fired']}" for w in thr["workers"])
+    per = thr["db_per_page"]
     res.rows = [
         Row(
-            f"page lateness p50/p99, {n:,} incidents, {WORKERS} workers, PostgreSQL",
-            f"{ms(lat['p50'])} / {ms(lat['p99'])} (max {ms(lat['max'])})",
+            f"pages per second, {n:,} incidents, {WORKERS} worker processes, PostgreSQL",
+            f"{thr['pages_per_s']:.0f}/s ({n / window:.0f}/s due over {window:g} s)",
+            "info",
+            f"baseline loop {res.data['baseline_pages_per_s']:.0f}/s; {share}",
+        ),
+        Row(
+            "worker CPU per page (os.times), bot vs claim-send-mark baseline",
+            f"{thr['cpu_ms_per_page']:.1f} ms vs {res.data['baseline_cpu_ms_per_page']:.1f} ms",
+            f"≤ {TARGET_CPU_RATIO:g}× baseline",
+            f"{cpu_ratio:.2f}× {'OK' if cpu_ratio <= TARGET_CPU_RATIO else 'MISS'}",
+            cpu_ratio <= TARGET_CPU_RATIO,
+        ),
+        Row(
+            "DB round trips per page, bot vs baseline",
+            f"{thr['db_round_trips_per_page']:.1f} vs {res.data['baseline_db_round_trips_per_page']:.1f}",
+            "info",
+            f"{rt_ratio:.1f}×; bot: {per['statements']:.1f} statements in {per['commits']:.1f} transactions, "
+            f"{per['pings']:.1f} pre-pings",
+        ),
+        Row(
+            f"page lateness p50/p99, steps due at {rate:.1f}/s "
+            f"({below:g}× the gate's {res.data['gate_limit_per_s']:g}/s, gate scale {gate_scale:g})",
+            f"{ms(lat['p50'])} / {ms(lat['p99'])} (max {ms(lat['max'])}, n={lat['n']})",
             "p99 < 1 s",
             f"{lat['p99'] / TARGET_P99_S:.2f}× of target {'OK' if lat['p99'] < TARGET_P99_S else 'MISS'}",
             lat["p99"] < TARGET_P99_S,
         ),
         Row(
-            "duplicates / misses / stray steps",
-            f"{duplicates} / {misses} / {strays}",
+            "duplicate / missed / stray pages (stand-in DMs vs pages table)",
+            f"{dup} / {miss} / {stray}",
             "0 / 0 / 0",
-            "OK" if duplicates == misses == strays == 0 else "MISS",
-            duplicates == misses == strays == 0,
+            "OK" if clean else "MISS",
+            clean,
         ),
         Row(
-            f"  due rate vs drain rate ({window:g} s window)",
-            f"{n / window:.0f}/s due, {res.data['throughput_per_s']:.0f}/s paged",
+            f"  lateness while over capacity ({n / window:.0f}/s due)",
+            f"{ms(thr['lateness']['p50'])} / {ms(thr['lateness']['p99'])}",
             "info",
-            f"{res.data['cpu_ms_per_page']['workers']:.1f} ms worker CPU/page; {share}",
+            f"queue drained {thr['drain_after_last_due_s']:.1f} s after the last due time",
         ),
     ]
-    per = res.data["db_per_page"]
-    res.data["db_round_trips_per_page"] = per["statements"] + 2 * per["commits"] + per["pings"]
-    user_ms, sys_ms = res.data["worker_user_sys_ms_per_page"]
+    us, sy = thr["user_sys_ms_per_page"]
     res.notes.append(
-        f"{n:,} live P1 incidents (war room, L1 sent, L2 due, L3/L4/reminder planned later). Per page: "
+        f"{n:,} live P1 incidents (war room, L1 sent, L2/L3/L4/reminder planned). Throughput phase per page: "
         f"{per['statements']:.1f} SQL statements in {per['commits']:.1f} transactions, {per['pings']:.1f} "
-        f"pre-ping round trips, {per['connects']:.2f} new connections (≈ "
-        f"{res.data['db_round_trips_per_page']:.0f} DB round trips), 3 Slack calls; worker CPU "
-        f"{user_ms:.1f} ms user + {sys_ms:.1f} ms system. {res.data['dms']} DMs + "
-        f"{res.data['war_room_lines']} war-room lines, {slack_failures} failed Slack calls. Stand-in CPU "
-        f"{res.data['cpu_ms_per_page']['standin']:.1f} ms/page (same 2 cores)."
+        f"pre-pings, {per['connects']:.2f} new connections (≈ {thr['db_round_trips_per_page']:.0f} round trips); "
+        f"worker CPU {us:.1f} ms user + {sy:.1f} ms system ({thr['proc_cpu_ms_per_page']:.1f} ms from /proc). "
+        f"{thr['dms']} DMs + {thr['war_room_lines']} war-room lines; {res.data['slack_failures']} failed Slack calls; "
+        "Slack calls per page: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in thr["slack_calls_per_page"].items())
+        + "."
     )
-    if not ok and lat["p99"] >= TARGET_P99_S:
+    if base:
+        bper = base["db_per_page"]
         res.notes.append(
-            f"Lateness is capacity-bound: steps fell due at {n / window:.0f}/s, the two workers paged "
-            f"{res.data['throughput_per_s']:.0f}/s, so the queue drained "
-            f"{res.data['drain_after_last_due_s']:.1f} s after the last due time."
+            "Baseline (bench/claim_loop.py: same table, engine, batch and concurrency; the same DM, war-room line "
+            "and invite per page): "
+            f"{bper['statements']:.2f} statements in {bper['commits']:.2f} transactions per page, "
+            f"{base['cpu_ms_per_page']:.1f} ms CPU per page, lateness p99 {ms(base['lateness']['p99'])}."
         )
     return res
 
 
-def run(*, incidents: int = 1000, window: float = 10.0, deadline_s: float | None = None) -> BenchResult:
+def run(
+    *,
+    incidents: int = 1000,
+    window: float = 10.0,
+    deadline_s: float | None = None,
+    gate_scale: float = 10.0,
+    below: float = 0.8,
+    lateness_seconds: float = 20.0,
+    baseline: bool = True,
+) -> BenchResult:
     t = time.monotonic()
-    res = asyncio.run(_run(incidents, window, deadline_s))
+    res = asyncio.run(_run(incidents, window, deadline_s, gate_scale, below, lateness_seconds, baseline))
     res.seconds = time.monotonic() - t
     return res
 
@@ -490,11 +652,20 @@ if __name__ == "__main__":
     parser.add_argument("--worker", help="run as worker process ID (used by the benchmark)")
     parser.add_argument("--incidents", type=int, default=1000)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--gate-scale", type=float, default=10.0)
+    parser.add_argument("--below", type=float, default=0.8)
+    parser.add_argument("--lateness-seconds", type=float, default=20.0)
     args = parser.parse_args()
     if args.worker:
         asyncio.run(_worker_main(args.worker))
     else:
-        result = run(incidents=args.incidents, window=args.window)
+        result = run(
+            incidents=args.incidents,
+            window=args.window,
+            gate_scale=args.gate_scale,
+            below=args.below,
+            lateness_seconds=args.lateness_seconds,
+        )
         for row in result.rows:
             print(f"{row.figure}: {row.value} [{row.target}] {row.verdict}")
         for note in result.notes:
