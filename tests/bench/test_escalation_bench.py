@@ -16,7 +16,7 @@ import pytest
 from bench import common, escalation_lateness
 from tests.conftest import PG_SKIP, PG_URL
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.serial, pytest.mark.timeout(300)]
 
 FIGURES = (
     "pages_per_s",
