@@ -58,6 +58,22 @@ def button(text: str, action_id: str, value: str = "", style: str | None = None)
     return b
 
 
+def pir_done_button(incident_id: str) -> dict[str, Any]:
+    """`/incident pir done` as a button: confirmed first, because Slack does not let a bot unarchive."""
+    b = button("PIR done: close the war room", "template_pir_done", incident_id)
+    b["confirm"] = {
+        "title": {"type": "plain_text", "text": "Close the war room?"},
+        "text": {
+            "type": "plain_text",
+            "text": "The bot posts the closing summary with the PIR link and archives this channel. Slack does "
+            "not let a bot unarchive it: a recurrence becomes a new incident.",
+        },
+        "confirm": {"type": "plain_text", "text": "Close it"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
+    }
+    return b
+
+
 def actions(*buttons: dict[str, Any], block_id: str | None = None) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "actions", "elements": list(buttons[:25])}
     if block_id:
@@ -84,6 +100,19 @@ def template_actions(card: IncidentCard) -> dict[str, Any]:
         buttons.append(button("Acknowledge", "ack_incident", card.id, "primary"))
     if not card.commander:
         buttons.append(button("Take command", "take_command", card.id, None if buttons else "primary"))
+    else:  # handing over: the value names who commands now, so a stale press cannot take it from someone else
+        over = button("Take over command", "take_command", f"{card.id}|{card.commander}")
+        over["confirm"] = {
+            "title": {"type": "plain_text", "text": "Take over command?"},
+            "text": {
+                "type": "plain_text",
+                "text": "You become the incident commander instead of the current one; the hand-over is on "
+                "the timeline and in this channel.",
+            },
+            "confirm": {"type": "plain_text", "text": "Take over"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+        buttons.append(over)
     buttons += [
         button("Update", "template_update", card.id),
         button("Run check", "template_check", card.id),
@@ -125,8 +154,14 @@ class BlockKitRenderer:
         blocks.append(context(*extra))
         if card.status != "RESOLVED":
             blocks.append(template_actions(card))
-        else:  # a resolved incident's template is a record: only reopening still applies
-            blocks.append(actions(button("Reopen", "template_reopen", card.id), block_id=TEMPLATE_ACTIONS))
+        else:  # a resolved incident's template is a record: only reopening, or closing after the review, apply
+            blocks.append(
+                actions(
+                    button("Reopen", "template_reopen", card.id),
+                    pir_done_button(card.id),
+                    block_id=TEMPLATE_ACTIONS,
+                )
+            )
         blocks.append(context("Edit with `/incident update` · this message is edited in place"))
         return f"{drill}{card.id} [{card.severity_label}] {card.status}: {esc(card.summary)}", blocks
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from bot.incidents import closing
+from bot.models import Incident
 from bot.pir import flows
 from bot.pir.metrics import Measure, Stats, fmt_duration, fmt_rate, fmt_target
 from bot.ports import ChatError, Reply
 from bot.slack_text import esc, esc_clip, from_slack
 from handlers.blocks import MAX_BLOCKS, SECTION_MAX, Blocks, context, header, section
+from handlers.cmd_lifecycle import incident_by_id
 from handlers.parse import Command
-from handlers.registry import Ctx, command
+from handlers.registry import Ctx, action, command
 
 _MARK = {"met": " ✅", "missed": " ❌"}
 
@@ -68,7 +71,18 @@ async def pir(ctx: Ctx, cmd: Command) -> Reply:
 
 @command("pir_done")
 async def pir_done(ctx: Ctx, cmd: Command) -> Reply:
-    inc = await ctx.incident_to_change()
+    return await _pir_done(ctx, await ctx.incident_to_change())
+
+
+@action("template_pir_done")
+async def template_pir_done(ctx: Ctx, body: dict[str, Any]) -> Reply:
+    """On a resolved template: what `/incident pir done` does (war-room members; a second press is answered)."""
+    return await _pir_done(
+        ctx, await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
+    )
+
+
+async def _pir_done(ctx: Ctx, inc: Incident) -> Reply:
     result = await closing.pir_done(ctx.svc, inc.id, ctx.user)
     if result.state == "not_resolved":
         return Reply(

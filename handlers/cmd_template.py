@@ -23,7 +23,7 @@ from handlers.registry import Ctx, action
 async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
     """The incident named by the button, with ctx.channel set to its war room; a resolved one is refused
     before anything else (the buttons of an open incident are stale once it is resolved)."""
-    incident_id = str(body["actions"][0].get("value", ""))
+    incident_id = str(body["actions"][0].get("value", "")).partition("|")[0]
     inc = await service.load(ctx.svc.db, incident_id[:40])
     if inc is not None and inc.status == IncidentStatus.RESOLVED:
         room = f" in <#{inc.channel_id}>" if inc.channel_id else ""
@@ -36,10 +36,14 @@ async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
 
 @action("take_command")
 async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    """Offered (template, reminders) while nobody commands; a stale press never takes over from someone."""
-    await _bound(ctx, body, change=False)
-    inc = await incident_by_id(ctx, str(body["actions"][0].get("value", "")), change=True)
-    if inc.commander:
+    """ "Take command" while nobody commands; "Take over command" (confirmed in Slack) carries the commander the
+    template showed, so a stale press never takes over from someone else than the person the presser saw."""
+    incident_id = await _bound(ctx, body, change=False)
+    _, _, shown = str(body["actions"][0].get("value", "")).partition("|")
+    inc = await incident_by_id(ctx, incident_id, change=True)
+    if inc.commander == ctx.user:
+        return Reply(f"You already command {inc.id}.", ok=False)
+    if inc.commander and inc.commander != shown:
         return Reply(f"<@{inc.commander}> already commands {inc.id}.", ok=False)
     outcome = await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, "commander", ctx.user)
     return Reply(outcome.text, ok=outcome.ok)

@@ -233,7 +233,7 @@ async def test_a_monitor_declared_incident_offers_take_command(
     await hbot.action("take_command", inc.id, user="U01PRIMARY", channel=inc.channel_id or "")
     assert (await _incident(hbot, inc.id)).commander == "U01PRIMARY"
     template = next(m for m in hbot.slack.messages[inc.channel_id or ""] if m.ts == inc.template_ts)
-    assert "take_command" not in str(template.blocks) and "<@U01PRIMARY>" in str(template.blocks)
+    assert f"{inc.id}|U01PRIMARY" in str(template.blocks) and "<@U01PRIMARY>" in str(template.blocks)
     await hbot.action(
         "take_command", inc.id, user="UDECLARER", channel=inc.channel_id or ""
     )  # a stale button

@@ -186,9 +186,10 @@ async def test_shortcuts_and_app_home_in_the_browser(browser_page: tuple[Sandbox
 
 async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sandbox, Any]) -> None:
     """Chaos on, declare from the ⚡ menu, a stakeholder joins from the announcement, the primary
-    acknowledges in the page DM (which keeps the incident's context and loses its button), runs the check
-    from the template, runs the recovery (whose button then goes away), the commander resolves; the template
-    keeps only Reopen and the page DM shows the final state with the PIR link."""
+    acknowledges in the page DM (which keeps the incident's context and loses its button), takes command,
+    runs the check from the template, runs the recovery (whose button then goes away) and resolves; the
+    template keeps only Reopen and PIR done, the page DM shows the final state with the PIR link, the PIR
+    opens from the war room's bookmark, and PIR done archives the channel."""
     from playwright.async_api import expect
 
     box, page = browser_page
@@ -230,10 +231,13 @@ async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sand
     await expect(dm.get_by_role("link", name="#incident-")).to_have_count(1)
     await expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
 
-    # In the war room: Run check from the template, then the recovery it offers.
+    # In the war room the primary takes command from the template (the declarer had it).
     await page.locator(".channel.incident").first.click()
     template = page.locator(".message.pinned")
     await expect(template).to_contain_text("Acknowledged by")
+    await template.get_by_role("button", name="Take over command").click()
+    await expect(template).to_contain_text("Commander@Priya Primary")
+    # Run check from the template, then the recovery it offers.
     await template.get_by_role("button", name="Run check").click()
     recover = page.get_by_role("button", name="Run recovery: end chaos")
     await expect(recover).to_have_count(1)
@@ -242,15 +246,12 @@ async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sand
     await expect(page.locator("#factory-mode")).to_have_text("healthy")
     await expect(recover).to_have_count(0)  # the pressed report lost it; the after-recovery report has none
 
-    # The commander ("You") resolves from the template, past the unmet criteria.
-    await page.locator("#viewer").select_option("UYOU")
-    await page.locator(".channel.incident").first.click()
-    await expect(page.locator("#as")).to_contain_text("Sending as You")
+    # The commander resolves from the template, past the unmet criteria.
     await page.locator(".message.pinned").get_by_role("button", name="Resolve").click()
     await page.get_by_role("button", name="Resolve anyway").last.click()
     pinned = page.locator(".message.pinned")
     await expect(pinned).to_contain_text("RESOLVED")
-    await expect(pinned.get_by_role("button")).to_have_count(1)
+    await expect(pinned.get_by_role("button")).to_have_count(2)
     await expect(pinned.get_by_role("button", name="Reopen")).to_be_visible()
 
     # The primary's page DM shows the final state and keeps the context.
@@ -259,5 +260,24 @@ async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sand
     await expect(dm).to_contain_text("Resolved at")
     await expect(dm).to_contain_text("Orders fail at the Factory")
     await expect(dm.get_by_role("link", name="Post-incident review")).to_be_visible()
+
+    # The PIR from the war room's bookmark (a new tab, as in Slack).
+    await page.locator(".channel.incident").first.click()
+    async with page.context.expect_page() as opened:
+        await page.locator(".bookmark", has_text="Timeline & PIR").click()
+    pir = await opened.value
+    await pir.wait_for_load_state()
+    await expect(pir.locator("body")).to_contain_text(inc.id)
+    await expect(pir.locator("body")).to_contain_text("Orders fail at the Factory")
+    await pir.close()
+
+    # Review done: the template's button closes the war room (summary with the PIR link, then archived).
+    await page.locator(".message.pinned").get_by_role("button", name="PIR done: close the war room").click()
+    await expect(page.locator("#channel-header")).to_contain_text("archived")
+    await expect(page.locator("#messages")).to_contain_text("Closing this war room")
+    assert box.standin.channels[inc.channel_id].is_archived
     ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / "sandbox-path.png"))
+    shot = ARTIFACTS / "sandbox-path.png"
+    await page.screenshot(path=str(shot))
+    if os.environ.get("UPDATE_DOCS") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "sandbox-path.png")

@@ -95,3 +95,31 @@ async def test_reopen_after_the_war_room_was_archived_is_refused_clearly(bot: Bo
     assert row.status == "RESOLVED" and row.cycle == inc.cycle
     assert not [e for e in await bot.events(inc.id) if e.kind == "reopened"]
     assert len([c for c in bot.slack.calls if c.error == "is_archived"]) == refused_before
+
+
+async def test_pir_done_button_on_the_resolved_template_closes_the_war_room(bot: BotHarness) -> None:
+    """The resolved template carries "PIR done: close the war room" (confirmed in Slack first): members close
+    the room with one click, outsiders are refused, a second press is answered and changes nothing."""
+    inc = await _resolved(bot)
+    assert inc.channel_id
+    template = next(m for m in bot.slack.messages[inc.channel_id] if m.pinned)
+    button = next(
+        e
+        for b in template.blocks or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "template_pir_done"
+    )
+    assert button["confirm"]["confirm"]["text"] == "Close it"  # Slack asks before an archive nobody can undo
+
+    await bot.action("template_pir_done", inc.id, user="UOUTSIDER", channel=inc.channel_id)
+    assert not bot.slack.channels[inc.channel_id].is_archived
+    assert [e.kind for e in await bot.events(inc.id)].count("pir_done") == 0
+
+    await bot.action("template_pir_done", inc.id, user="UDECLARER", channel=inc.channel_id)
+    assert bot.slack.channels[inc.channel_id].is_archived
+    assert len(_closing_posts(bot, inc.channel_id)) == 1
+    await bot.action("template_pir_done", inc.id, user="UDECLARER", channel=inc.channel_id)
+    assert len(_closing_posts(bot, inc.channel_id)) == 1
+    assert [c.method for c in bot.slack.calls].count("conversations.archive") == 1
+    assert [e.kind for e in await bot.events(inc.id)].count("war_room_closed") == 1

@@ -115,7 +115,9 @@ async def test_template_buttons_after_resolve_answer_and_change_nothing(bot: Bot
     shown = bot.slack.message(inc.channel_id, inc.template_ts)
     assert shown is not None
     remaining = set(buttons(shown.blocks))
-    assert remaining <= {"template_reopen"}, remaining  # only what still applies to a resolved incident
+    assert remaining <= {"template_reopen", "template_pir_done"}, (
+        remaining
+    )  # only what still applies to a resolved incident
 
     views_before = len(bot.slack.calls_to("views.open"))
     posts_before = len(bot.slack.calls_to("chat.postMessage"))

@@ -32,11 +32,12 @@ async def test_template_buttons_follow_the_incident(bot: BotHarness) -> None:
     inc = await _incident(bot)
     assert set(_buttons(bot, inc)) == {
         "ack_incident",
+        "take_command",  # "Take over command" from the declarer, who commands
         "template_update",
         "template_check",
         "template_resolve",
     }
-    assert all(b["value"] == inc.id for b in _buttons(bot, inc).values())
+    assert all(b["value"] == inc.id for k, b in _buttons(bot, inc).items() if k != "take_command")
 
     # A monitor-declared incident has no commander: the template offers to take command.
     async with bot.svc.db.session() as s:
@@ -47,11 +48,22 @@ async def test_template_buttons_follow_the_incident(bot: BotHarness) -> None:
     # An outsider (not in the war room) cannot take command.
     await bot.action("take_command", inc.id, user="UOUTSIDER", channel=inc.channel_id or "")
     assert (await _incident(bot)).commander is None
-    # A member can; the button then disappears.
+    # A member can; the button then becomes "Take over command", naming who commands now (confirmed first).
     await bot.action("take_command", inc.id, user="UDECLARER", channel=inc.channel_id or "")
     inc = await _incident(bot)
     assert inc.commander == "UDECLARER"
-    assert "take_command" not in _buttons(bot, inc)
+    over = _buttons(bot, inc)["take_command"]
+    assert over["text"]["text"] == "Take over command" and over["value"] == f"{inc.id}|UDECLARER"
+    assert over["confirm"]["confirm"]["text"] == "Take over"
+    # A press of the old "Take command" (no commander shown) never takes over; the hand-over button does.
+    await bot.action("take_command", inc.id, user="U01PRIMARY", channel=inc.channel_id or "")
+    assert (await _incident(bot)).commander == "UDECLARER"
+    await bot.action("take_command", f"{inc.id}|UOTHER", user="U01PRIMARY", channel=inc.channel_id or "")
+    assert (await _incident(bot)).commander == "UDECLARER"  # it showed someone else: stale
+    await bot.action("take_command", over["value"], user="U01PRIMARY", channel=inc.channel_id or "")
+    inc = await _incident(bot)
+    assert inc.commander == "U01PRIMARY"
+    assert _buttons(bot, inc)["take_command"]["value"] == f"{inc.id}|U01PRIMARY"
 
     # Acknowledge from the template: the button goes away once acknowledged.
     await bot.action("ack_incident", inc.id, user="U01PRIMARY", channel=inc.channel_id or "")
@@ -66,10 +78,12 @@ async def test_template_buttons_follow_the_incident(bot: BotHarness) -> None:
     # Resolve before the criteria are met answers with the checklist, and resolves nothing.
     await bot.action("template_resolve", inc.id, user="UDECLARER", channel=inc.channel_id or "")
     assert (await _incident(bot)).status != "RESOLVED"
-    await bot.action("resolve_anyway", inc.id, user="UDECLARER", channel=inc.channel_id or "")
+    # U01PRIMARY commands now (resolving anyway is the commander's).
+    await bot.action("resolve_anyway", inc.id, user="U01PRIMARY", channel=inc.channel_id or "")
     inc = await _incident(bot)
     assert inc.status == "RESOLVED"
-    assert set(_buttons(bot, inc)) == {"template_reopen"}  # a resolved template is a record: only Reopen
+    # A resolved template is a record: only Reopen, and closing the war room once the review is done.
+    assert set(_buttons(bot, inc)) == {"template_reopen", "template_pir_done"}
 
 
 async def test_a_button_of_another_incident_cannot_reach_this_one(bot: BotHarness) -> None:
