@@ -474,17 +474,22 @@ class SlackStandin:
         hang: float = 3.0,
         retry_after: int = 1,
         methods: set[str] | None = None,
+        plost: float = 0.0,
+        lost_methods: frozenset[str] = frozenset(),
     ) -> None:
         """Random faults, reproducible from `seed`: 429 (with Retry-After), 500, or a hang of `hang` seconds
         answered 500 (a timeout for the client). A faulted call is not applied, like an outage that never
-        reached Slack's backend."""
+        reached Slack's backend. `plost`: a call to one of `lost_methods` is carried out and its answer lost
+        (half a 500, half a hang), like fail_next(applied=True)."""
         with self._lock:
-            self._chaos = (random.Random(seed), p429, p500, ptimeout, hang, retry_after, methods)
+            self._chaos = (
+                random.Random(seed), p429, p500, ptimeout, hang, retry_after, methods, plost, lost_methods
+            )  # fmt: skip
 
     def _chaos_fault(self, method: str) -> tuple[_Fault | None, float]:
         if self._chaos is None:
             return None, 0.0
-        rng, p429, p500, ptimeout, hang, retry_after, methods = self._chaos
+        rng, p429, p500, ptimeout, hang, retry_after, methods, plost, lost_methods = self._chaos
         if methods is not None and method not in methods:
             return None, 0.0
         r = rng.random()
@@ -494,6 +499,10 @@ class SlackStandin:
             return _Fault(500, "internal_error", None), 0.0
         if r < p429 + p500 + ptimeout:
             return _Fault(500, "request_timeout", None), hang
+        if method in lost_methods and r < p429 + p500 + ptimeout + plost:
+            late = rng.random() < 0.5
+            return _Fault(500, "request_timeout" if late else "internal_error", None, applied=True,
+                          hang=hang if late else 0.0), 0.0  # fmt: skip
         return None, 0.0
 
     def clear_faults(self) -> None:
