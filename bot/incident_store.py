@@ -120,6 +120,12 @@ async def has_event(session: AsyncSession, dedupe_key: str) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
+async def event_incident(session: AsyncSession, dedupe_key: str) -> str | None:
+    """Which incident the event with this dedupe key belongs to (None: no such event)."""
+    stmt = select(TimelineEvent.incident_id).where(TimelineEvent.dedupe_key == dedupe_key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def events(
     session: AsyncSession, incident_id: str, *, include_removed: bool = True
 ) -> list[TimelineEvent]:

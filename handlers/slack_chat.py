@@ -130,6 +130,15 @@ class SlackChat:
         data = await self._call("chat.postMessage", **args)
         return str(data["ts"])
 
+    async def post_to_name(self, name: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
+        """chat.postMessage takes a channel name (`#name`) where the other methods want an id, and its answer
+        carries the id: the Web API's only name-to-id lookup among the methods this bot uses."""
+        args: dict[str, Any] = {"channel": f"#{name}", "text": text}
+        if blocks:
+            args["blocks"] = blocks
+        data = await self._call("chat.postMessage", **args)
+        return str(data["channel"]), str(data["ts"])
+
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> None:
         args: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
         if blocks is not None:

@@ -45,6 +45,9 @@ class Call:
     error: str | None
     response: dict[str, Any]
     at: float
+    lost: bool = (
+        False  # performed, but the caller got a fault instead of this answer (fail_next(applied=True))
+    )
 
 
 @dataclass
@@ -89,6 +92,10 @@ class _Fault:
     error: str
     retry_after: int | None
     times: int = 1
+    # Slack did the work, then the answer was lost (a 5xx from a proxy, or a hang past the client's timeout):
+    # the call is applied and recorded as it really went, and the caller gets the fault after `hang` seconds.
+    applied: bool = False
+    hang: float = 0.0
 
 
 class _Args(dict[str, Any]):
@@ -459,9 +466,15 @@ class SlackStandin:
         error: str = "ratelimited",
         retry_after: int | None = 1,
         times: int = 1,
+        applied: bool = False,
+        hang: float = 0.0,
     ) -> None:
+        """The next `times` calls to `method` fail. `applied=True`: Slack performs each call, then the answer
+        is lost (the caller sees the fault, after `hang` seconds if given: a timeout for the client)."""
         with self._lock:
-            self._faults.setdefault(method, []).append(_Fault(status, error, retry_after, times))
+            self._faults.setdefault(method, []).append(
+                _Fault(status, error, retry_after, times, applied=applied, hang=hang)
+            )
 
     def fail_always(self, method: str | None, *, status: int = 500, error: str = "internal_error") -> None:
         with self._lock:
@@ -481,17 +494,22 @@ class SlackStandin:
         hang: float = 3.0,
         retry_after: int = 1,
         methods: set[str] | None = None,
+        plost: float = 0.0,
+        lost_methods: frozenset[str] = frozenset(),
     ) -> None:
         """Random faults, reproducible from `seed`: 429 (with Retry-After), 500, or a hang of `hang` seconds
         answered 500 (a timeout for the client). A faulted call is not applied, like an outage that never
-        reached Slack's backend."""
+        reached Slack's backend. `plost`: a call to one of `lost_methods` is carried out and its answer lost
+        (half a 500, half a hang), like fail_next(applied=True)."""
         with self._lock:
-            self._chaos = (random.Random(seed), p429, p500, ptimeout, hang, retry_after, methods)
+            self._chaos = (
+                random.Random(seed), p429, p500, ptimeout, hang, retry_after, methods, plost, lost_methods
+            )  # fmt: skip
 
     def _chaos_fault(self, method: str) -> tuple[_Fault | None, float]:
         if self._chaos is None:
             return None, 0.0
-        rng, p429, p500, ptimeout, hang, retry_after, methods = self._chaos
+        rng, p429, p500, ptimeout, hang, retry_after, methods, plost, lost_methods = self._chaos
         if methods is not None and method not in methods:
             return None, 0.0
         r = rng.random()
@@ -501,6 +519,10 @@ class SlackStandin:
             return _Fault(500, "internal_error", None), 0.0
         if r < p429 + p500 + ptimeout:
             return _Fault(500, "request_timeout", None), hang
+        if method in lost_methods and r < p429 + p500 + ptimeout + plost:
+            late = rng.random() < 0.5
+            return _Fault(500, "request_timeout" if late else "internal_error", None, applied=True,
+                          hang=hang if late else 0.0), 0.0  # fmt: skip
         return None, 0.0
 
     def clear_faults(self) -> None:
@@ -573,14 +595,26 @@ class SlackStandin:
             await asyncio.sleep(hang)
         headers: dict[str, str] = {}
         with self._lock:
+            fault = chaos or self._take_fault(method)
+            lost = fault if fault is not None and fault.applied else None
             try:
-                status, body = self._answer(method, args, token, transport_error, headers, chaos)
+                status, body = self._answer(
+                    method, args, token, transport_error, headers, None if lost else fault
+                )
             except Exception:  # a stand-in bug: answer like a Slack outage, but loudly in the log
                 log.exception("slack stand-in failed on %s", method)
                 status, body = 500, {"ok": False, "error": "internal_error"}
-            call = Call(method, dict(args), status, body["ok"], body.get("error"), body, time.time())
+            # The call is recorded as Slack carried it out; `lost` says the caller never heard that answer.
+            call = Call(
+                method, dict(args), status, body["ok"], body.get("error"), body, time.time(), lost=bool(lost)
+            )
             self._calls.append(call)
+            if lost is not None:
+                headers = {"Retry-After": str(lost.retry_after)} if lost.retry_after is not None else {}
+                status, body = lost.status, {"ok": False, "error": lost.error}
         self._flush()
+        if lost is not None and lost.hang:
+            await asyncio.sleep(lost.hang)  # past the client's timeout: it gives up, the work is done
         return JSONResponse(body, status_code=status, headers=headers)
 
     def _answer(
@@ -590,9 +624,9 @@ class SlackStandin:
         token: str | None,
         transport_error: str | None,
         headers: dict[str, str],
-        chaos: _Fault | None = None,
+        fault: _Fault | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        spec, fault, status = METHODS.get(method), chaos or self._take_fault(method), 200
+        spec, status = METHODS.get(method), 200
         try:
             if fault is not None:
                 if fault.retry_after is not None:
@@ -721,7 +755,7 @@ class SlackStandin:
 
     async def _fault(self, request: Request) -> Response:
         f = await request.json()
-        opts = {k: f[k] for k in ("status", "error", "retry_after", "times") if k in f}
+        opts = {k: f[k] for k in ("status", "error", "retry_after", "times", "applied", "hang") if k in f}
         self.fail_next(f["method"], **opts)
         return JSONResponse({"ok": True})
 

@@ -3,16 +3,19 @@ acknowledge, escalate by hand. Fencing: a timer fires only while its plan_versio
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.db import DatabaseUnavailable
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
 from bot.models import Incident, Page, Timer
 from bot.oncall.service import oncall_text, page_target
@@ -27,6 +30,10 @@ from bot.timers import finish, renew, retry_later
 log = logging.getLogger("incident_bot.escalation")
 
 MAX_ATTEMPTS = 8
+# A DM Slack took is recorded even if the database drops out at that moment: the write is retried for this
+# long (real seconds, well inside the 30 s timer lease) before the handler gives up. Unrecorded, the page's
+# retry would send the DM again.
+RECORD_RETRIES = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def policy_of(svc: Services) -> Policy:
@@ -370,11 +377,24 @@ async def _deliver(
                 continue
             # `room`: whether the DM could name the war room; False ones are edited once it exists.
             delivered[user] = {"channel": dm, "ts": ts, "room": bool(view.channel_id)}
+            await _record_dm(svc, page_id, user, delivered[user])
+    return {k: v for k, v in delivered.items()}
+
+
+async def _record_dm(svc: Services, page_id: int, user: str, sent: dict[str, Any]) -> None:
+    """Record one DM Slack took on the page row, retrying through a short database outage."""
+    for pause in (*RECORD_RETRIES, None):
+        try:
             async with svc.db.session() as s:
                 row = await s.get(Page, page_id, with_for_update=True)
                 if row is not None:
-                    row.dm = {**row.dm, user: delivered[user]}  # merged: another holder's records stay
-    return {k: v for k, v in delivered.items()}
+                    row.dm = {**row.dm, user: sent}  # merged: another holder's records stay
+            return
+        except (DatabaseUnavailable, DBAPIError) as exc:
+            if pause is None:
+                raise
+            log.warning("page %s: recording the DM to %s failed (%s); retrying", page_id, user, exc)
+            await asyncio.sleep(pause)
 
 
 def _war_room_line(view: PageView, users: list[str], mode: str) -> str:

@@ -305,36 +305,83 @@ class IncidentFlows:
         return inc.channel_id if inc is not None else None
 
     async def _create_channel(self, inc: Incident) -> Incident:
+        """Create the war room, exactly once even when Slack did the create and the answer was lost (a 5xx,
+        a timeout, a crash before the id was stored): each name is claimed in the database before it is
+        tried, and a `name_taken` on a name this incident claimed is its own room, adopted by posting the
+        template to `#name` (the one way the Web API turns a name into an id). A name another incident
+        claimed, or a channel the bot is not in, is passed over for the next suffix."""
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
             name = channel_name(inc.id, drill=inc.is_drill, attempt=attempt)
+            if not await self._claim_name(inc.id, name):
+                continue  # another incident's room: INC-X-2's first name is INC-X's second
             try:
                 channel_id = await self.svc.chat.create_channel(name)
             except ChatError as exc:
-                if exc.error == "name_taken":
+                if exc.error != "name_taken":
+                    raise
+                adopted = await self._adopt_channel(inc, name)
+                if adopted is None:
                     continue
-                raise
-            async with self.svc.db.session() as s:
-                row = await service.get(s, inc.id, for_update=True)
-                assert row is not None
-                if row.channel_id is not None and row.channel_id != channel_id:
-                    # Only reachable if a lease ran out mid-setup: keep the first room, close ours.
-                    log.warning(
-                        "%s already has war room %s; archiving %s", inc.id, row.channel_id, channel_id
-                    )
-                    await self._archive_quietly(channel_id)
-                    return row
-                row.channel_id, row.channel_name = channel_id, name
-                await service.add_event(
-                    s,
-                    inc.id,
-                    "slack",
-                    f"Created war room #{name}",
-                    at=self.svc.clock.now(),
-                    data={"method": "conversations.create", "channel": channel_id, "name": name},
-                    dedupe_key=f"{inc.id}:provision:channel",
-                )
-                return row
+                return adopted
+            return await self._record_channel(inc, channel_id, name)
         raise ChatError("conversations.create", "name_taken")
+
+    async def _claim_name(self, incident: str, name: str) -> bool:
+        """Claim a war-room name for this incident before asking Slack for it (a unique key, so the first
+        incident to claim a name owns it for good). True when the name is this incident's."""
+        key = f"war-room-name:{name}"
+        async with self.svc.db.session() as s:
+            fresh = await service.add_event(
+                s, incident, "slack", f"Claimed the war room name #{name}", at=self.svc.clock.now(),
+                data={"step": "claim", "name": name}, dedupe_key=key,
+            )  # fmt: skip
+            if fresh:
+                return True
+            return await service.event_incident(s, key) == incident
+
+    async def _adopt_channel(self, inc: Incident, name: str) -> Incident | None:
+        """`name` (claimed by this incident) is taken: when the bot is in that channel it is the room an
+        earlier try created. The template goes there by name; Slack's answer names the channel's id."""
+        text, blocks = self.svc.render.template(IncidentCard.of(inc, self.svc.playbook))
+        try:
+            channel_id, ts = await self.svc.chat.post_to_name(name, text, blocks)
+        except ChatError as exc:
+            if exc.error in ("channel_not_found", "not_in_channel", "is_archived"):
+                return None  # somebody else's channel (or one closed since): not ours to move into
+            raise
+        log.warning("%s: #%s existed already (a create whose answer was lost); adopted it", inc.id, name)
+        return await self._record_channel(inc, channel_id, name, template_ts=ts)
+
+    async def _record_channel(
+        self, inc: Incident, channel_id: str, name: str, *, template_ts: str | None = None
+    ) -> Incident:
+        now = self.svc.clock.now()
+        async with self.svc.db.session() as s:
+            row = await service.get(s, inc.id, for_update=True)
+            assert row is not None
+            if row.channel_id is not None and row.channel_id != channel_id:
+                # Only reachable if a lease ran out mid-setup: keep the first room, close ours.
+                log.warning("%s already has war room %s; archiving %s", inc.id, row.channel_id, channel_id)
+                await self._archive_quietly(channel_id)
+                return row
+            row.channel_id, row.channel_name = channel_id, name
+            data: dict[str, object] = {"method": "conversations.create", "channel": channel_id, "name": name}
+            if template_ts is not None:
+                data["adopted"] = True  # its create's answer was lost; found again by name
+            await service.add_event(
+                s, inc.id, "slack", f"Created war room #{name}", at=now, data=data,
+                dedupe_key=f"{inc.id}:provision:channel",
+            )  # fmt: skip
+            if template_ts is not None and row.template_ts is None:
+                row.template_ts = template_ts
+                await self._template_posted(s, inc.id, template_ts, now)
+            return row
+
+    async def _template_posted(self, s: AsyncSession, incident: str, ts: str, now: datetime) -> None:
+        await service.add_event(
+            s, incident, "slack", "Posted the update template", at=now,
+            data={"method": "chat.postMessage", "ts": ts}, dedupe_key=f"{incident}:provision:template",
+        )  # fmt: skip
 
     async def _archive_quietly(self, channel: str) -> None:
         try:
@@ -371,15 +418,7 @@ class IncidentFlows:
             row = await service.get(s, inc.id)
             assert row is not None
             row.template_ts = ts
-            await service.add_event(
-                s,
-                inc.id,
-                "slack",
-                "Posted the update template",
-                at=self.svc.clock.now(),
-                data={"method": "chat.postMessage", "ts": ts},
-                dedupe_key=f"{inc.id}:provision:template",
-            )
+            await self._template_posted(s, inc.id, ts, self.svc.clock.now())
             return row
 
     async def _once(self, inc: Incident, step: str, action: object) -> None:

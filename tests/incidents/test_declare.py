@@ -39,7 +39,7 @@ async def test_declare_opens_war_room(bot: BotHarness) -> None:
 
     kinds = [e.kind for e in await bot.events(inc.id)]
     assert kinds[0] == "declared"
-    assert kinds.count("slack") == 6  # channel, invite, topic, template, pin, bookmarks
+    assert kinds.count("slack") == 7  # name claimed, channel, invite, topic, template, pin, bookmarks
     assert "war_room_ready" in kinds and "page" in kinds  # L1 paged at declare
 
     assert f"<#{channel.id}>" in bot.last_reply(url)

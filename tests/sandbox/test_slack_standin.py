@@ -529,6 +529,29 @@ def test_429_with_retry_after(slack: SlackStandin, api: Api, http: httpx.Client)
     assert api("auth.test")["ok"]
 
 
+def test_applied_fault_does_the_work_and_loses_the_answer(slack: SlackStandin, http: httpx.Client) -> None:
+    """A create Slack carried out whose answer was lost: the caller sees a 500 (or a hang past its timeout),
+    the channel exists, and the same name again is name_taken."""
+    slack.fail_next(
+        "conversations.create", status=500, error="internal_error", retry_after=None, applied=True
+    )
+    r = http.post("/api/conversations.create", data={"name": "lost-answer"})
+    assert r.status_code == 500 and r.json() == {"ok": False, "error": "internal_error"}
+    made = slack.channel_by_name("lost-answer")
+    assert made is not None and "UBOT" in made.members
+    [call] = slack.calls_to("conversations.create")
+    assert call.ok and call.lost and call.response["channel"]["id"] == made.id
+    assert (
+        http.post("/api/conversations.create", data={"name": "lost-answer"}).json()["error"] == "name_taken"
+    )
+
+    slack.fail_next("conversations.create", status=500, error="request_timeout", retry_after=None,
+                    applied=True, hang=0.5)  # fmt: skip
+    with pytest.raises(httpx.ReadTimeout):
+        http.post("/api/conversations.create", data={"name": "timed-out"}, timeout=0.1)
+    assert slack.channel_by_name("timed-out") is not None
+
+
 def test_delay_makes_clients_time_out(slack: SlackStandin, http: httpx.Client) -> None:
     slack.delay("auth.test", 0.5)
     with pytest.raises(httpx.ReadTimeout):
