@@ -750,7 +750,10 @@ class FactorySim:
                 headers={"Authorization": f"Bearer {self.service_api_key}"},
             )
         except httpx.HTTPError:
-            return _message(500, "fetch failed")
+            # the service's Express error handler: {message: err.message, stack: err.stack}
+            return _message(
+                500, "fetch failed", stack="TypeError: fetch failed\n    at node:internal/deps/undici"
+            )
         try:
             answer = r.json()
         except ValueError:

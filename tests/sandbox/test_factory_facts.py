@@ -266,3 +266,14 @@ def test_upstream_service_and_factory_share_a_version(servers: FactoryServers) -
     factory = httpx.get(f"{servers.factory_url}/api/docs").json()
     assert service == {"message": "welcome to JWT Pizza", "version": "20240518.154317"}
     assert factory["version"] == "20240518.154317"
+
+
+def test_service_without_a_factory_answers_its_error_handler_body(servers: FactoryServers) -> None:
+    # fetch() throws; the service's Express error handler answers 500 {"message": err.message, "stack": …}.
+    with httpx.Client(base_url=servers.service_url, timeout=5) as service:
+        token = _diner_token(service)
+        servers.set_mode("down")
+        r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 500 and set(r.json()) == {"message", "stack"}
+        assert r.json()["message"] == "fetch failed"
+        assert r.json()["stack"].startswith("TypeError: fetch failed")
