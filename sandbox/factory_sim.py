@@ -681,7 +681,7 @@ class FactorySim:
     async def _service_auth(self, request: Request) -> Response:
         body = await _json_body(request)
         if body.get("email") != DINER_EMAIL or body.get("password") != DINER_PASSWORD:
-            return _message(404, "unknown user")
+            return _message(404, "unknown user", stack="Error: unknown user\n    at DB.getUser (database.js)")
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens.add(token)

@@ -160,7 +160,13 @@ def test_service_with_a_wrong_factory_key_fails_every_order_while_probes_are_fin
 def test_service_login_and_order_need_a_real_token(servers: FactoryServers) -> None:
     with httpx.Client(base_url=servers.service_url, timeout=5) as service:
         wrong = service.put("/api/auth", json={"email": DINER_EMAIL, "password": "nope"})
-        assert (wrong.status_code, wrong.json()) == (404, {"message": "unknown user"})
+        # The service's error handler (real pair, 2026-12-07): 404 {"message": "unknown user", "stack": …}.
+        assert (wrong.status_code, set(wrong.json()), wrong.json()["message"]) == (
+            404,
+            {"message", "stack"},
+            "unknown user",
+        )
+        assert wrong.json()["stack"].startswith("Error: unknown user")
         r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": "Bearer forged"})
         assert (r.status_code, r.json()) == (401, {"message": "unauthorized"})
         login = service.put("/api/auth", json={"email": DINER_EMAIL, "password": DINER_PASSWORD}).json()
