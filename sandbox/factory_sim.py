@@ -252,7 +252,7 @@ class _ExpressHeaders:
 
 FACTORY_ENDPOINTS: list[dict[str, Any]] = [
     {"method": "POST", "path": "/api/order", "requiresAuth": True, "description": "Create a JWT pizza"},
-    {"method": "POST", "path": "/api/order/verify", "requiresAuth": False,
+    {"method": "POST", "path": "/api/order/verify", "requiresAuth": True,  # listed so; the route has no check
      "description": "Verifies a pizza order"},
     {"method": "GET", "path": "/.well-known/jwks.json", "requiresAuth": False, "description": "Get the JWKS"},
     {"method": "GET", "path": "/api/vendor", "requiresAuth": True, "description": "Gets vendor information"},

@@ -283,3 +283,10 @@ def test_service_without_a_factory_answers_its_error_handler_body(servers: Facto
         assert r.status_code == 500 and set(r.json()) == {"message", "stack"}
         assert r.json()["message"] == "fetch failed"
         assert r.json()["stack"].startswith("TypeError: fetch failed")
+
+
+def test_docs_list_verify_as_requiring_auth_although_it_does_not(servers: FactoryServers) -> None:
+    docs = httpx.get(f"{servers.factory_url}/api/docs").json()
+    assert docs["message"] == "welcome to JWT Pizza Factory"
+    verify = [e for e in docs["endpoints"] if e["path"] == "/api/order/verify"]
+    assert [(e["method"], e["requiresAuth"]) for e in verify] == [("POST", True)]
