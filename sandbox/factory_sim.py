@@ -54,7 +54,7 @@ from sandbox.servers import ServerThread
 
 DEFAULT_API_KEY = "0123456789abcdef0123456789abcdef"
 FACTORY_VERSION = "20240518.154317"
-SERVICE_VERSION = "20240602.120000"
+SERVICE_VERSION = FACTORY_VERSION  # both upstream repositories ship version.json 20240518.154317
 CHAOS_TYPES = ("badjwt", "fail", "throttle")
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds; the doc's 500 ms, 1 s, 5 s
 SIM_MODES = ("healthy", "fail", "throttle", "badjwt", "slow", "hang", "badkey", "down", "up")
@@ -121,8 +121,6 @@ class RsaKey:
         return {
             "kty": "RSA",
             "kid": self.kid,
-            "use": "sig",
-            "alg": "RS256",
             "n": _uint_b64(self.n),
             "e": "AQAB",
         }
@@ -216,9 +214,45 @@ def verify_jwt(key: RsaKey, token: object) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------------------------------
 # Shared HTTP helpers.
 
+# Both real apps are Express with the course's CORS middleware: these on every answer (2026-12-07, loopback).
+EXPRESS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization",
+    "Access-Control-Allow-Credentials": "true",
+}
+
+
+class _Json(JSONResponse):
+    media_type = "application/json; charset=utf-8"  # Express's res.json()
+
+
+class _ExpressHeaders:
+    """ASGI layer adding EXPRESS_HEADERS (and X-Powered-By) to every answer of the app it wraps."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(k.lower().encode(), v.encode()) for k, v in EXPRESS_HEADERS.items()]
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *extra, (b"x-powered-by", b"Express")],
+                }
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 FACTORY_ENDPOINTS: list[dict[str, Any]] = [
     {"method": "POST", "path": "/api/order", "requiresAuth": True, "description": "Create a JWT pizza"},
-    {"method": "POST", "path": "/api/order/verify", "requiresAuth": False,
+    {"method": "POST", "path": "/api/order/verify", "requiresAuth": True,  # listed so; the route has no check
      "description": "Verifies a pizza order"},
     {"method": "GET", "path": "/.well-known/jwks.json", "requiresAuth": False, "description": "Get the JWKS"},
     {"method": "GET", "path": "/api/vendor", "requiresAuth": True, "description": "Gets vendor information"},
@@ -235,7 +269,7 @@ SERVICE_ENDPOINTS: list[dict[str, Any]] = [
 
 
 def _message(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"message": message, **{k: v for k, v in extra.items() if v is not None}}, status)
+    return _Json({"message": message, **{k: v for k, v in extra.items() if v is not None}}, status)
 
 
 async def _unknown_endpoint(request: Request, exc: Exception) -> Response:
@@ -375,13 +409,13 @@ class FactorySim:
         self.vendor: dict[str, Any] = {
             "id": "pizza-sim",
             "name": "Simulated Pizza Vendor",
-            "email": "pizza-sim@jwt.com",
-            "gitHubUrl": "https://github.com/pizza-sim",
             "apiKey": api_key,
             "created": _iso(_now()),
+            "email": "pizza-sim@jwt.com",
         }
         self._key = shared_rsa_key(key_bits)
         self._chaos: _Chaos | None = None
+        self._bad_jwt: str | None = None
         self._hang = False
         self._slow = False
         self._tokens: set[str] = set()  # diner tokens the service issued
@@ -389,8 +423,8 @@ class FactorySim:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._order_ids = itertools.count(1)
-        self.app = _HangGate(self, self._factory_app())
-        self.service_app = self._service_app()
+        self.app = _ExpressHeaders(_HangGate(self, self._factory_app()))
+        self.service_app = _ExpressHeaders(self._service_app())
 
     # -- state ----------------------------------------------------------------------------------------------
     @property
@@ -445,7 +479,7 @@ class FactorySim:
         record = dict(self.vendor)
         if self._chaos is not None:
             record["chaos"] = self._chaos.record()  # never the fix code
-        return record
+        return record | {"roles": ["vendor"], "connections": {}}  # as the real record, after chaos
 
     def start_chaos(self, chaos_type: str) -> None:
         """What `PUT /api/vendor/chaos/:type` does: a new fix code, starting after `chaos_start_delay`."""
@@ -469,9 +503,8 @@ class FactorySim:
     def resolve(self, api_key: str, fix_code: str) -> tuple[int, str]:
         """What `GET /api/support/:apiKey/report/:fixCode` answers (status, message)."""
         with self._lock:
-            if api_key != self.api_key:
-                return 400, "Unknown vendor"
-            chaos = self._chaos
+            # The real route looks the vendor up by this key: an unknown key is a vendor without chaos.
+            chaos = self._chaos if api_key == self.api_key else None
             if chaos is None or chaos.type == "none":
                 return 200, "No chaos currently executing"
             if fix_code != chaos.fix_code:
@@ -547,17 +580,23 @@ class FactorySim:
             return (self.base_url or str(request.base_url)).rstrip("/") + path
         return f"https://{request.url.hostname or 'localhost'}{path}"  # like the real one: https, no port
 
-    def _order_jwt(self, diner: object, order: object, *, bad: bool = False) -> str:
+    def _order_jwt(self, diner: object, order: object) -> str:
         now = int(_now().timestamp())
         header = {"iat": now, "exp": now + 24 * 3600, "iss": "cs329.click"}
         vendor = {"id": self.vendor["id"], "name": self.vendor["name"]}
-        jwt = sign_jwt(self._key, header, {"vendor": vendor, "diner": diner, "order": order})
-        if bad:  # keep the shape, break the signature
-            jwt = jwt.rsplit(".", 1)[0] + "." + _b64url(secrets.token_bytes(self._key.size))
-        return jwt
+        return sign_jwt(self._key, header, {"vendor": vendor, "diner": diner, "order": order})
+
+    def bad_jwt(self) -> str:
+        """badjwt chaos's token: like the real Factory's, one fixed token for every order (whatever its body),
+        JWT-shaped, but its header part is overwritten so it does not even decode, and it is another vendor's."""
+        if self._bad_jwt is None:
+            vendor = {"id": "someone-else", "name": "Another vendor"}
+            good = sign_jwt(self._key, {"iss": "cs329.click"}, {"vendor": vendor, "diner": {}, "order": {}})
+            self._bad_jwt = "deadbeef" + good[8:]
+        return self._bad_jwt
 
     async def _docs(self, request: Request) -> Response:
-        return JSONResponse(
+        return _Json(
             {
                 "message": "welcome to JWT Pizza Factory",
                 "version": self.version,
@@ -566,7 +605,7 @@ class FactorySim:
         )
 
     async def _jwks(self, request: Request) -> Response:
-        return JSONResponse({"keys": [self._key.jwk()]})
+        return _Json({"keys": [self._key.jwk()]})
 
     async def _order(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -581,7 +620,7 @@ class FactorySim:
             if chaos.type == "fail":
                 return _message(500, "chaos monkey", reportUrl=report_url)
             if chaos.type == "badjwt":
-                return JSONResponse({"jwt": self._order_jwt(diner, order, bad=True), "reportUrl": report_url})
+                return _Json({"jwt": self.bad_jwt(), "reportUrl": report_url})
             await self.pause(request.receive, self.throttle_delay)  # throttle: answer late, then carry on
         if _js_falsy(diner) or _js_falsy(order):
             return _message(400, "Missing required parameters")
@@ -592,18 +631,18 @@ class FactorySim:
             await self.pause(request.receive, self.throttle_delay)
             return _message(503, "Unable to satisfy pizza order. The oven is full.")
         answer = {"jwt": self._order_jwt(diner, order)}
-        return JSONResponse(answer | ({"reportUrl": report_url} if report_url else {}))
+        return _Json(answer | ({"reportUrl": report_url} if report_url else {}))
 
     async def _verify(self, request: Request) -> Response:
         payload = verify_jwt(self._key, (await _json_body(request)).get("jwt"))
         if payload is None:
             return _message(403, "invalid")
-        return JSONResponse({"message": "valid", "payload": payload})
+        return _Json({"message": "valid", "payload": payload})
 
     async def _vendor(self, request: Request) -> Response:
         if not self._authorized(request):
             return _message(401, "invalid authentication")
-        return JSONResponse(self.vendor_record())
+        return _Json(self.vendor_record())
 
     async def _put_chaos(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -633,23 +672,21 @@ class FactorySim:
 
     # -- JWT Pizza service ----------------------------------------------------------------------------------
     async def _service_root(self, request: Request) -> Response:
-        return JSONResponse({"message": "welcome to JWT Pizza", "version": self.service_version})
+        return _Json({"message": "welcome to JWT Pizza", "version": self.service_version})
 
     async def _service_docs(self, request: Request) -> Response:
         config = {"factory": self.service_factory_url, "db": "127.0.0.1"}
-        return JSONResponse(
-            {"version": self.service_version, "endpoints": SERVICE_ENDPOINTS, "config": config}
-        )
+        return _Json({"version": self.service_version, "endpoints": SERVICE_ENDPOINTS, "config": config})
 
     async def _service_auth(self, request: Request) -> Response:
         body = await _json_body(request)
         if body.get("email") != DINER_EMAIL or body.get("password") != DINER_PASSWORD:
-            return _message(404, "unknown user")
+            return _message(404, "unknown user", stack="Error: unknown user\n    at DB.getUser (database.js)")
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens.add(token)
         user = {"id": 3, "name": "pizza diner", "email": DINER_EMAIL, "roles": [{"role": "diner"}]}
-        return JSONResponse({"user": user, "token": token})
+        return _Json({"user": user, "token": token})
 
     def _service_client(self) -> httpx.AsyncClient:
         """One client per server loop: building one per order (an SSL context each) costs ~100 ms under load."""
@@ -713,7 +750,10 @@ class FactorySim:
                 headers={"Authorization": f"Bearer {self.service_api_key}"},
             )
         except httpx.HTTPError:
-            return _message(500, "fetch failed")
+            # the service's Express error handler: {message: err.message, stack: err.stack}
+            return _message(
+                500, "fetch failed", stack="TypeError: fetch failed\n    at node:internal/deps/undici"
+            )
         try:
             answer = r.json()
         except ValueError:
@@ -722,7 +762,7 @@ class FactorySim:
         if not r.is_success:
             return _message(500, "Failed to fulfill order at factory", **self._link(True, link))
         out = {"order": order, "jwt": answer.get("jwt"), **self._link(False, link)}
-        return JSONResponse({k: v for k, v in out.items() if v is not None})
+        return _Json({k: v for k, v in out.items() if v is not None})
 
     def _service_app(self) -> Starlette:
         routes = [
@@ -738,7 +778,7 @@ class FactorySim:
     # -- control API ----------------------------------------------------------------------------------------
     def _control_routes(self) -> list[Route]:
         async def state(request: Request) -> Response:
-            return JSONResponse(self.state())
+            return _Json(self.state())
 
         async def set_mode(request: Request) -> Response:
             mode = request.path_params["mode"]
@@ -758,15 +798,15 @@ class FactorySim:
             elif mode == "down":
                 # Another thread, after this answer: stopping the server waits for in-flight responses.
                 threading.Thread(target=hook, args=(mode, down_for), daemon=True).start()
-                return JSONResponse({**self.state(), "mode": "down"}, 202)
+                return _Json({**self.state(), "mode": "down"}, 202)
             else:
                 await asyncio.to_thread(hook, mode, None)
-            return JSONResponse(self.state())
+            return _Json(self.state())
 
         async def start_now(request: Request) -> Response:
             if not self.start_now():
                 return _message(409, "no chaos scheduled")
-            return JSONResponse(self.state())
+            return _Json(self.state())
 
         return [
             Route("/_sim/state", state, methods=["GET"]),

@@ -4,6 +4,8 @@ Each test names the fact it pins; the probes and the monitor are built against t
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -158,7 +160,13 @@ def test_service_with_a_wrong_factory_key_fails_every_order_while_probes_are_fin
 def test_service_login_and_order_need_a_real_token(servers: FactoryServers) -> None:
     with httpx.Client(base_url=servers.service_url, timeout=5) as service:
         wrong = service.put("/api/auth", json={"email": DINER_EMAIL, "password": "nope"})
-        assert (wrong.status_code, wrong.json()) == (404, {"message": "unknown user"})
+        # The service's error handler (real pair, 2026-12-07): 404 {"message": "unknown user", "stack": …}.
+        assert (wrong.status_code, set(wrong.json()), wrong.json()["message"]) == (
+            404,
+            {"message", "stack"},
+            "unknown user",
+        )
+        assert wrong.json()["stack"].startswith("Error: unknown user")
         r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": "Bearer forged"})
         assert (r.status_code, r.json()) == (401, {"message": "unauthorized"})
         login = service.put("/api/auth", json={"email": DINER_EMAIL, "password": DINER_PASSWORD}).json()
@@ -186,3 +194,99 @@ def test_service_link_field_name_variants(
         assert SUPPORT.search(r.json()[name]), r.json()
         links = [k for k, v in r.json().items() if isinstance(v, str) and "/api/support/" in v]
         assert links == [name]
+
+
+# -- Observed on the real pair run on loopback, 2026-12-07 (scripts/check-real-pair.sh) ---------------------
+
+
+def test_support_link_with_an_unknown_key_says_no_chaos(make_servers: MakeServers) -> None:
+    # supportRouter looks the vendor up by the key in the path; no vendor -> "No chaos currently executing", 200,
+    # even while chaos runs for the vendor whose key it is not.
+    servers = make_servers(report_url_mode="self")
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        factory.put("/api/vendor/chaos/fail", headers=AUTH)
+        link = factory.post("/api/order", json=ORDER, headers=AUTH).json()["reportUrl"]
+        fix_code = link.rsplit("/", 1)[1]
+        r = factory.get(f"/api/support/{'f' * 32}/report/{fix_code}")
+        assert (r.status_code, r.json()) == (200, {"message": "No chaos currently executing"})
+        assert factory.get("/api/vendor", headers=AUTH).json()["chaos"]["type"] == "fail"  # still running
+
+
+def test_vendor_record_carries_roles_and_connections(servers: FactoryServers) -> None:
+    # Real: {"id","name","apiKey","created","email",["chaos",]"roles":["vendor"],"connections":{}}.
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        vendor = factory.get("/api/vendor", headers=AUTH).json()
+        assert set(vendor) == {"id", "name", "apiKey", "created", "email", "roles", "connections"}
+        assert (vendor["roles"], vendor["connections"], vendor["apiKey"]) == (["vendor"], {}, DEFAULT_API_KEY)
+        factory.put("/api/vendor/chaos/fail", headers=AUTH)
+        assert set(factory.get("/api/vendor", headers=AUTH).json()) == {*vendor, "chaos"}
+
+
+def test_jwks_keys_name_only_kty_kid_n_e(servers: FactoryServers) -> None:
+    # node-jose's toJSON(): no "use", no "alg" (a consumer must not require them).
+    keys = httpx.get(f"{servers.factory_url}/.well-known/jwks.json").json()["keys"]
+    assert len(keys) == 1 and set(keys[0]) == {"kty", "kid", "n", "e"}
+    assert (keys[0]["kty"], keys[0]["e"]) == ("RSA", "AQAB")
+
+
+def test_badjwt_answers_one_fixed_bogus_token_whatever_the_order(servers: FactoryServers) -> None:
+    # The real Factory returns the same unverifiable token for every order under badjwt (even an empty body):
+    # three dot-separated parts whose header part does not decode to JSON.
+    servers.sim.set_chaos("badjwt")
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        first = factory.post("/api/order", json=ORDER, headers=AUTH)
+        empty = factory.post("/api/order", json={}, headers=AUTH)
+        assert first.status_code == empty.status_code == 200
+        assert set(first.json()) == {"jwt", "reportUrl"} and first.json()["jwt"] == empty.json()["jwt"]
+        header = first.json()["jwt"].split(".")[0]
+        assert len(first.json()["jwt"].split(".")) == 3
+        with pytest.raises(ValueError):
+            json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        r = factory.post("/api/order/verify", json={"jwt": first.json()["jwt"]})
+        assert (r.status_code, r.json()) == (403, {"message": "invalid"})
+
+
+def test_throttle_delays_even_an_invalid_order_then_validates_it(servers: FactoryServers) -> None:
+    servers.sim.set_chaos("throttle")
+    with httpx.Client(base_url=servers.factory_url, timeout=5) as factory:
+        start = time.monotonic()
+        r = factory.post("/api/order", json={}, headers=AUTH)
+        assert time.monotonic() - start >= 0.3  # the throttle delay (32 s real), then body validation
+        assert (r.status_code, r.json()) == (400, {"message": "Missing required parameters"})
+
+
+def test_json_answers_carry_express_headers(servers: FactoryServers) -> None:
+    # Express: "application/json; charset=utf-8" and the course's CORS headers on every answer, both apps.
+    for url in (f"{servers.factory_url}/api/docs", f"{servers.factory_url}/nope", f"{servers.service_url}/"):
+        r = httpx.get(url)
+        assert r.headers["content-type"] == "application/json; charset=utf-8", url
+        assert r.headers["access-control-allow-origin"] == "*", url
+        assert r.headers["access-control-allow-methods"] == "GET, POST, PUT, DELETE", url
+        assert r.headers["access-control-allow-headers"] == "Content-Type, Authorization", url
+        assert r.headers["access-control-allow-credentials"] == "true", url
+
+
+def test_upstream_service_and_factory_share_a_version(servers: FactoryServers) -> None:
+    # Both upstream repositories ship version.json "20240518.154317" (a deploy stamps its own).
+    service = httpx.get(f"{servers.service_url}/").json()
+    factory = httpx.get(f"{servers.factory_url}/api/docs").json()
+    assert service == {"message": "welcome to JWT Pizza", "version": "20240518.154317"}
+    assert factory["version"] == "20240518.154317"
+
+
+def test_service_without_a_factory_answers_its_error_handler_body(servers: FactoryServers) -> None:
+    # fetch() throws; the service's Express error handler answers 500 {"message": err.message, "stack": …}.
+    with httpx.Client(base_url=servers.service_url, timeout=5) as service:
+        token = _diner_token(service)
+        servers.set_mode("down")
+        r = service.post("/api/order", json=ORDER["order"], headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 500 and set(r.json()) == {"message", "stack"}
+        assert r.json()["message"] == "fetch failed"
+        assert r.json()["stack"].startswith("TypeError: fetch failed")
+
+
+def test_docs_list_verify_as_requiring_auth_although_it_does_not(servers: FactoryServers) -> None:
+    docs = httpx.get(f"{servers.factory_url}/api/docs").json()
+    assert docs["message"] == "welcome to JWT Pizza Factory"
+    verify = [e for e in docs["endpoints"] if e["path"] == "/api/order/verify"]
+    assert [(e["method"], e["requiresAuth"]) for e in verify] == [("POST", True)]
