@@ -35,7 +35,7 @@ async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
 
 
 @action("take_command")
-async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
+async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """ "Take command" while nobody commands; "Take over command" (confirmed in Slack) carries the commander the
     template showed, so a stale press never takes over from someone else than the person the presser saw."""
     incident_id = await _bound(ctx, body, change=False)
@@ -46,6 +46,8 @@ async def take_command(ctx: Ctx, body: dict[str, Any]) -> Reply:
     if inc.commander and inc.commander != shown:
         return Reply(f"<@{inc.commander}> already commands {inc.id}.", ok=False)
     outcome = await LifecycleFlows(ctx.svc).set_role(inc.id, ctx.user, "commander", ctx.user)
+    if outcome.ok and outcome.changed:
+        return None  # the hand-over shows in the room (its line, the template): no private echo
     return Reply(outcome.text, ok=outcome.ok)
 
 
