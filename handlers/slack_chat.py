@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import response_url_allowed
@@ -24,15 +20,10 @@ log = logging.getLogger("incident_bot.slack")
 
 
 def make_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
-    """The SDK retries 5xx and connection errors itself. 429s are the rate gate's: the SDK's own handler would
-    wait per request while every other caller kept hitting the method."""
+    """No SDK retries: SlackChat retries 429s, 5xx and connection errors itself, each retry through the rate
+    gate (the SDK's handlers retried inside one call, past a pause another caller's 429 had just set)."""
     client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout)
-    client.retry_handlers[:] = [
-        h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
-    ]
-    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
-    if not any(isinstance(h, AsyncConnectionErrorRetryHandler) for h in client.retry_handlers):
-        client.retry_handlers.append(AsyncConnectionErrorRetryHandler())
+    client.retry_handlers[:] = []
     return client
 
 
@@ -44,6 +35,11 @@ def make_session(timeout: float) -> aiohttp.ClientSession:
 # A call that met 429 waits out Retry-After in the gate and tries again this many times before the caller
 # (the outbox, a page timer) hears `ratelimited` and schedules it later.
 RATE_LIMIT_RETRIES = 3
+# A 5xx or a dropped connection is retried this many times, after SERVER_BACKOFF × n seconds, then through
+# the gate (what the SDK's own handlers did, minus bypassing the gate). A timeout is not retried here: its
+# outcome is unknown, and the callers (outbox, page timer, provisioning's name claim) own that decision.
+SERVER_RETRIES = 2
+SERVER_BACKOFF = 0.5
 
 
 class SlackChat:
@@ -65,15 +61,21 @@ class SlackChat:
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         channel = kwargs.get("channel")
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
+        limited_n = transient_n = 0
+        while True:
             await self.gate.wait(method, str(channel) if channel else None)
             try:
                 return await self._call_once(method, kwargs)
             except _RateLimited as limited:
                 await self.gate.rate_limited(method, limited.error.retry_after)
-                if attempt == RATE_LIMIT_RETRIES:
+                limited_n += 1
+                if limited_n > RATE_LIMIT_RETRIES:
                     raise limited.error from None
-        raise AssertionError("unreachable")
+            except _Transient as transient:
+                transient_n += 1
+                if transient_n > SERVER_RETRIES:
+                    raise transient.error from None
+                await asyncio.sleep(SERVER_BACKOFF * transient_n)
 
     async def _call_once(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -88,11 +90,13 @@ class SlackChat:
             err = self._error(method, error, float(retry) if retry else None)
             if exc.response.status_code == 429:
                 raise _RateLimited(err) from exc
+            if exc.response.status_code >= 500:
+                raise _Transient(err) from exc
             raise err from exc
         except TimeoutError as exc:
             raise self._error(method, "timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise self._error(method, "connection_error") from exc
+            raise _Transient(self._error(method, "connection_error")) from exc
 
     def _error(self, method: str, error: str, retry_after: float | None = None) -> ChatError:
         if self.metrics is not None:
@@ -253,6 +257,14 @@ class SlackChat:
 
 
 class _RateLimited(Exception):
+    def __init__(self, error: ChatError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Transient(Exception):
+    """A 5xx or a dropped connection: worth another try (through the gate) before the caller hears it."""
+
     def __init__(self, error: ChatError) -> None:
         super().__init__(str(error))
         self.error = error

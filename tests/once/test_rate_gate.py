@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from bot.context import Services
+from bot.ports import ChatError
 from bot.priority import BACKGROUND, PAGE, with_priority
 from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
@@ -97,3 +98,39 @@ async def test_pages_go_before_background_posts_when_tight(db_url: str, slack: S
     order = [c.args["text"] for c in slack.calls_to("chat.postMessage", ok=True)]
     # Per-channel buckets (scaled too) admit each room's first post; the workspace bucket decides the order.
     assert order.index("page") <= 3, order
+
+
+async def test_a_5xx_retry_waits_for_a_pause_set_meanwhile(
+    procs: tuple[Services, Services], slack: SlackStandin
+) -> None:
+    """A 500 is retried through the gate: when another caller's 429 pauses the method meanwhile, the retry
+    waits for it (the SDK's own 5xx handler retried inside the call, 0.5 s later, past the pause)."""
+    a, _ = procs
+    [room] = _rooms(slack, 1)
+    slack.fail_next("chat.postMessage", status=500, error="internal_error", retry_after=None)
+    first = asyncio.create_task(a.chat.post(room, "after a 500"))
+    for _ in range(200):
+        failed = [c for c in slack.calls_to("chat.postMessage") if c.http_status == 500]
+        if failed:
+            break
+        await asyncio.sleep(0.005)
+    else:
+        raise AssertionError("no 500 seen")
+    paused_at = failed[0].at
+    await a.chat.gate.rate_limited("chat.postMessage", 2.0)  # as if another caller had just met a 429
+    await first
+    [ok] = slack.calls_to("chat.postMessage", ok=True)
+    assert ok.at >= paused_at + 2, ok.at - paused_at
+    assert len(slack.calls_to("chat.postMessage")) == 2  # the 500, then one retry
+
+
+async def test_a_5xx_that_persists_is_retried_twice_then_told(
+    procs: tuple[Services, Services], slack: SlackStandin
+) -> None:
+    a, _ = procs
+    [room] = _rooms(slack, 1)
+    slack.fail_next("chat.postMessage", status=503, error="service_unavailable", retry_after=None, times=5)
+    with pytest.raises(ChatError) as raised:
+        await a.chat.post(room, "Slack is down")
+    assert raised.value.error == "service_unavailable"
+    assert len(slack.calls_to("chat.postMessage")) == 3
