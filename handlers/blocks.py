@@ -61,17 +61,24 @@ def button(text: str, action_id: str, value: str = "", style: str | None = None)
 def pir_done_button(incident_id: str) -> dict[str, Any]:
     """`/incident pir done` as a button: confirmed first, because Slack does not let a bot unarchive."""
     b = button("PIR done: close the war room", "template_pir_done", incident_id)
-    b["confirm"] = {
-        "title": {"type": "plain_text", "text": "Close the war room?"},
-        "text": {
-            "type": "plain_text",
-            "text": "The bot posts the closing summary with the PIR link and archives this channel. Slack does "
-            "not let a bot unarchive it: a recurrence becomes a new incident.",
-        },
-        "confirm": {"type": "plain_text", "text": "Close it"},
-        "deny": {"type": "plain_text", "text": "Not yet"},
-    }
+    b["confirm"] = confirm_dialog(
+        "Close the war room?",
+        "The bot posts the closing summary with the PIR link and archives this channel. Slack does not let a "
+        "bot unarchive it: a recurrence becomes a new incident.",
+        "Close it",
+        "Not yet",
+    )
     return b
+
+
+def confirm_dialog(title: str, text: str, yes: str, no: str) -> dict[str, Any]:
+    """Slack's confirmation dialog on a button (plain text; Slack's limits: title 100, text 300, buttons 30)."""
+    return {
+        "title": {"type": "plain_text", "text": clip(title, 100)},
+        "text": {"type": "plain_text", "text": clip(text, 300)},
+        "confirm": {"type": "plain_text", "text": clip(yes, 30)},
+        "deny": {"type": "plain_text", "text": clip(no, 30)},
+    }
 
 
 def actions(*buttons: dict[str, Any], block_id: str | None = None) -> dict[str, Any]:
@@ -102,16 +109,13 @@ def template_actions(card: IncidentCard) -> dict[str, Any]:
         buttons.append(button("Take command", "take_command", card.id, None if buttons else "primary"))
     else:  # handing over: the value names who commands now, so a stale press cannot take it from someone else
         over = button("Take over command", "take_command", f"{card.id}|{card.commander}")
-        over["confirm"] = {
-            "title": {"type": "plain_text", "text": "Take over command?"},
-            "text": {
-                "type": "plain_text",
-                "text": "You become the incident commander instead of the current one; the hand-over is on "
-                "the timeline and in this channel.",
-            },
-            "confirm": {"type": "plain_text", "text": "Take over"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-        }
+        over["confirm"] = confirm_dialog(
+            "Take over command?",
+            "You become the incident commander instead of the current one; the hand-over is on the timeline "
+            "and in this channel.",
+            "Take over",
+            "Cancel",
+        )
         buttons.append(over)
     buttons += [
         button("Update", "template_update", card.id),
