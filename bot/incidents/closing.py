@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.incidents.card import IncidentCard
 from bot.models import Incident, Timer
 from bot.outbox import deliver, enqueue
 from bot.pir.flows import pir_url
@@ -50,6 +51,16 @@ async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datet
         f"The review and the whole timeline: <{url}|open the PIR>. The channel is archived now; "
         "it stays searchable. Slack does not let a bot unarchive it, so a recurrence is a new incident."
     )
+    if inc.template_ts:
+        # The template's last edit before the archive (an archived channel's messages cannot be edited): a
+        # record without buttons, so nobody presses Reopen or PIR done on a closed room.
+        card_text, blocks = svc.render.template(IncidentCard.of(inc, svc.playbook))
+        kept = [b for b in blocks if b.get("type") != "actions"]
+        kept.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "📦 War room closed and archived."}]}
+        )
+        payload = {"channel": inc.channel_id, "ts": inc.template_ts, "text": card_text, "blocks": kept}
+        await enqueue(s, "update", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
     await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload={"text": text})
     await enqueue(s, "archive", channel=inc.channel_id, incident_id=inc.id, at=now)
     # A PIR reminder would now post into an archived channel: it has nothing left to remind of.

@@ -85,8 +85,9 @@ async def test_reopen_after_the_war_room_was_archived_is_refused_clearly(bot: Bo
     await bot.command("pir done", channel=inc.channel_id)
     assert bot.slack.channels[inc.channel_id].is_archived
     template = bot.slack.message(inc.channel_id, inc.template_ts)
-    assert template is not None and "template_reopen" in str(template.blocks)
+    assert template is not None and "template_reopen" not in str(template.blocks)  # a closed record now
 
+    # A client still showing the template from before the close presses Reopen: refused, nothing changes.
     refused_before = len([c for c in bot.slack.calls if c.error == "is_archived"])
     await bot.action("template_reopen", inc.id, user="UDECLARER", channel=inc.channel_id)
     _resp, url = await bot.command("reopen", channel=inc.channel_id)
@@ -119,6 +120,12 @@ async def test_pir_done_button_on_the_resolved_template_closes_the_war_room(bot:
     await bot.action("template_pir_done", inc.id, user="UDECLARER", channel=inc.channel_id)
     assert bot.slack.channels[inc.channel_id].is_archived
     assert len(_closing_posts(bot, inc.channel_id)) == 1
+    # Its last edit before the archive: a record without buttons (nothing left to press on a closed room).
+    closed = next(m for m in bot.slack.messages[inc.channel_id] if m.pinned)
+    assert not [b for b in closed.blocks or [] if b["type"] == "actions"]
+    assert "War room closed" in str(closed.blocks) and inc.id in closed.text
+    order = [c.method for c in bot.slack.calls if c.method in ("chat.update", "conversations.archive")]
+    assert order[-2:] == ["chat.update", "conversations.archive"]
     await bot.action("template_pir_done", inc.id, user="UDECLARER", channel=inc.channel_id)
     assert len(_closing_posts(bot, inc.channel_id)) == 1
     assert [c.method for c in bot.slack.calls].count("conversations.archive") == 1
