@@ -505,9 +505,13 @@ async function refresh() {
   try {
     do {
       S.again = false;
-      const q = new URLSearchParams({ viewer: S.viewer, channel: S.channel });
+      const asked = S.viewer;
+      const q = new URLSearchParams({ viewer: asked, channel: S.channel });
       const r = await fetch(`/api/state?${q}`);
-      if (r.ok) render(await r.json());
+      // A state fetched for the person you were before you switched is stale: fetch again, do not render it
+      // (rendering it would switch you back).
+      if (r.ok && asked !== S.viewer) S.again = true;
+      else if (r.ok) render(await r.json());
     } while (S.again);
   } catch (e) {
     setConn(false);
@@ -519,7 +523,7 @@ async function refresh() {
 function render(data) {
   S.data = data;
   S.actions = new Map();
-  if (S.viewer !== data.viewer) S.viewer = data.viewer;
+  if (S.viewer !== data.viewer) S.viewer = data.viewer; // the server corrects an unknown or empty viewer
   if (S.channel === HOME) {
     renderSidebar();
     $("#channel-header").innerHTML = `<div class="ch-title">🏠 Incident Bot</div><div class="ch-topic">Home</div>`;
