@@ -7,6 +7,7 @@ Rows of one channel go out in order: a row is eligible only when no earlier row 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,9 @@ from bot.states import OutboxState
 log = logging.getLogger("incident_bot.outbox")
 
 LEASE = timedelta(seconds=60)
+# While an effect runs, its holder pushes the lease forward this often (real seconds): a send slowed past the
+# lease by the rate gate or a slow Slack is not taken over and sent again by another process.
+RENEW_EVERY = 10.0
 # The process that wrote a row delivers it right after commit; the worker only takes rows older than this,
 # so it does not race the web process for a fresh declaration's war room.
 WORKER_GRACE = timedelta(seconds=5)
@@ -136,18 +140,60 @@ async def _release(svc: Services, ids: list[int]) -> None:
 
 
 async def _send(svc: Services, row: OutboxMessage) -> str:
-    """sent | failed (given up) | retry."""
+    """sent | failed (given up) | retry | lost (another process holds the row now)."""
+    stop = asyncio.Event()
+    beat = asyncio.create_task(_keep_lease(svc, row, stop))
     try:
         # Reminders and announcements yield to pages when Slack's limits are tight.
         with with_priority(int(row.payload.get("priority", NORMAL))):
             result = await _perform(svc, row)
     except ChatError as exc:
         return await _failed(svc, row, exc)
+    finally:
+        stop.set()  # stopped, not cancelled mid-query (see bot/dispatch.py)
+        await beat
     async with svc.db.session() as s:
-        r = await s.get(OutboxMessage, row.id)
-        if r is not None:
-            r.state, r.sent_at, r.result, r.last_error = OutboxState.SENT, svc.clock.now(), result or {}, None
+        r = await s.get(OutboxMessage, row.id, with_for_update=True)
+        if r is None:
+            return "sent"
+        if not _ours(r, row):
+            # Our lease ran out and another process took the row over: what we sent is Slack's now, but the
+            # row is theirs to finish (the effects are idempotent where Slack allows, see reliability.md).
+            log.warning("outbox row %s was taken over while it was being sent", row.id)
+            return "lost"
+        r.state, r.sent_at, r.result, r.last_error = OutboxState.SENT, svc.clock.now(), result or {}, None
     return "sent"
+
+
+def _ours(current: OutboxMessage, claimed: OutboxMessage) -> bool:
+    """Still our claim: every claim increments `attempts`, so it is the fencing token."""
+    return current.state == OutboxState.SENDING and current.attempts == claimed.attempts
+
+
+async def _keep_lease(svc: Services, row: OutboxMessage, stop: asyncio.Event) -> None:
+    """Push the row's lease forward while its effect runs; stop once the row is not ours any more."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), RENEW_EVERY)
+            return
+        except TimeoutError:
+            pass
+        try:
+            async with svc.db.session() as s:
+                renewed = await s.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id == row.id,
+                        OutboxMessage.state == OutboxState.SENDING,
+                        OutboxMessage.attempts == row.attempts,
+                    )
+                    .values(next_attempt_at=svc.clock.now() + LEASE)
+                    .execution_options(synchronize_session=False)
+                )
+            if not renewed.rowcount:  # type: ignore[attr-defined]
+                return
+        except Exception as exc:  # the database is away: marking the row will tell
+            log.warning("could not renew the lease on outbox row %s: %s", row.id, exc)
 
 
 async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
@@ -254,9 +300,11 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     give_up = not exc.transient or now - row.created_at > GIVE_UP_AFTER
     backoff = timedelta(seconds=exc.backoff(row.attempts, cap=256))
     async with svc.db.session() as s:
-        r = await s.get(OutboxMessage, row.id)
+        r = await s.get(OutboxMessage, row.id, with_for_update=True)
         if r is None:
             return "failed"
+        if not _ours(r, row):
+            return "lost"  # taken over while it was being sent: the new holder decides
         r.last_error = exc.error
         if not give_up:
             r.state, r.next_attempt_at = OutboxState.PENDING, now + backoff
