@@ -6,7 +6,9 @@ SQLite: BEGIN IMMEDIATE (see bot.db) serialises writers, so the same UPDATE … 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, select, update
@@ -43,3 +45,26 @@ async def claim_rows(
     async with db.session() as s:
         rows = list((await s.execute(stmt)).scalars())
     return sorted(rows, key=lambda r: tuple(getattr(r, c.key) for c in order_by))
+
+
+log = logging.getLogger("incident_bot.claim")
+
+
+async def keep_claim(
+    stop: asyncio.Event, every: float, renew: Callable[[], Awaitable[bool]], what: str
+) -> None:
+    """While a claimed row's work runs: call `renew` every `every` seconds until `stop` is set or `renew`
+    says the claim is not ours any more. Stopped through the event, never cancelled: a renewal cancelled
+    inside its database call can leave the pooled connection mid-transaction (SQLite then holds its lock and
+    the engine cannot be disposed). A failed renewal is logged; the work's own writes will tell."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+            return
+        except TimeoutError:
+            pass
+        try:
+            if not await renew():
+                return
+        except Exception as exc:
+            log.warning("could not renew the claim on %s: %s", what, exc)

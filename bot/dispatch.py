@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot import timers
+from bot.claim import keep_claim
 from bot.models import OutboxMessage, Timer
 
 if TYPE_CHECKING:
@@ -94,22 +95,14 @@ async def _fire(svc: Services, t: Timer, worker: str) -> None:
         log.exception("timer %s (%s %s) failed", t.id, t.kind, t.step)
         await timers.retry_later(svc.db, t.id, svc.clock.now() + timedelta(seconds=5), repr(exc))
     finally:
-        # Stopped, not cancelled: a renewal cancelled inside its database call can leave the pooled
-        # connection mid-transaction (SQLite then holds its lock and the engine cannot be disposed).
-        stop.set()
+        stop.set()  # stopped, not cancelled (bot.claim.keep_claim says why)
         await beat
 
 
-async def _keep_claim(svc: Services, timer_id: int, worker: str, stop: asyncio.Event) -> None:
+def _keep_claim(svc: Services, timer_id: int, worker: str, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
     """Renew the claim while the handler runs; stop once it is not ours any more."""
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), RENEW_EVERY)
-            return
-        except TimeoutError:
-            pass
-        try:
-            if not await timers.renew(svc.db, timer_id, worker, svc.clock.now()):
-                return
-        except Exception as exc:  # the database is away: the handler's own writes will tell
-            log.warning("could not renew the claim on timer %s: %s", timer_id, exc)
+
+    async def renew() -> bool:
+        return await timers.renew(svc.db, timer_id, worker, svc.clock.now())
+
+    return keep_claim(stop, RENEW_EVERY, renew, f"timer {timer_id}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from bot import incident_store as service
-from bot.claim import claim_rows
+from bot.claim import claim_rows, keep_claim
 from bot.context import Services
 from bot.models import OutboxMessage
 from bot.ports import ChatError
@@ -150,7 +151,7 @@ async def _send(svc: Services, row: OutboxMessage) -> str:
     except ChatError as exc:
         return await _failed(svc, row, exc)
     finally:
-        stop.set()  # stopped, not cancelled mid-query (see bot/dispatch.py)
+        stop.set()  # stopped, not cancelled (bot.claim.keep_claim says why)
         await beat
     async with svc.db.session() as s:
         r = await s.get(OutboxMessage, row.id, with_for_update=True)
@@ -170,30 +171,24 @@ def _ours(current: OutboxMessage, claimed: OutboxMessage) -> bool:
     return current.state == OutboxState.SENDING and current.attempts == claimed.attempts
 
 
-async def _keep_lease(svc: Services, row: OutboxMessage, stop: asyncio.Event) -> None:
+def _keep_lease(svc: Services, row: OutboxMessage, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
     """Push the row's lease forward while its effect runs; stop once the row is not ours any more."""
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), RENEW_EVERY)
-            return
-        except TimeoutError:
-            pass
-        try:
-            async with svc.db.session() as s:
-                renewed = await s.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.id == row.id,
-                        OutboxMessage.state == OutboxState.SENDING,
-                        OutboxMessage.attempts == row.attempts,
-                    )
-                    .values(next_attempt_at=svc.clock.now() + LEASE)
-                    .execution_options(synchronize_session=False)
+
+    async def renew() -> bool:
+        async with svc.db.session() as s:
+            renewed = await s.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row.id,
+                    OutboxMessage.state == OutboxState.SENDING,
+                    OutboxMessage.attempts == row.attempts,
                 )
-            if not renewed.rowcount:  # type: ignore[attr-defined]
-                return
-        except Exception as exc:  # the database is away: marking the row will tell
-            log.warning("could not renew the lease on outbox row %s: %s", row.id, exc)
+                .values(next_attempt_at=svc.clock.now() + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+        return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+    return keep_claim(stop, RENEW_EVERY, renew, f"outbox row {row.id}")
 
 
 async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:

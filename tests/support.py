@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -211,3 +212,23 @@ def form_values(
             default = el.get("initial_value") if prefilled else ""
             values[bid] = {el["action_id"]: {"type": "plain_text_input", "value": changed.get(bid, default)}}
     return values
+
+
+class HeldPosts:
+    """The real ChatPort, but `post` waits for `release` (a throttled or hung Slack); with `dms_only`, only
+    posts to DM channels (D…) are held."""
+
+    def __init__(self, inner: Any, *, dms_only: bool = False) -> None:
+        self.inner = inner
+        self.dms_only = dms_only
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def post(self, channel: str, text: str, blocks: Any = None, **kw: Any) -> Any:
+        if not self.dms_only or channel.startswith("D"):
+            self.entered.set()
+            await self.release.wait()
+        return await self.inner.post(channel, text, blocks, **kw)

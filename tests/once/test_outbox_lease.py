@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,24 +19,8 @@ from bot.models import OutboxMessage
 from bot.states import OutboxState
 from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
+from tests.support import HeldPosts
 from wiring.services import build_services
-
-
-class SlowPost:
-    """The real ChatPort, but a post waits for `release` (a throttled or hung Slack)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def post(self, channel: str, text: str, blocks: Any = None, **kw: Any) -> Any:
-        self.entered.set()
-        await self.release.wait()
-        return await self.inner.post(channel, text, blocks, **kw)
 
 
 @pytest.fixture
@@ -75,7 +58,7 @@ async def test_a_post_slower_than_the_lease_is_sent_once(
     monkeypatch.setattr(outbox, "RENEW_EVERY", 0.02, raising=False)
     a, b = two
     room = slack.add_channel("room-lease", members=["UBOT"]).id
-    slow = SlowPost(a.chat)
+    slow = HeldPosts(a.chat)
     a.chat = slow  # type: ignore[assignment]
     await _queue(a, room)
     first = asyncio.create_task(outbox.deliver(a))
@@ -103,13 +86,13 @@ async def test_a_stalled_holder_does_not_mark_a_row_taken_over(
     monkeypatch.setattr(outbox, "RENEW_EVERY", 3600.0, raising=False)
     a, b = two
     room = slack.add_channel("room-stall", members=["UBOT"]).id
-    slow = SlowPost(a.chat)
+    slow = HeldPosts(a.chat)
     a.chat = slow  # type: ignore[assignment]
     await _queue(a, room)
     first = asyncio.create_task(outbox.deliver(a))
     await asyncio.wait_for(slow.entered.wait(), 10)
     clock.advance(seconds=90)
-    b_slow = SlowPost(b.chat)
+    b_slow = HeldPosts(b.chat)
     b.chat = b_slow  # type: ignore[assignment]
     second = asyncio.create_task(outbox.deliver(b))
     await asyncio.wait_for(b_slow.entered.wait(), 10)  # b holds the row now (attempts 2)

@@ -25,27 +25,10 @@ from bot.states import PageState, TimerState
 from bot.worker import Worker
 from sandbox.slack_standin import SlackStandin
 from tests.conftest import make_settings
+from tests.support import HeldPosts
 from wiring.services import build_services
 
 DM = "DU02SECOND"  # the stand-in's DM channel of U02SECOND, the L2 on-call
-
-
-class SlowDM:
-    """The real ChatPort, but a DM post waits for `release` (a hung or throttled Slack)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def post(self, channel: str, text: str, blocks: Any = None, **kw: Any) -> Any:
-        if channel.startswith("D"):
-            self.entered.set()
-            await self.release.wait()
-        return await self.inner.post(channel, text, blocks, **kw)
 
 
 async def _seed(svc: Services) -> int:
@@ -122,7 +105,7 @@ async def test_page_send_slower_than_the_lease_is_sent_once(
 ) -> None:
     monkeypatch.setattr(dispatch, "RENEW_EVERY", 0.02, raising=False)
     a, b = two
-    slow = SlowDM(a.chat)
+    slow = HeldPosts(a.chat, dms_only=True)
     a.chat = slow
     timer_id = await _seed(a)
     wa = Worker(a, worker_id="wa", extra_ticks=[])
@@ -152,7 +135,7 @@ async def test_a_worker_whose_claim_was_taken_stops_and_leaves_the_page_to_the_h
     page over wb's claim, and what it delivered is recorded, so nobody sends it a third time."""
     monkeypatch.setattr(dispatch, "RENEW_EVERY", 3600.0, raising=False)  # the stalled holder never renews
     a, b = two
-    slow = SlowDM(a.chat)
+    slow = HeldPosts(a.chat, dms_only=True)
     a.chat = slow
     timer_id = await _seed(a)
     wa = Worker(a, worker_id="wa", extra_ticks=[])
@@ -161,7 +144,7 @@ async def test_a_worker_whose_claim_was_taken_stops_and_leaves_the_page_to_the_h
     first = asyncio.create_task(wa.tick())
     await asyncio.wait_for(slow.entered.wait(), 10)
     clock.advance(seconds=45)
-    b.chat = SlowDM(b.chat)  # wb's DM is slow too: it holds the claim while wa wakes up
+    b.chat = HeldPosts(b.chat, dms_only=True)  # wb's DM is slow too: it holds the claim while wa wakes up
     second = asyncio.create_task(wb.tick())
     await asyncio.wait_for(b.chat.entered.wait(), 10)
     assert (await _state(b, timer_id))[3] == "wb"
@@ -181,7 +164,7 @@ async def test_a_worker_that_dies_mid_send_is_taken_over_after_the_lease(
 ) -> None:
     monkeypatch.setattr(dispatch, "RENEW_EVERY", 0.02, raising=False)
     a, b = two
-    slow = SlowDM(a.chat)
+    slow = HeldPosts(a.chat, dms_only=True)
     a.chat = slow
     timer_id = await _seed(a)
     wa = Worker(a, worker_id="wa", extra_ticks=[])
