@@ -256,18 +256,20 @@ class SlackChat:
         await self._call("usergroups.users.update", usergroup=usergroup, users=",".join(users))
 
 
-class _RateLimited(Exception):
-    def __init__(self, error: ChatError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Transient(Exception):
-    """A 5xx or a dropped connection: worth another try (through the gate) before the caller hears it."""
+class _Retryable(Exception):
+    """A failed call `_call` may try again (through the gate) before the caller hears `error`."""
 
     def __init__(self, error: ChatError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class _RateLimited(_Retryable):
+    """A 429: the method pauses for every caller, then the call tries again."""
+
+
+class _Transient(_Retryable):
+    """A 5xx or a dropped connection: tried again after a short backoff."""
 
 
 # Methods whose Slack reference says they take no JSON body (shared/slack limits, section 4).

@@ -6,9 +6,7 @@ was claimed by a second process and sent again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -18,24 +16,7 @@ from bot.context import Services
 from bot.models import OutboxMessage
 from bot.states import OutboxState
 from sandbox.slack_standin import SlackStandin
-from tests.conftest import make_settings
 from tests.support import HeldPosts
-from wiring.services import build_services
-
-
-@pytest.fixture
-async def two(
-    db_url: str, slack: SlackStandin, clock: ManualClock
-) -> AsyncIterator[tuple[Services, Services]]:
-    settings = make_settings(db_url, slack)
-    async with aiohttp.ClientSession() as http:
-        a = build_services(settings, clock=clock, session=http).svc
-        b = build_services(settings, clock=clock, session=http).svc
-        try:
-            yield a, b
-        finally:
-            await a.db.dispose()
-            await b.db.dispose()
 
 
 async def _queue(svc: Services, channel: str) -> None:

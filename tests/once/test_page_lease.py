@@ -13,7 +13,6 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -24,9 +23,7 @@ from bot.models import Incident, Page, Timer
 from bot.states import PageState, TimerState
 from bot.worker import Worker
 from sandbox.slack_standin import SlackStandin
-from tests.conftest import make_settings
 from tests.support import HeldPosts
-from wiring.services import build_services
 
 DM = "DU02SECOND"  # the stand-in's DM channel of U02SECOND, the L2 on-call
 
@@ -85,19 +82,6 @@ async def _claim_renewed_since(svc: Services, timer_id: int, since: Any) -> bool
                 return True
         await asyncio.sleep(0.01)
     return False
-
-
-@pytest.fixture
-async def two(db_url: str, slack: SlackStandin, clock: ManualClock):  # type: ignore[no-untyped-def]
-    settings = make_settings(db_url, slack)
-    async with aiohttp.ClientSession() as http:
-        a = build_services(settings, clock=clock, session=http).svc
-        b = build_services(settings, clock=clock, session=http).svc
-        try:
-            yield a, b
-        finally:
-            await a.db.dispose()
-            await b.db.dispose()
 
 
 async def test_page_send_slower_than_the_lease_is_sent_once(
