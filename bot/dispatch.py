@@ -28,6 +28,9 @@ RENEW_EVERY = 5.0
 TimerHandler = Callable[["Services", Timer, str], Awaitable[None]]
 # An outbox effect: performs the row (raises ChatError to retry or give up), returns what to store as result.
 EffectHandler = Callable[["Services", OutboxMessage], Awaitable[dict[str, Any] | None]]
+# Writes what an effect's result means to its domain (e.g. where a page DM went) in the transaction that marks
+# the row sent: the record and the "sent" mark cannot disagree after a crash.
+EffectRecorder = Callable[[Any, OutboxMessage, dict[str, Any]], Awaitable[None]]
 Tick = Callable[["Services"], Awaitable[None]]
 # Called when the monitor sees an incident's metrics back to normal; True = "mine, say nothing more" (a drill).
 RecoveryHook = Callable[["Services", str], Awaitable[bool]]
@@ -41,6 +44,7 @@ ResolvedHook = Callable[["Services", str, str], Awaitable[None]]
 class Dispatch:
     timers: dict[str, TimerHandler] = field(default_factory=dict)
     effects: dict[str, EffectHandler] = field(default_factory=dict)
+    recorders: dict[str, EffectRecorder] = field(default_factory=dict)
     ticks: list[Tick] = field(default_factory=list)  # run by the worker on each pass, in this order
     recovery_hooks: list[RecoveryHook] = field(default_factory=list)
     resolve_gates: list[ResolveGate] = field(default_factory=list)
@@ -51,10 +55,12 @@ class Dispatch:
             raise ValueError(f"timer kind {kind!r} registered twice")
         self.timers[kind] = handler
 
-    def effect(self, kind: str, handler: EffectHandler) -> None:
+    def effect(self, kind: str, handler: EffectHandler, *, on_sent: EffectRecorder | None = None) -> None:
         if kind in self.effects:
             raise ValueError(f"outbox effect {kind!r} registered twice")
         self.effects[kind] = handler
+        if on_sent is not None:
+            self.recorders[kind] = on_sent
 
     def tick(self, fn: Tick) -> None:
         self.ticks.append(fn)

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
 from bot import incident_store as service
 from bot.claim import claim_rows, keep_claim
 from bot.context import Services
+from bot.db import DatabaseUnavailable
 from bot.models import OutboxMessage
 from bot.ports import ChatError
 from bot.priority import NORMAL, with_priority
@@ -34,6 +36,9 @@ RENEW_EVERY = 10.0
 # so it does not race the web process for a fresh declaration's war room.
 WORKER_GRACE = timedelta(seconds=5)
 GIVE_UP_AFTER = timedelta(hours=24)
+# Recording a sent effect is retried for this long (real seconds, well inside the lease) through a database
+# outage before the deliverer gives up on the record.
+RECORD_RETRIES = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
 
 
@@ -153,16 +158,46 @@ async def _send(svc: Services, row: OutboxMessage) -> str:
     finally:
         stop.set()  # stopped, not cancelled (bot.claim.keep_claim says why)
         await beat
+    return await _mark_sent(svc, row, result or {})
+
+
+async def _mark_sent(svc: Services, row: OutboxMessage, result: dict[str, Any]) -> str:
+    """Record that Slack took the effect, retrying through a short database outage: unrecorded, the row's
+    lease would run out and the effect would be sent a second time (a page DM twice)."""
+    for pause in (*RECORD_RETRIES, None):
+        try:
+            return await _mark_sent_once(svc, row, result)
+        except (DatabaseUnavailable, DBAPIError) as exc:
+            if pause is None:
+                raise
+            log.warning("outbox row %s: recording it sent failed (%s); retrying", row.id, exc)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+async def _mark_sent_once(svc: Services, row: OutboxMessage, result: dict[str, Any]) -> str:
     async with svc.db.session() as s:
-        r = await s.get(OutboxMessage, row.id, with_for_update=True)
-        if r is None:
-            return "sent"
-        if not _ours(r, row):
+        # Fenced by the claim's token (`attempts`): one statement, no read first.
+        marked = await s.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row.id,
+                OutboxMessage.state == OutboxState.SENDING,
+                OutboxMessage.attempts == row.attempts,
+            )
+            .values(state=OutboxState.SENT, sent_at=svc.clock.now(), result=result, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+        if not marked.rowcount:  # type: ignore[attr-defined]
+            if await s.get(OutboxMessage, row.id) is None:
+                return "sent"  # deleted meanwhile (retention, a test): nothing left to mark
             # Our lease ran out and another process took the row over: what we sent is Slack's now, but the
             # row is theirs to finish (the effects are idempotent where Slack allows, see reliability.md).
             log.warning("outbox row %s was taken over while it was being sent", row.id)
             return "lost"
-        r.state, r.sent_at, r.result, r.last_error = OutboxState.SENT, svc.clock.now(), result or {}, None
+        record = svc.dispatch.recorders.get(row.method)
+        if record is not None:
+            await record(s, row, result)
     return "sent"
 
 

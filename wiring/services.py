@@ -19,6 +19,14 @@ from bot.db import Database
 from bot.dispatch import Dispatch
 from bot.dr.drill import finish_drill_if_any
 from bot.escalation.flows import fire_page, fire_reminder
+from bot.escalation.page_dm import (
+    PAGE_DM,
+    PAGE_EDIT,
+    page_dm_effect,
+    page_edit_effect,
+    record_page_dm,
+    record_page_edit,
+)
 from bot.health.gate import resolve_objection
 from bot.health.monitor import monitor_tick
 from bot.incidents import closing
@@ -54,6 +62,8 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("update", outbox.update_effect)
     d.effect("reminder", outbox.reminder_effect)
     d.effect("invite", invite_effect)
+    d.effect(PAGE_DM, page_dm_effect, on_sent=record_page_dm)
+    d.effect(PAGE_EDIT, page_edit_effect, on_sent=record_page_edit)
     d.effect(USERGROUP_KIND, usergroup_effect)  # schedules.yaml `usergroup:` (bot/oncall/worker.py)
     d.tick(monitor_tick)
     d.tick(alerts_tick)  # webhook notifications a dead or busy process left (bot/alerts)

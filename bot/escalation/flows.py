@@ -3,37 +3,27 @@ acknowledge, escalate by hand. Fencing: a timer fires only while its plan_versio
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
-from bot.db import DatabaseUnavailable
+from bot.escalation.page_dm import PageView, page_view, queue_page_dm, queue_page_edit
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
 from bot.models import Incident, Page, Timer
 from bot.oncall.service import oncall_text, page_target
 from bot.outbox import deliver, enqueue
 from bot.playbook import format_duration
-from bot.ports import ChatError
 from bot.priority import BACKGROUND, PAGE, with_priority
 from bot.states import IncidentStatus, PageState, TimerState
 from bot.timefmt import fmt_elapsed
-from bot.timers import finish, renew, retry_later
 
 log = logging.getLogger("incident_bot.escalation")
-
-MAX_ATTEMPTS = 8
-# A DM Slack took is recorded even if the database drops out at that moment: the write is retried for this
-# long (real seconds, well inside the 30 s timer lease) before the handler gives up. Unrecorded, the page's
-# retry would send the DM again.
-RECORD_RETRIES = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def policy_of(svc: Services) -> Policy:
@@ -151,250 +141,92 @@ async def replan(
     return timers
 
 
-@dataclass(frozen=True)
-class PageView:
-    incident_id: str
-    severity_label: str
-    summary: str
-    open_for: str
-    channel_id: str | None
-    level: int
-    level_name: str
-    reason: str
-    is_drill: bool
-    # Set once the page's moment has passed: the DM is edited to say so and keeps the context above.
-    acked_by: str | None = None
-    acked_at: datetime | None = None
-    resolved_by: str | None = None
-    resolved_at: datetime | None = None
-    pir_url: str | None = None
-
-
-def page_view(svc: Services, inc: Incident, page: Page, now: datetime, **final: Any) -> PageView:
-    """What a page DM shows of its incident; `final` adds the ack / resolve fields."""
-    acked = inc.ack_cycle == inc.cycle and page.cycle == inc.cycle
-    return PageView(
-        incident_id=inc.id,
-        severity_label=svc.playbook.severities.label(inc.severity),
-        summary=inc.summary,
-        open_for=_open_for(now, inc.declared_at),
-        channel_id=inc.channel_id,
-        level=page.level,
-        level_name=svc.playbook.roster.level_name(page.level),
-        reason=page.reason,
-        is_drill=inc.is_drill,
-        acked_by=page.acked_by or (inc.acknowledged_by if acked else None),
-        acked_at=page.acked_at or (inc.acknowledged_at if acked else None),
-        **final,
-    )
-
-
-def _open_for(now: datetime, since: datetime) -> str:
-    return fmt_elapsed(now - since)
-
-
 async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
+    """Send one escalation step: in one transaction, the page row (the exactly-once guard), a `page_dm`
+    outbox row per person, the war-room line and the invite, the timeline event and the timer's completion.
+    The outbox delivers them right after commit (here) or from any worker after a crash; nothing is sent
+    from inside the transaction and nothing outside it needs recording."""
     now = svc.clock.now()
     async with svc.db.session() as s:
-        t = await s.get(Timer, timer.id)
+        # Locks in the ack's order (incident, then pages and timers), so the two never deadlock.
         inc = await service.get(s, timer.incident_id or "", for_update=True)
+        t = await s.get(Timer, timer.id)
         if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
-            return
+            return  # our claim ran out and another worker holds the timer: it pages
         if inc is None or t.plan_version != inc.plan_version or inc.status == IncidentStatus.RESOLVED:
             t.state, t.last_error = TimerState.DROPPED, "stale plan"
             return
         level = int(t.data.get("level", t.step.removeprefix("L")))
-        page = (
+        existing = (
             await s.execute(
-                select(Page).where(Page.incident_id == inc.id, Page.cycle == inc.cycle, Page.step == t.step)
+                select(Page.id).where(
+                    Page.incident_id == inc.id, Page.cycle == inc.cycle, Page.step == t.step
+                )
             )
         ).scalar_one_or_none()
-        if page is not None and page.state in (PageState.SENT, PageState.FAILED):
-            t.state, t.fired_at = TimerState.DONE, now  # already sent by an earlier claim: never twice
-            return
-        if page is None:
-            # Resolved now, as the page goes out: whoever holds the shift at this moment (bot.oncall).
-            target = await page_target(svc, level, now, s)
-            users = list(target.oncall.users)
-            due = datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at
-            page = Page(
-                incident_id=inc.id,
-                cycle=inc.cycle,
-                step=t.step,
-                level=level,
-                users={"ids": users, "oncall": target.record()},
-                reason=str(t.data.get("reason", "")),
-                due_at=due,
-                state=PageState.SENDING,
-                dm={},
-            )
-            s.add(page)
-            await s.flush()
-        else:
-            users = list(page.users.get("ids", []))  # a resumed send goes to whom it was resolved for
-        view = page_view(svc, inc, page, now)
-        page_id, mode, delivered = page.id, str(t.data.get("mode", "dm")), dict(page.dm)
-    errors: list[str] = []
-    try:
-        with with_priority(PAGE):  # pages go first through the Slack rate gate
-            delivered = await _deliver(svc, timer, worker, page_id, view, users, mode, delivered, errors)
-    except _ClaimLost:
-        # Our lease ran out (this worker stalled) and another worker holds the timer now: it resumes from the
-        # DMs recorded so far. Sending on would page the same people twice.
-        log.warning(
-            "page %s %s: claim taken over by another worker; leaving it to them", timer.id, timer.step
+        t.state, t.fired_at = TimerState.DONE, now
+        if existing is not None:
+            return  # paged by an earlier claim: never twice
+        # Resolved now, as the page goes out: whoever holds the shift at this moment (bot.oncall).
+        target = await page_target(svc, level, now, s)
+        users = list(target.oncall.users)
+        mode = str(t.data.get("mode", "dm"))
+        due = datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at
+        page = Page(
+            incident_id=inc.id,
+            cycle=inc.cycle,
+            step=t.step,
+            level=level,
+            users={"ids": users, "oncall": target.record()},
+            reason=str(t.data.get("reason", "")),
+            due_at=due,
+            sent_at=now,
+            state=PageState.SENT,  # handed to the outbox in this transaction
+            dm={u: {"queued": True} for u in users} if mode == "dm" else {},
         )
-        return
-    except ChatError as exc:
-        if exc.transient and timer.attempts < MAX_ATTEMPTS:
-            backoff = exc.backoff(timer.attempts, cap=60)
-            await retry_later(svc.db, timer.id, now + timedelta(seconds=backoff), exc.error)
-            async with svc.db.session() as s:
-                await service.add_event(
-                    s,
-                    view.incident_id,
-                    "slack_failed",
-                    f"Paging L{level} hit {exc.error}; retrying in {backoff:g} s",
-                    at=svc.clock.now(),
-                    data={"method": exc.method, "error": exc.error, "step": timer.step},
+        s.add(page)
+        await s.flush()  # the page's id names its DM rows
+        if mode == "dm":
+            for user in users:
+                await queue_page_dm(s, page, user, now)
+        view = page_view(svc, inc, page, now)
+        if view.channel_id:
+            # In the war room's order, ahead of background posts.
+            payload: dict[str, Any] = {"text": _war_room_line(view, users, mode), "priority": PAGE}
+            await enqueue(s, "post", channel=view.channel_id, incident_id=inc.id, at=now, payload=payload)
+            if users:  # everyone paged can join the war room at once
+                payload = {"users": users, "priority": PAGE}
+                await enqueue(
+                    s, "invite", channel=view.channel_id, incident_id=inc.id, at=now, payload=payload
                 )
-            return
-        errors.append(f"{exc.method}: {exc.error}")
-    sent_at = svc.clock.now()
-    async with svc.db.session() as s:
-        # Locks in the ack's order (incident, then pages and timers), so the two never deadlock.
-        await service.get(s, view.incident_id, for_update=True)
-        t = await s.get(Timer, timer.id, with_for_update=True)
-        page_row = await s.get(Page, page_id, with_for_update=True)
-        assert page_row is not None and t is not None
-        delivered = {**page_row.dm, **delivered}  # what another holder recorded stays recorded
-        taken = (t.state == TimerState.CLAIMED and t.claimed_by != worker) or t.state == TimerState.PENDING
-        if taken:
-            page_row.dm = delivered  # another worker holds (or will re-claim) the timer: it finishes the page
-            return
-        if view.channel_id and "_war_room" not in delivered:
-            # The war-room line is queued with the page's completion: the outbox delivers it, in the war
-            # room's order, ahead of background posts.
-            line = _war_room_line(view, users, mode)
-            await enqueue(
-                s,
-                "post",
-                channel=view.channel_id,
-                incident_id=view.incident_id,
-                at=sent_at,
-                payload={"text": line, "priority": PAGE},
-            )
-            delivered["_war_room"] = {"channel": view.channel_id}
-        if view.channel_id and users and "_invited" not in delivered:
-            # Everyone paged can join the war room at once: queued with the page, like its line.
-            payload = {"users": users}
-            await enqueue(
-                s,
-                "invite",
-                channel=view.channel_id,
-                incident_id=view.incident_id,
-                at=sent_at,
-                payload=payload,
-            )
-            delivered["_invited"] = {"channel": view.channel_id}
-        page_row.dm = delivered
-        ok = bool(delivered) or (not users)
-        page_row.state, page_row.sent_at = (PageState.SENT if ok else PageState.FAILED), sent_at
-        if t.state == TimerState.CLAIMED:  # an ack's re-plan may have dropped it meanwhile: it stays dropped
-            t.state, t.fired_at = TimerState.DONE, sent_at
-        lateness = (sent_at - page_row.due_at).total_seconds()
+        lateness = (now - due).total_seconds()
         who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
-        oncall = page_row.users.get("oncall") or {}
+        oncall = page.users.get("oncall") or {}
         why = f" ({oncall_text(oncall)})" if oncall else ""
         await service.add_event(
             s,
-            view.incident_id,
+            inc.id,
             "page",
-            f"Paged L{level} ({view.level_name}) {who}: {page_row.reason}{why}",
-            at=sent_at,
+            f"Paged L{level} ({view.level_name}) {who}: {page.reason}{why}",
+            at=now,
             data={
                 "level": level,
-                "step": timer.step,
+                "step": t.step,
                 "users": users,
-                "reason": page_row.reason,
-                "due_at": page_row.due_at.isoformat(),
-                "sent_at": sent_at.isoformat(),
+                "reason": page.reason,
+                "due_at": due.isoformat(),
+                "sent_at": now.isoformat(),
                 "lateness_s": round(lateness, 3),
                 "mode": mode,
-                "errors": errors,
                 "oncall": oncall,
             },
-            dedupe_key=f"{view.incident_id}:page:{page_row.cycle}:{timer.step}",
+            dedupe_key=f"{inc.id}:page:{page.cycle}:{t.step}",
         )
-        if errors:
-            await service.add_event(
-                s,
-                view.incident_id,
-                "slack_failed",
-                f"Page L{level} partly failed: {'; '.join(errors)}",
-                at=sent_at,
-                data={"errors": errors},
-            )
-    await deliver(svc, incident_id=view.incident_id)
+        incident_id = inc.id
+    with with_priority(PAGE):  # pages go first through the Slack rate gate
+        await deliver(svc, incident_id=incident_id)
     svc.metrics.pages_sent.labels(level=str(level)).inc()
     svc.metrics.timer_lateness.observe(max(lateness, 0))
-
-
-class _ClaimLost(Exception):
-    """The page's timer is held by another worker now (our lease ran out)."""
-
-
-async def _deliver(
-    svc: Services,
-    timer: Timer,
-    worker: str,
-    page_id: int,
-    view: PageView,
-    users: list[str],
-    mode: str,
-    delivered: dict[str, Any],
-    errors: list[str],
-) -> dict[str, Any]:
-    """DM each user not yet reached (recorded one by one, so a resumed send skips them). The war-room line is
-    an outbox row queued when the page is marked sent.
-
-    The timer's claim is the page's fencing token: it is renewed before each DM (and by the dispatcher while
-    the handler runs), and a worker that finds it taken stops (_ClaimLost) instead of sending on."""
-    if mode == "dm":
-        text, blocks = svc.render.page_dm(view)
-        for user in users:
-            if user in delivered:
-                continue
-            if not await renew(svc.db, timer.id, worker, svc.clock.now()):
-                raise _ClaimLost(timer.id)
-            try:
-                dm = await svc.chat.open_dm(user)
-                ts = await svc.chat.post(dm, text, blocks)
-            except ChatError as exc:
-                if exc.transient:
-                    raise
-                errors.append(f"{user}: {exc.method} {exc.error}")
-                continue
-            # `room`: whether the DM could name the war room; False ones are edited once it exists.
-            delivered[user] = {"channel": dm, "ts": ts, "room": bool(view.channel_id)}
-            await _record_dm(svc, page_id, user, delivered[user])
-    return {k: v for k, v in delivered.items()}
-
-
-async def _record_dm(svc: Services, page_id: int, user: str, sent: dict[str, Any]) -> None:
-    """Record one DM Slack took on the page row, retrying through a short database outage."""
-    for pause in (*RECORD_RETRIES, None):
-        try:
-            async with svc.db.session() as s:
-                row = await s.get(Page, page_id, with_for_update=True)
-                if row is not None:
-                    row.dm = {**row.dm, user: sent}  # merged: another holder's records stay
-            return
-        except (DatabaseUnavailable, DBAPIError) as exc:
-            if pause is None:
-                raise
-            log.warning("page %s: recording the DM to %s failed (%s); retrying", page_id, user, exc)
-            await asyncio.sleep(pause)
 
 
 def _war_room_line(view: PageView, users: list[str], mode: str) -> str:
@@ -434,7 +266,7 @@ async def fire_reminder(svc: Services, timer: Timer, worker: str) -> None:
         )
         who = f"<@{inc.commander}>" if inc.commander else "Incident commander"
         leaderless = inc.commander is None
-        stale = _open_for(now, inc.updated_at)
+        stale = fmt_elapsed(now - inc.updated_at)
         await service.add_event(
             s,
             inc.id,
@@ -501,7 +333,7 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
         if inc.acknowledged_at is None:
             inc.acknowledged_at = now  # the first acknowledgement is what MTTA measures
         inc.acknowledged_by, inc.ack_cycle = user, inc.cycle
-        after = _open_for(now, inc.cycle_started_at or inc.declared_at)
+        after = fmt_elapsed(now - (inc.cycle_started_at or inc.declared_at))
         if inc.status == IncidentStatus.NEW:
             inc.status = IncidentStatus.INVESTIGATING
         pages = await pages_in_cycle(s, inc)
@@ -521,14 +353,9 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
         # Every effect of the ack is queued with it: a crash after commit still edits the DMs and the
         # template and says so in the war room (the deliverer below, or the worker).
         for page in pages:
-            for u, dm in page.dm.items():
-                if u.startswith("_") or not dm.get("ts"):  # _war_room, _invited: not DMs
-                    continue
-                text, blocks = svc.render.page_acked(page_view(svc, inc, page, now), user)
-                payload = {"channel": dm["channel"], "ts": dm["ts"], "text": text, "blocks": blocks}
-                await enqueue(
-                    s, "update", channel=str(dm["channel"]), incident_id=inc.id, at=now, payload=payload
-                )
+            view = page_view(svc, inc, page, now)
+            for u in _dm_users(page):
+                await queue_page_edit(s, page, u, svc.render.page_acked(view, user), now)
         channel = inc.channel_id
         await enqueue(s, "template", channel=channel or inc.id, incident_id=inc.id, at=now)
         if channel:
@@ -569,54 +396,34 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."
 
 
-async def _invite(svc: Services, channel: str, users: list[str]) -> None:
-    # One by one: Slack refuses a whole invite with already_in_channel when any one user is a member.
-    for user in users:
-        try:
-            await svc.chat.invite(channel, [user])
-        except ChatError as exc:
-            if exc.transient:
-                raise
-            if exc.error != "already_in_channel":
-                log.warning("could not invite %s to %s: %s", user, channel, exc.error)
+def _dm_users(page: Page) -> list[str]:
+    """The people a page DM went (or is going) to; `_war_room`/`_invited` are markers of older rows."""
+    return [u for u, dm in page.dm.items() if not u.startswith("_") and isinstance(dm, dict)]
 
 
-async def war_room_ready(svc: Services, incident_id: str) -> int:
-    """The war room now exists: invite everyone paged so far and edit the page DMs that were sent without it
-    ("war room not ready yet"). Returns how many DMs were edited."""
-    now = svc.clock.now()
-    async with svc.db.session() as s:
-        inc = await service.get(s, incident_id)
-        if inc is None or not inc.channel_id or inc.status == "RESOLVED":
-            return 0
-        pages = [p for p in await pages_in_cycle(s, inc) if p.state != "failed"]
-        channel = inc.channel_id
-        views = {p.id: page_view(svc, inc, p, now) for p in pages}
-    paged = sorted({u for p in pages for u in p.dm if not u.startswith("_")})
+async def queue_war_room_ready(svc: Services, s: AsyncSession, inc: Incident, now: datetime) -> int:
+    """In the transaction that marks the war room ready: invite everyone paged so far, and edit the page
+    DMs that went out before the room existed so they name it (an edit skips a DM that names it already:
+    one still queued is rendered with the room when it is sent). Returns how many edits were queued."""
+    if not inc.channel_id:
+        return 0
+    pages = [p for p in await pages_in_cycle(s, inc) if p.state != PageState.FAILED]
+    paged = sorted({u for p in pages for u in _dm_users(p)})
     if paged:
-        await _invite(svc, channel, paged)
-    edited = 0
+        await enqueue(
+            s, "invite", channel=inc.channel_id, incident_id=inc.id, at=now, payload={"users": paged}
+        )
+    queued = 0
     for p in pages:
         if p.acked_at is not None:
             continue
-        fixed = dict(p.dm)
-        for user, dm in p.dm.items():
-            if user.startswith("_") or not isinstance(dm, dict) or dm.get("room", True):
+        view = page_view(svc, inc, p, now)
+        for user in _dm_users(p):
+            if p.dm[user].get("room") is True:
                 continue
-            text, blocks = svc.render.page_dm(views[p.id])
-            try:
-                await svc.chat.update(dm["channel"], dm["ts"], text, blocks)
-            except ChatError as exc:
-                log.warning("could not update page DM with the war room: %s", exc)
-                continue
-            fixed[user] = {**dm, "room": True}
-            edited += 1
-        if fixed != p.dm:
-            async with svc.db.session() as s:
-                row = await s.get(Page, p.id)
-                if row is not None:
-                    row.dm = fixed
-    return edited
+            await queue_page_edit(s, p, user, svc.render.page_dm(view), now, unless_room=True)
+            queued += 1
+    return queued
 
 
 async def queue_page_dm_closures(
@@ -624,20 +431,14 @@ async def queue_page_dm_closures(
 ) -> int:
     """On resolve, in its transaction: an edit of every page DM of the incident (all cycles) so none still
     says "needs you" with a live Acknowledge button; each keeps the incident's context and shows the final
-    state (resolved when, by whom, the PIR link). Queued per DM channel, so it goes out after an earlier
-    edit of the same DM (an acknowledgement) still waiting in the outbox. Returns how many were queued."""
+    state (resolved when, by whom, the PIR link). Queued per person, so it goes out after the DM itself and
+    after an earlier edit (an acknowledgement) still waiting in the outbox. Returns how many were queued."""
     stmt = select(Page).where(Page.incident_id == inc.id).order_by(Page.cycle, Page.level)
     queued = 0
     for page in (await s.execute(stmt)).scalars():
         view = page_view(svc, inc, page, now, resolved_by=by, resolved_at=now, pir_url=pir_url)
-        for user, dm in page.dm.items():
-            if user.startswith("_") or not isinstance(dm, dict) or not dm.get("ts"):
-                continue
-            text, blocks = svc.render.page_resolved(view, by)
-            payload = {"channel": dm["channel"], "ts": dm["ts"], "text": text, "blocks": blocks}
-            await enqueue(
-                s, "update", channel=str(dm["channel"]), incident_id=inc.id, at=now, payload=payload
-            )
+        for user in _dm_users(page):
+            await queue_page_edit(s, page, user, svc.render.page_resolved(view, by), now)
             queued += 1
     return queued
 
@@ -645,11 +446,10 @@ async def queue_page_dm_closures(
 __all__ = [
     "acknowledge",
     "escalate_now",
-    "finish",
     "fire_page",
     "fire_reminder",
     "page_view",
     "queue_page_dm_closures",
+    "queue_war_room_ready",
     "replan",
-    "war_room_ready",
 ]

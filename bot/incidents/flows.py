@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
-from bot.escalation.flows import replan, war_room_ready
+from bot.escalation.flows import queue_war_room_ready, replan
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.incidents.lifecycle import announce_declared
@@ -251,10 +251,12 @@ class IncidentFlows:
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )
+            # Everyone paged so far is invited, and page DMs sent before the room existed are edited to name it.
+            await queue_war_room_ready(self.svc, s, row, now)
+        await deliver(self.svc, incident_id=incident)
         # Stakeholders hear once the war room exists.
         await self._bookmarks(incident, channel)
         await announce_declared(self.svc, incident)
-        await war_room_ready(self.svc, incident)  # page DMs sent before the room existed now name it
         # P0/P1: prompt for a public status-page update.
         await on_declared(self.svc, incident)
         return DeclareResult("ready", incident, channel)

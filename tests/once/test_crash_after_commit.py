@@ -44,7 +44,9 @@ async def test_kill_after_commit_before_delivery(db_url: str, slack: SlackStandi
                 async with db.session() as s:
                     inc = (await s.execute(select(Incident))).scalar_one_or_none()
                     page = (await s.execute(select(Page))).scalar_one_or_none()
-                    return bool(inc and inc.provision_state == "ready" and page and page.state == "sent")
+                    # The DM itself is an outbox row: it has gone out once its channel and ts are recorded.
+                    sent = bool(page and (page.dm.get("U01PRIMARY") or {}).get("ts"))
+                    return bool(inc and inc.provision_state == "ready" and sent)
 
             await _until(paged)
             async with db.session() as s:
@@ -66,7 +68,7 @@ async def test_kill_after_commit_before_delivery(db_url: str, slack: SlackStandi
                 async with db.session() as s:
                     rows = list((await s.execute(select(OutboxMessage))).scalars())
                 # Committed, tried, and not held by a delivery (a held row would wait out its lease).
-                tried = any(r.method == "update" and r.attempts > 0 for r in rows)
+                tried = any(r.method == "page_edit" and r.attempts > 0 for r in rows)
                 return tried and not any(r.state == "sending" for r in rows)
 
             await _until(committed_and_tried)

@@ -1,0 +1,169 @@
+"""Page DMs as outbox effects: what a page DM shows, the `page_dm` effect that sends it and the `page_edit`
+effect that later edits it (acknowledged, resolved, the war room now exists).
+
+A page is written in one transaction with one `page_dm` row per person paged (bot.escalation.flows). Rows of
+one page's DM to one person and its edits share an ordering key, so every edit is delivered after the DM itself,
+even when the edit is queued while the DM is still waiting on Slack's rate limits. The DM is rendered when it
+is sent, so it names the war room if the room exists by then, and it is not sent at all once the incident is
+acknowledged or resolved: a page that waited in the queue past the answer would only be noise. Where the DM
+went (channel, ts) is recorded on the page row in the transaction that marks the outbox row sent
+(`record_page_dm`, registered with the effect), which is what the edits read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import incident_store as service
+from bot.context import Services
+from bot.models import Incident, OutboxMessage, Page
+from bot.outbox import enqueue
+from bot.priority import PAGE
+from bot.states import IncidentStatus
+from bot.timefmt import fmt_elapsed
+
+PAGE_DM = "page_dm"
+PAGE_EDIT = "page_edit"
+
+
+@dataclass(frozen=True)
+class PageView:
+    incident_id: str
+    severity_label: str
+    summary: str
+    open_for: str
+    channel_id: str | None
+    level: int
+    level_name: str
+    reason: str
+    is_drill: bool
+    # Set once the page's moment has passed: the DM is edited to say so and keeps the context above.
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    pir_url: str | None = None
+
+
+def page_view(svc: Services, inc: Incident, page: Page, now: datetime, **final: Any) -> PageView:
+    """What a page DM shows of its incident; `final` adds the ack / resolve fields."""
+    acked = inc.ack_cycle == inc.cycle and page.cycle == inc.cycle
+    return PageView(
+        incident_id=inc.id,
+        severity_label=svc.playbook.severities.label(inc.severity),
+        summary=inc.summary,
+        open_for=fmt_elapsed(now - inc.declared_at),
+        channel_id=inc.channel_id,
+        level=page.level,
+        level_name=svc.playbook.roster.level_name(page.level),
+        reason=page.reason,
+        is_drill=inc.is_drill,
+        acked_by=page.acked_by or (inc.acknowledged_by if acked else None),
+        acked_at=page.acked_at or (inc.acknowledged_at if acked else None),
+        **final,
+    )
+
+
+def order_key(page: Page, user: str) -> str:
+    """The outbox ordering key of one page's DM to one person and its edits: they go out in order, while
+    the DMs of other pages (other incidents paging the same person) do not wait behind them."""
+    return f"page:{page.id}:{user}"
+
+
+async def queue_page_dm(s: AsyncSession, page: Page, user: str, now: datetime) -> None:
+    """In the page's transaction: the DM to `user`. The dedupe key makes a second queueing impossible."""
+    await enqueue(
+        s,
+        PAGE_DM,
+        channel=order_key(page, user),
+        incident_id=page.incident_id,
+        at=now,
+        payload={"page": page.id, "user": user, "priority": PAGE},
+        dedupe_key=order_key(page, user),
+    )
+
+
+async def queue_page_edit(
+    s: AsyncSession,
+    page: Page,
+    user: str,
+    rendered: tuple[str, Any],
+    now: datetime,
+    *,
+    unless_room: bool = False,
+) -> None:
+    """In the caller's transaction: an edit of `user`'s DM of `page`, delivered after the DM itself.
+    `unless_room`: only if the DM was sent before the war room existed (it is then re-rendered with it)."""
+    text, blocks = rendered
+    payload = {"page": page.id, "user": user, "text": text, "blocks": blocks, "unless_room": unless_room}
+    await enqueue(
+        s, PAGE_EDIT, channel=order_key(page, user), incident_id=page.incident_id, at=now, payload=payload
+    )
+
+
+def paged_users(page: Page) -> list[str]:
+    """Everyone a page went (or is going) to: `_war_room`/`_invited` are markers of older rows, not people."""
+    ids = [str(u) for u in page.users.get("ids", [])]
+    return ids or [u for u in page.dm if not u.startswith("_")]
+
+
+async def _load(svc: Services, page_id: int) -> tuple[Incident | None, Page | None]:
+    async with svc.db.session() as s:
+        page = await s.get(Page, page_id)
+        inc = await service.get(s, page.incident_id) if page is not None else None
+    return inc, page
+
+
+async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """Send one page DM, rendered now; skipped once nobody needs it any more."""
+    user = str(row.payload["user"])
+    inc, page = await _load(svc, int(row.payload["page"]))
+    if inc is None or page is None:
+        return {"skipped": "gone"}
+    if inc.status == IncidentStatus.RESOLVED or inc.cycle != page.cycle:
+        return {"skipped": "resolved"}
+    if page.acked_at is not None:
+        # Answered while its DM waited in the queue (the ack marks every page of the cycle sent so far).
+        # Steps paged after an ack ("until resolved" levels, a forced escalation) have none and do go out.
+        return {"skipped": "acknowledged"}
+    view = page_view(svc, inc, page, svc.clock.now())
+    text, blocks = svc.render.page_dm(view)
+    channel = await svc.chat.open_dm(user)
+    ts = await svc.chat.post(channel, text, blocks)
+    # `room`: whether the DM could name the war room; one that could not is edited once it exists.
+    return {"channel": channel, "ts": ts, "room": bool(view.channel_id)}
+
+
+async def record_page_dm(s: AsyncSession, row: OutboxMessage, result: dict[str, Any]) -> None:
+    """In the transaction that marks the `page_dm` row sent: where the DM went, on the page row."""
+    page = await s.get(Page, int(row.payload["page"]), with_for_update=True)
+    if page is not None:
+        page.dm = {**page.dm, str(row.payload["user"]): result}
+
+
+async def page_edit_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+    """Edit a page DM recorded on its page row; nothing to edit when the DM was skipped or never went out."""
+    p = row.payload
+    async with svc.db.session() as s:
+        page = await s.get(Page, int(p["page"]))
+        dm = (page.dm if page is not None else {}).get(str(p["user"])) or {}
+    if not dm.get("ts"):
+        return {"skipped": "no DM"}
+    if p.get("unless_room") and dm.get("room", True):
+        return {"skipped": "names the room already"}
+    await svc.chat.update(str(dm["channel"]), str(dm["ts"]), str(p.get("text", "")), p.get("blocks"))
+    return {"channel": dm["channel"], "ts": dm["ts"]}
+
+
+async def record_page_edit(s: AsyncSession, row: OutboxMessage, result: dict[str, Any]) -> None:
+    """A DM edited with the war room now names it: a later war-room edit leaves it alone."""
+    if not row.payload.get("unless_room") or not result.get("ts"):
+        return
+    page = await s.get(Page, int(row.payload["page"]), with_for_update=True)
+    user = str(row.payload["user"])
+    if page is not None and isinstance(page.dm.get(user), dict):
+        page.dm = {**page.dm, user: {**page.dm[user], "room": True}}
