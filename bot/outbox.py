@@ -238,6 +238,8 @@ async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | Non
     other kind)."""
     p = row.payload
     channel = str(p.get("to") or row.channel)  # `to`: a DM or channel other than the ordering key
+    if p.get("dm"):
+        channel = await svc.chat.open_dm(str(p["dm"]))  # a person's DM, opened when it is sent
     if p.get("war_room") and row.incident_id:
         # Queued before the war room existed (keyed on the incident id, so after its provision row): the
         # channel is looked up when it is sent (bot/alerts posts this way).

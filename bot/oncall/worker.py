@@ -24,7 +24,6 @@ from bot.oncall import service
 from bot.oncall.schedule import Schedule, gaps, handoffs
 from bot.ports import ChatError
 from bot.states import OutboxState, TimerState
-from bot.timers import retry_later
 
 log = logging.getLogger("incident_bot.oncall")
 
@@ -114,19 +113,6 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
     incoming = [u for u in after.users if u not in before.users]
     outgoing = [u for u in before.users if u not in after.users]
     label = _label(sched)
-    try:
-        dms = {u: await svc.chat.open_dm(u) for u in [*incoming, *outgoing]}
-    except ChatError as exc:
-        if exc.transient:
-            await retry_later(
-                svc.db,
-                timer.id,
-                svc.clock.now() + timedelta(seconds=exc.backoff(timer.attempts, cap=60)),
-                exc.error,
-            )
-            return
-        dms = {}
-        log.warning("hand-off %s: could not open a DM: %s", name, exc.error)
     mention = lambda users: ", ".join(f"<@{u}>" for u in users) or "nobody"  # noqa: E731
     now = svc.clock.now()
     key = f"handoff:{name}:{at.isoformat()}"
@@ -134,31 +120,32 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
         t = await s.get(Timer, timer.id)
         if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
+        # Each DM is opened when it is sent (`dm`): a Slack hiccup there is the outbox's to retry.
         for u in incoming:
-            if u in dms:
-                await outbox.enqueue(
-                    s,
-                    "post",
-                    channel=dms[u],
-                    at=now,
-                    payload={
-                        "text": f"📟 You are now on call for {label} (via {after.reason}) until {_when(after.until)}. "
-                        f"Taking over from {mention(outgoing)}. `/incident oncall {sched.level or sched.team or name}`"
-                    },
-                    dedupe_key=f"{key}:in:{u}",
-                )
+            await outbox.enqueue(
+                s,
+                "post",
+                channel=f"dm:{u}",
+                at=now,
+                payload={
+                    "dm": u,
+                    "text": f"📟 You are now on call for {label} (via {after.reason}) until {_when(after.until)}. "
+                    f"Taking over from {mention(outgoing)}. `/incident oncall {sched.level or sched.team or name}`",
+                },
+                dedupe_key=f"{key}:in:{u}",
+            )
         for u in outgoing:
-            if u in dms:
-                await outbox.enqueue(
-                    s,
-                    "post",
-                    channel=dms[u],
-                    at=now,
-                    payload={
-                        "text": f"👋 Your on-call shift for {label} has ended; {mention(incoming)} took over."
-                    },
-                    dedupe_key=f"{key}:out:{u}",
-                )
+            await outbox.enqueue(
+                s,
+                "post",
+                channel=f"dm:{u}",
+                at=now,
+                payload={
+                    "dm": u,
+                    "text": f"👋 Your on-call shift for {label} has ended; {mention(incoming)} took over.",
+                },
+                dedupe_key=f"{key}:out:{u}",
+            )
         if svc.settings.oncall_channel:
             await outbox.enqueue(
                 s,

@@ -16,16 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from bot import incident_store as service
 from bot.context import Services
 from bot.models import ActionItem, CheckSample, Incident, Page, Timer
+from bot.outbox import deliver, enqueue
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
 from bot.pir.metrics import Measure, Stats, Times, compute_stats, fmt_duration, measures
-from bot.ports import ChatError
+from bot.priority import BACKGROUND
 from bot.states import IncidentStatus, TimerState
-from bot.timers import retry_later
 
 log = logging.getLogger("incident_bot.pir")
 
-MAX_ATTEMPTS = 8
 DONE = "Done"
 OPEN = "Open"
 
@@ -253,8 +252,8 @@ def _reminder_text(inc_id: str, resolved: str, open_items: int, url: str, drill:
 
 
 async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
-    """Remind the commander (DM) and the war room once. Each delivery is recorded on the timer as it
-    succeeds, so a retried or re-claimed timer never sends the same reminder twice."""
+    """Remind the war room and the commander (DM) once: both posts are outbox rows written with the timer's
+    completion and the timeline event, so a crash or a Slack outage only delays them."""
     now = svc.clock.now()
     key = f"{timer.incident_id}:pir_reminder:{timer.step}"
     async with svc.db.session() as s:
@@ -263,14 +262,10 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
             return
         inc = await service.get(s, t.incident_id or "")
         if inc is None or t.plan_version != inc.plan_version or inc.status != IncidentStatus.RESOLVED:
-            t.state, t.last_error = (
-                TimerState.DROPPED,
-                "stale plan",
-            )  # reopened or replanned: a newer timer owns it
+            # Reopened or replanned: a newer timer owns it.
+            t.state, t.last_error = TimerState.DROPPED, "stale plan"
             return
-        if await service.has_event(s, key):
-            t.state, t.fired_at = TimerState.DONE, now
-            return
+        t.state, t.fired_at = TimerState.DONE, now
         open_items = (
             await s.execute(
                 select(func.count()).where(ActionItem.incident_id == inc.id, ActionItem.status != DONE)
@@ -279,55 +274,27 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
         commander = inc.commander or (inc.declared_by if inc.declared_by[:1] in ("U", "W") else None)
         resolved = fmt_duration(now - (inc.resolved_at or now))
         text = _reminder_text(inc.id, resolved, int(open_items), pir_url(svc, inc.id), inc.is_drill)
-        targets = [("channel", inc.channel_id), ("commander", commander)]
-        sent = dict((t.data or {}).get("sent") or {})
-        inc_id = inc.id
-    errors: list[str] = []
-    for target, dest in targets:
-        if not dest or target in sent:
-            continue
-        try:
-            if target == "commander":
-                dm = await svc.chat.open_dm(dest)
-                sent[target] = {"channel": dm, "ts": await svc.chat.post(dm, text)}
-            else:
-                sent[target] = {"channel": dest, "ts": await svc.chat.post(dest, text)}
-        except ChatError as exc:
-            if exc.transient and timer.attempts < MAX_ATTEMPTS:
-                backoff = exc.backoff(timer.attempts, cap=60)
-                await _save_sent(svc, timer.id, sent)
-                await retry_later(svc.db, timer.id, svc.clock.now() + timedelta(seconds=backoff), exc.error)
-                return
-            errors.append(f"{target}: {exc.method} {exc.error}")
-            continue
-        await _save_sent(svc, timer.id, sent)
-    fired = svc.clock.now()
-    async with svc.db.session() as s:
-        t = await s.get(Timer, timer.id)
-        if t is not None:
-            t.state, t.fired_at = TimerState.DONE, fired
         who = f"<@{commander}>" if commander else "no commander"
-        await service.add_event(
+        fresh = await service.add_event(
             s,
-            inc_id,
+            inc.id,
             "pir_reminder",
-            f"PIR reminder sent to {who} and the war room" if not errors else "PIR reminder partly failed",
-            at=fired,
-            data={"sent": sent, "errors": errors},
+            f"PIR reminder sent to {who} and the war room",
+            at=now,
+            data={"commander": commander, "channel": inc.channel_id},
             dedupe_key=key,
         )
-        if errors:
-            await service.add_event(
-                s, inc_id, "slack_failed", f"PIR reminder failed: {'; '.join(errors)}", at=fired
-            )
+        if not fresh:
+            return  # sent by an earlier claim of this timer
+        payload = {"text": text, "priority": BACKGROUND}
+        if inc.channel_id:
+            await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
+        if commander:
+            dm = {**payload, "dm": commander}
+            await enqueue(s, "post", channel=f"dm:{commander}", incident_id=inc.id, at=now, payload=dm)
+        inc_id = inc.id
+    await deliver(svc, incident_id=inc_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
-
-
-async def _save_sent(svc: Services, timer_id: int, sent: dict[str, object]) -> None:
-    async with svc.db.session() as s:
-        t = await s.get(Timer, timer_id)
-        if t is not None:
-            t.data = {**(t.data or {}), "sent": dict(sent)}
 
 
 # -- stats -----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot import outbox
 from bot.clock import ManualClock
 from bot.dispatch import run_due
 from bot.models import ActionItem, Incident, Timer
@@ -122,7 +123,7 @@ async def test_pir_reminder_reaches_the_commander_and_the_war_room_once(
     await run_due(bot.svc, "worker-a")
     assert not [t for t in channel_lines(bot, channel) if "Post-incident review due" in t]
 
-    # Slack hiccups on the DM after the war-room post went out: the retry sends only the DM.
+    # Slack hiccups on the DM after the war-room post went out: the outbox retries only the DM.
     bot.slack.fail_next("conversations.open", status=200, error="fatal_error", retry_after=None)
     clock.advance(hours=1)
     await run_due(bot.svc, "worker-a")
@@ -132,10 +133,12 @@ async def test_pir_reminder_reaches_the_commander_and_the_war_room_once(
     assert not channel_lines(bot, f"D{MEMBER}")
     clock.advance(seconds=5)
     await run_due(bot.svc, "worker-b")
+    await outbox.outbox_tick(bot.svc)  # the worker's outbox pass retries the DM row
     [dm] = channel_lines(bot, f"D{MEMBER}")
     assert "Post-incident review due" in dm
     clock.advance(days=3)
     await run_due(bot.svc, "worker-c")
+    await outbox.outbox_tick(bot.svc)
     assert len([t for t in channel_lines(bot, channel) if "Post-incident review due" in t]) == 1
     assert len(channel_lines(bot, f"D{MEMBER}")) == 1
     kinds = [e.kind for e in await bot.events(inc.id)]
