@@ -17,6 +17,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
+from bot.event_text import Line, Person, people
 from bot.models import Incident, Page, Timer
 from bot.oncall.service import oncall_text, page_target
 from bot.outbox import deliver, enqueue
@@ -303,14 +304,17 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
         if t.state == TimerState.CLAIMED:  # an ack's re-plan may have dropped it meanwhile: it stays dropped
             t.state, t.fired_at = TimerState.DONE, sent_at
         lateness = (sent_at - page_row.due_at).total_seconds()
-        who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
         oncall = page_row.users.get("oncall") or {}
         why = f" ({oncall_text(oncall)})" if oncall else ""
         await service.add_event(
             s,
             view.incident_id,
             "page",
-            f"Paged L{level} ({view.level_name}) {who}: {page_row.reason}{why}",
+            Line(
+                f"Paged L{level} ({view.level_name}) ",
+                people(users) or ["nobody (no one at this level in the roster)"],
+                f": {page_row.reason}{why}",
+            ),
             at=sent_at,
             data={
                 "level": level,
@@ -512,7 +516,7 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             s,
             inc.id,
             "acknowledged",
-            f"Acknowledged by <@{user}> after {after} (via {via})",
+            Line("Acknowledged by ", Person(user), f" after {after} (via {via})"),
             at=now,
             actor=user,
             data={"via": via, "cycle": inc.cycle},
@@ -563,7 +567,12 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
             return f"No level is left to page for a {inc.severity}: {name} is the top for this severity."
         await replan(svc, s, inc, reason=f"escalated by {user}", forced=(f"L{nxt}",))
         await service.add_event(
-            s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
+            s,
+            inc.id,
+            "escalated",
+            Line(Person(user), f" escalated to L{nxt}"),
+            at=svc.clock.now(),
+            actor=user,
         )
     await svc.kick(incident_id, by=f"web-{user}")
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."

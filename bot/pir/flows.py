@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.event_text import Line, Person
 from bot.models import ActionItem, CheckSample, Incident, Page, Timer
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
@@ -120,12 +121,15 @@ async def _add_action(
         s.add(item)
         await s.flush()
         due_text = due.isoformat() if due else "no due date"
-        owner_text = f"<@{owner}>" if owner else "none"
         await service.add_event(
             s,
             incident_id,
             "action_item",
-            f"Action item #{item.number} added: {text} (owner {owner_text}, due {due_text})",
+            Line(
+                f"Action item #{item.number} added: {text} (owner ",
+                Person(owner) if owner else "none",
+                f", due {due_text})",
+            ),
             at=now,
             actor=user,
             data={
@@ -233,7 +237,7 @@ async def share_pir(svc: Services, incident_id: str, user: str) -> PirSummary | 
             s,
             incident_id,
             "pir_shared",
-            f"PIR link shared by <@{user}> (expires {summary.expires_at:%Y-%m-%d %H:%M} UTC)",
+            Line("PIR link shared by ", Person(user), f" (expires {summary.expires_at:%Y-%m-%d %H:%M} UTC)"),
             at=svc.clock.now(),
             actor=user,
         )
@@ -306,12 +310,17 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
         t = await s.get(Timer, timer.id)
         if t is not None:
             t.state, t.fired_at = TimerState.DONE, fired
-        who = f"<@{commander}>" if commander else "no commander"
         await service.add_event(
             s,
             inc_id,
             "pir_reminder",
-            f"PIR reminder sent to {who} and the war room" if not errors else "PIR reminder partly failed",
+            Line(
+                "PIR reminder sent to ",
+                Person(commander) if commander else "no commander",
+                " and the war room",
+            )
+            if not errors
+            else "PIR reminder partly failed",
             at=fired,
             data={"sent": sent, "errors": errors},
             dedupe_key=key,
