@@ -99,22 +99,6 @@ class Line:
             for p in self.parts
         ]
 
-    def clip(self, limit: int) -> Line:
-        """At most `limit` characters of strings (references count as one each): a long outside text."""
-        out: list[Part] = []
-        left = limit
-        for p in self.parts:
-            if left <= 0:
-                out.append("…")
-                break
-            if isinstance(p, str):
-                out.append(p if len(p) <= left else p[: max(left - 1, 0)] + "…")
-                left -= len(p)
-            else:
-                out.append(p)
-                left -= 1
-        return Line(out)
-
 
 def people(ids: Iterable[str], sep: str = ", ") -> list[Part]:
     """Several people on a line, separated by `sep`."""
