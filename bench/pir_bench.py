@@ -38,7 +38,12 @@ def _events(n: int, start: datetime) -> list[dict[str, Any]]:
     for i in range(n):
         kind = KINDS[rnd.randrange(len(KINDS))]
         data: dict[str, Any] = {"i": i}
-        text = f"Event {i}: <@U01PRIMARY> looked at the order path | p99 {rnd.randrange(100, 9000)} ms"
+        said = f" looked at the order path | p99 {rnd.randrange(100, 9000)} ms"
+        if i % 2:  # a row from before lines were stored: its text is Slack mrkdwn
+            text = f"Event {i}: <@U01PRIMARY>{said}"
+        else:  # a row as stored now (bot.event_text): the line in data, the neutral text in the column
+            data["line"] = [f"Event {i}: ", {"user": "U01PRIMARY"}, said]
+            text = f"Event {i}: @U01PRIMARY{said}"
         if i == n // 2:
             kind, data = (
                 "pinned",

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import Database
+from bot.event_text import Line, stored
 from bot.models import Incident, Page, ProcessedRequest, TimelineEvent
 from bot.states import IncidentStatus
 
@@ -89,21 +90,25 @@ async def add_event(
     session: AsyncSession,
     incident_id: str,
     kind: str,
-    text: str,
+    text: str | Line,
     *,
     at: datetime,
     actor: str | None = None,
     data: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
 ) -> bool:
-    """Append to the timeline. With a dedupe key, a second insert is a no-op and returns False."""
+    """Append to the timeline. With a dedupe key, a second insert is a no-op and returns False.
+
+    `text` is plain (a `str`) or a `Line` naming people and channels by id, never Slack mrkdwn: it is kept
+    in `data["line"]` and the column gets its neutral text (bot.event_text)."""
+    column, stored_data = stored(kind, text, data)
     values = dict(
         incident_id=incident_id,
         at=at,
         kind=kind,
         actor=actor,
-        text=text,
-        data=data or {},
+        text=column,
+        data=stored_data,
         dedupe_key=dedupe_key,
     )
     if dedupe_key is None:
@@ -174,7 +179,7 @@ async def record_event(
     db: Database,
     incident_id: str,
     kind: str,
-    text: str,
+    text: str | Line,
     *,
     at: datetime,
     actor: str | None = None,

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from bot import incident_store as service
+from bot.event_text import Line, Person
 from bot.incidents.flows import DeclareRequest
 from bot.incidents.lifecycle import (
     LifecycleFlows,
@@ -130,7 +131,8 @@ async def reopen(ctx: Ctx, cmd: Command) -> Reply | None:
 async def timeline(ctx: Ctx, cmd: Command) -> Reply:
     inc = await war_room_incident(ctx, change=False)
     flows = LifecycleFlows(ctx.svc)
-    await flows.record_command(inc.id, ctx.user, f"<@{ctx.user}> viewed the timeline", command="timeline")
+    said = Line(Person(ctx.user), " viewed the timeline")
+    await flows.record_command(inc.id, ctx.user, said, command="timeline")
     return await _timeline_page(ctx, inc.id, None, all_kinds=bool(cmd.args.get("all")))
 
 

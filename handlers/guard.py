@@ -10,6 +10,7 @@ import logging
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.event_text import Line, Person
 from bot.models import Incident
 from bot.permissions import RULES, Actor, Decision, Perm, decide
 from bot.ports import ChatError
@@ -100,7 +101,7 @@ async def record_refusal(
         svc.db,
         inc.id,
         "refused",
-        f"Refused: <@{user}> tried to {what} ({why})",
+        Line("Refused: ", Person(user), f" tried to {what} ({why})"),
         at=now,
         actor=user,
         data={"perm": str(decision.perm), "user": user, "retry": decision.retry, "who": decision.who},

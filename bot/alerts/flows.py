@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import incident_store as service
 from bot import timefmt
 from bot.alerts.payload import AlertIn, Notification, parse
-from bot.alerts.present import SOURCE_NAMES, alert_line, esc, notification_message, one_line
+from bot.alerts.present import SOURCE_NAMES, alert_line, esc, notification_message, plain_line
 from bot.alerts.routing import AlertPolicy, Route, load_policy
 from bot.context import Services
 from bot.escalation.flows import replan
@@ -399,7 +399,7 @@ async def _effects(
         )
         if v
     ]
-    names = ", ".join(f"*{one_line(x.name, 80)}*" for x in [*c.new, *c.refired, *c.resolved][:5])
+    names = ", ".join(f"“{plain_line(x.name, 80)}”" for x in [*c.new, *c.refired, *c.resolved][:5])
     text = f"{name} notification: {', '.join(parts)}" + (f": {names}" if names else "")
     if n.truncated:
         text += f" ({n.truncated} more left out by the sender: raise max_alerts)"
@@ -475,7 +475,7 @@ async def _back_to_investigating(
         s,
         inc.id,
         "status",
-        f"Status MONITORING → INVESTIGATING: alert *{one_line(alert, 120)}* is firing again",
+        f"Status MONITORING → INVESTIGATING: alert “{plain_line(alert, 120)}” is firing again",
         at=now,
         actor=BOT_USER,
         data={"from": IncidentStatus.MONITORING, "to": IncidentStatus.INVESTIGATING, "via": "alert"},
@@ -518,9 +518,9 @@ async def _declare(svc: Services, n: Notification, problem: str, route: Route, a
             s,
             result.incident_id,
             "detected",
-            f"{source} alert *{one_line(first.name, 120)}* firing since {detected:%H:%M:%S} UTC"
+            f"{source} alert “{plain_line(first.name, 120)}” firing since {detected:%H:%M:%S} UTC"
             if detected
-            else f"{source} alert *{one_line(first.name, 120)}* firing",
+            else f"{source} alert “{plain_line(first.name, 120)}” firing",
             at=svc.clock.now(),
             actor=n.source,
             data={"rule": route.rule, "problem": problem, "detected_at": str(detected)},

@@ -34,7 +34,12 @@ def clip(text: str, limit: int) -> str:
 
 
 def one_line(text: str, limit: int = MAX_VALUE) -> str:
-    return esc(clip(" ".join(text.split()), limit))
+    return esc(plain_line(text, limit))
+
+
+def plain_line(text: str, limit: int = MAX_VALUE) -> str:
+    """One line of outside text, clipped, as sent (the timeline stores it so; each surface escapes it)."""
+    return clip(" ".join(text.split()), limit)
 
 
 def safe_url(url: str) -> str | None:

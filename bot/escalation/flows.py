@@ -15,6 +15,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.escalation.page_dm import PageView, page_view, queue_page_dm, queue_page_edit
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
+from bot.event_text import Line, Person, people
 from bot.models import Incident, Page, Timer
 from bot.oncall.service import oncall_text, page_target
 from bot.outbox import deliver, enqueue
@@ -200,14 +201,17 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
                     s, "invite", channel=view.channel_id, incident_id=inc.id, at=now, payload=payload
                 )
         lateness = (now - due).total_seconds()
-        who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one at this level in the roster)"
         oncall = page.users.get("oncall") or {}
         why = f" ({oncall_text(oncall)})" if oncall else ""
         await service.add_event(
             s,
             inc.id,
             "page",
-            f"Paged L{level} ({view.level_name}) {who}: {page.reason}{why}",
+            Line(
+                f"Paged L{level} ({view.level_name}) ",
+                people(users) or ["nobody (no one at this level in the roster)"],
+                f": {page.reason}{why}",
+            ),
             at=now,
             data={
                 "level": level,
@@ -344,7 +348,7 @@ async def acknowledge(svc: Services, incident_id: str, user: str, via: str) -> A
             s,
             inc.id,
             "acknowledged",
-            f"Acknowledged by <@{user}> after {after} (via {via})",
+            Line("Acknowledged by ", Person(user), f" after {after} (via {via})"),
             at=now,
             actor=user,
             data={"via": via, "cycle": inc.cycle},
@@ -390,7 +394,12 @@ async def escalate_now(svc: Services, incident_id: str, user: str) -> str:
             return f"No level is left to page for a {inc.severity}: {name} is the top for this severity."
         await replan(svc, s, inc, reason=f"escalated by {user}", forced=(f"L{nxt}",))
         await service.add_event(
-            s, inc.id, "escalated", f"<@{user}> escalated to L{nxt}", at=svc.clock.now(), actor=user
+            s,
+            inc.id,
+            "escalated",
+            Line(Person(user), f" escalated to L{nxt}"),
+            at=svc.clock.now(),
+            actor=user,
         )
     await svc.kick(incident_id, by=f"web-{user}")
     return f"Paged L{nxt} ({svc.playbook.roster.level_name(nxt)})."

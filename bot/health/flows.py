@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.event_text import Line, Person
 from bot.health.probes import CheckReport, ProbeResult, RecoveryResult, probe_names, run_probes, run_recovery
 from bot.health.report import redact_report_url
 from bot.models import CheckSample
-from bot.slack_text import esc
 
 OnResult = Callable[[ProbeResult], Awaitable[None]]
 
@@ -122,8 +122,11 @@ async def recover(svc: Services, incident_id: str, user: str, *, timeout: float 
             s,
             incident_id,
             "recovery",
-            f"Recovery action by <@{user}>: {'chaos ended' if result.resolved else 'not resolved'}"
-            f" ({result.status}: {esc(result.body[:120])})",  # the Factory's words, Slack-safe
+            Line(
+                "Recovery action by ",
+                Person(user),
+                f": {'chaos ended' if result.resolved else 'not resolved'} ({result.status}: {result.body[:120]})",
+            ),  # the Factory's words as sent: each surface escapes them
             at=svc.clock.now(),
             actor=user,
             data={

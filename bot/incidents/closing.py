@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.event_text import SLACK, Line, Person, render_line
 from bot.incidents.card import IncidentCard
 from bot.models import Incident, Timer
 from bot.outbox import deliver, enqueue
@@ -34,12 +35,12 @@ def closed_key(inc: Incident) -> str:
     return f"{inc.id}:war_room_closed:{inc.cycle}"
 
 
-async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datetime, why: str) -> bool:
+async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datetime, why: Line) -> bool:
     """In the caller's transaction: the closing summary, then the archive. False when already queued."""
     if not inc.channel_id:
         return False
     fresh = await service.add_event(
-        s, inc.id, "war_room_closed", f"War room archived ({why})", at=now, data={"why": why},
+        s, inc.id, "war_room_closed", Line("War room archived (", why, ")"), at=now, data={"why": why.plain()},
         dedupe_key=closed_key(inc),
     )  # fmt: skip
     if not fresh:
@@ -47,7 +48,7 @@ async def _queue_close(svc: Services, s: AsyncSession, inc: Incident, now: datet
     took = fmt_duration((inc.resolved_at or now) - inc.declared_at)
     url = pir_url(svc, inc.id, html=True)
     text = (
-        f"📦 Closing this war room: {inc.id} was resolved after {took} ({why}). "
+        f"📦 Closing this war room: {inc.id} was resolved after {took} ({render_line(why, SLACK)}). "
         f"The review and the whole timeline: <{url}|open the PIR>. The channel is archived now; "
         "it stays searchable. Slack does not let a bot unarchive it, so a recurrence is a new incident."
     )
@@ -81,10 +82,10 @@ async def pir_done(svc: Services, incident_id: str, user: str) -> CloseResult:
         if inc.status != IncidentStatus.RESOLVED:
             return CloseResult("not_resolved", incident_id)
         await service.add_event(
-            s, inc.id, "pir_done", f"PIR marked done by <@{user}>", at=now, actor=user,
+            s, inc.id, "pir_done", Line("PIR marked done by ", Person(user)), at=now, actor=user,
             dedupe_key=f"{inc.id}:pir_done:{inc.cycle}",
         )  # fmt: skip
-        queued = await _queue_close(svc, s, inc, now, f"PIR done, marked by <@{user}>")
+        queued = await _queue_close(svc, s, inc, now, Line("PIR done, marked by ", Person(user)))
     if queued:
         await deliver(svc, incident_id=incident_id)
     return CloseResult("closing" if queued else "already", incident_id)
@@ -102,7 +103,7 @@ async def fire_archive(svc: Services, timer: Timer, worker: str) -> None:
             t.state, t.last_error = TimerState.DROPPED, "stale plan"
             return
         after = fmt_duration((inc.resolved_at and now - inc.resolved_at) or None)
-        await _queue_close(svc, s, inc, now, f"{after} after resolve")
+        await _queue_close(svc, s, inc, now, Line(f"{after} after resolve"))
         t.state, t.fired_at = TimerState.DONE, now
         incident_id = inc.id
     await deliver(svc, incident_id=incident_id)

@@ -16,6 +16,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.db import DatabaseUnavailable
 from bot.escalation.flows import queue_war_room_ready, replan
+from bot.event_text import Line, Room
 from bot.incidents.card import IncidentCard
 from bot.incidents.ids import channel_name, incident_id
 from bot.incidents.lifecycle import announce_declared
@@ -247,7 +248,7 @@ class IncidentFlows:
                 s,
                 incident,
                 "war_room_ready",
-                f"War room <#{channel}> ready",
+                Line("War room ", Room(channel), " ready"),
                 at=now,
                 dedupe_key=f"{incident}:provision:ready",
             )

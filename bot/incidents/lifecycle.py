@@ -21,6 +21,7 @@ from bot import incident_store as service
 from bot.bookkeeping import is_bookkeeping
 from bot.context import Services
 from bot.escalation.flows import queue_page_dm_closures, replan
+from bot.event_text import SLACK, Line, Person, Room, render_line
 from bot.incidents.closing import closed_key
 from bot.models import Incident, OutboxMessage, TimelineEvent
 from bot.outbox import deliver, enqueue
@@ -269,7 +270,10 @@ class LifecycleFlows:
                 s,
                 inc.id,
                 "update",
-                f"<@{user}> updated the template" + (f": {', '.join(parts)}" if parts else " (no changes)"),
+                Line(
+                    Person(user),
+                    " updated the template" + (f": {', '.join(parts)}" if parts else " (no changes)"),
+                ),
                 at=now,
                 actor=user,
                 data={"edited": edited, "before": before},
@@ -304,7 +308,7 @@ class LifecycleFlows:
                 note = (
                     f"{_drill(inc)}{STATUS_ICON[status]} {inc.id} ({self._label(inc.severity)}) is {status}"
                 )
-                await self._announce(s, inc.id, f"{note}: {inc.summary}{_room(inc)}", now)
+                await self._announce(s, inc.id, Line(f"{note}: ", inc.summary, _room(inc)), now)
             if status == IncidentStatus.MONITORING:
                 wait = self.monitoring_minimum()
                 line += f". `/incident resolve` after {minutes(wait)} with no issues ({now + wait:%H:%M} UTC)"
@@ -325,7 +329,7 @@ class LifecycleFlows:
             s,
             inc.id,
             "status",
-            f"Status {old} → {status} by <@{user}>",
+            Line(f"Status {old} → {status} by ", Person(user)),
             at=now,
             actor=user,
             data={"from": old, "to": status, "via": via},
@@ -355,13 +359,14 @@ class LifecycleFlows:
         inc.severity = severity
         text = f"Severity {self._label(old)} → {self._label(severity)}"
         data = {"from": old, "to": severity}
-        await service.add_event(s, inc.id, "severity", f"{text} by <@{user}>", at=now, actor=user, data=data)
+        await service.add_event(
+            s, inc.id, "severity", Line(f"{text} by ", Person(user)), at=now, actor=user, data=data
+        )
         return text
 
     async def _announce_severity(self, s: AsyncSession, inc: Incident, old: str, now: datetime) -> None:
-        text = (
-            f"{_drill(inc)}⚠️ {inc.id} severity {old} → {self._label(inc.severity)}: {esc(inc.summary)}"
-            f"{_room(inc)}"
+        text = Line(
+            f"{_drill(inc)}⚠️ {inc.id} severity {old} → {self._label(inc.severity)}: ", inc.summary, _room(inc)
         )
         await self._announce(s, inc.id, text, now)
 
@@ -376,11 +381,10 @@ class LifecycleFlows:
             if old == who:
                 return Outcome(True, f"<@{who}> is already the {title.lower()} of {inc.id}.", inc.id)
             setattr(inc, role, who)
-            line = f"👤 {title} → <@{who}> (set by <@{user}>)"
+            said = Line(f"{title} → ", Person(who), " (set by ", Person(user), ")")
+            line = "👤 " + render_line(said, SLACK)
             data = {"role": role, "from": old, "to": who}
-            await service.add_event(
-                s, inc.id, "role", line.removeprefix("👤 "), at=now, actor=user, data=data
-            )
+            await service.add_event(s, inc.id, "role", said, at=now, actor=user, data=data)
             if inc.channel_id:
                 # The new role holder belongs in the war room: an effect of this change, so it is queued
                 # with it (a crash after commit still invites them).
@@ -405,7 +409,7 @@ class LifecycleFlows:
         await self._deliver(incident_id)
         return Outcome(True, f"Noted on the {incident_id} timeline.", incident_id, changed=True)
 
-    async def record_command(self, incident_id: str, user: str, text: str, **data: Any) -> None:
+    async def record_command(self, incident_id: str, user: str, text: str | Line, **data: Any) -> None:
         now = self.svc.clock.now()
         async with self.svc.db.session() as s:
             await service.add_event(s, incident_id, "command", text, at=now, actor=user, data=data)
@@ -428,7 +432,7 @@ class LifecycleFlows:
                     s,
                     inc.id,
                     "command",
-                    f"<@{user}> asked to resolve; criteria not met ({check.summary()})",
+                    Line(Person(user), f" asked to resolve; criteria not met ({check.summary()})"),
                     at=now,
                     actor=user,
                     data={"command": "resolve", "criteria_met": False, "health": health},
@@ -438,11 +442,11 @@ class LifecycleFlows:
             forced = check if not check.met else None
             inc.status, inc.resolved_at, inc.updated_at = IncidentStatus.RESOLVED, now, now
             took = now - (inc.cycle_started_at or inc.declared_at)
-            text = f"Resolved by <@{user}> after {minutes(took)}"
+            said = Line("Resolved by ", Person(user), f" after {minutes(took)}")
             if forced is not None:
-                text += f" without meeting the resolution criteria ({forced.summary()})"
+                said += f" without meeting the resolution criteria ({forced.summary()})"
                 if reason:
-                    text += f". Why: {clean_field(reason)[:300]}"
+                    said += f". Why: {clean_field(reason)[:300]}"
             data = {
                 "forced": forced is not None,
                 "forced_by": user if forced is not None else None,
@@ -451,7 +455,7 @@ class LifecycleFlows:
                 "health": health,
                 "cycle": inc.cycle,
             }
-            await service.add_event(s, inc.id, "resolved", text, at=now, actor=user, data=data)
+            await service.add_event(s, inc.id, "resolved", said, at=now, actor=user, data=data)
             await replan(self.svc, s, inc, reason="resolved")  # drops the ladder, plans the PIR reminder
             checklist = post_resolution_text(
                 inc,
@@ -462,8 +466,8 @@ class LifecycleFlows:
                 label=self._label(inc.severity),
             )
             await self._template_and_line(s, inc, checklist, now)
-            announcement = (
-                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: {esc(inc.summary)}{_room(inc)}"
+            announcement = Line(
+                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: ", inc.summary, _room(inc)
             )
             await self._announce(
                 s, inc.id, announcement, now, dedupe_key=f"{inc.id}:announce:resolved:{inc.cycle}"
@@ -528,7 +532,7 @@ class LifecycleFlows:
                 s,
                 inc.id,
                 "reopened",
-                f"Reopened by <@{user}>: back to INVESTIGATING (cycle {inc.cycle})",
+                Line("Reopened by ", Person(user), f": back to INVESTIGATING (cycle {inc.cycle})"),
                 at=now,
                 actor=user,
                 data={"cycle": inc.cycle, "was_resolved_at": was},
@@ -537,7 +541,7 @@ class LifecycleFlows:
             line = f"🔁 Reopened by <@{user}>: status → INVESTIGATING; escalation restarts at L1."
             await self._template_and_line(s, inc, line, now)
             await self._announce(
-                s, inc.id, f"{_drill(inc)}🔁 {inc.id} reopened: {esc(inc.summary)}{_room(inc)}", now
+                s, inc.id, Line(f"{_drill(inc)}🔁 {inc.id} reopened: ", inc.summary, _room(inc)), now
             )
         await self._deliver(incident_id, fire_due=True)
         return Outcome(
@@ -658,14 +662,14 @@ class LifecycleFlows:
                 s,
                 inc.id,
                 "joined",
-                f"<@{user}> joined the war room",
+                Line(Person(user), " joined the war room"),
                 at=now,
                 actor=user,
                 dedupe_key=f"{inc.id}:joined:{inc.cycle}:{user}",
             )
 
     # -- stakeholders ------------------------------------------------------------------------------------
-    async def announce(self, incident_id: str, text: str, *, dedupe_key: str | None = None) -> bool:
+    async def announce(self, incident_id: str, text: Line, *, dedupe_key: str | None = None) -> bool:
         """One line to ANNOUNCE_CHANNEL, if configured, in its own transaction."""
         async with self.svc.db.session() as s:
             queued = await self._announce(s, incident_id, text, self.svc.clock.now(), dedupe_key=dedupe_key)
@@ -674,9 +678,10 @@ class LifecycleFlows:
         return queued
 
     async def _announce(
-        self, s: AsyncSession, incident_id: str, text: str, now: datetime, *, dedupe_key: str | None = None
+        self, s: AsyncSession, incident_id: str, said: Line, now: datetime, *, dedupe_key: str | None = None
     ) -> bool:
-        """Queue the announcement in the caller's transaction. With a key, a repeat queues nothing."""
+        """Queue the announcement in the caller's transaction. With a key, a repeat queues nothing. The
+        same line is the Slack message (escaped, the room linked) and the timeline event."""
         target = self.svc.settings.announce_channel
         if not target:
             return False
@@ -684,12 +689,13 @@ class LifecycleFlows:
             s,
             incident_id,
             "announce",
-            f"Announced to stakeholders: {text}",
+            "Announced to stakeholders: " + said,
             at=now,
             data={"channel": target},
             dedupe_key=dedupe_key,
         )
         if fresh:
+            text = render_line(said, SLACK)
             inc = await service.get(s, incident_id)
             blocks = self.svc.render.announcement(text, incident_id, inc.channel_id if inc else None)
             payload = {"text": text, "blocks": blocks, "priority": BACKGROUND}  # behind pages
@@ -759,7 +765,7 @@ async def announce_declared(svc: Services, incident_id: str) -> bool:
     if inc is None:
         return False
     label = svc.playbook.severities.label(inc.severity)
-    text = f"{_drill(inc)}🚨 {inc.id} declared {label}: {esc(inc.summary)}{_room(inc)}"
+    text = Line(f"{_drill(inc)}🚨 {inc.id} declared {label}: ", inc.summary, _room(inc))
     return await LifecycleFlows(svc).announce(
         incident_id, text, dedupe_key=f"{incident_id}:announce:declared"
     )
@@ -777,8 +783,8 @@ async def open_war_rooms(svc: Services, limit: int = 5) -> list[tuple[str, str]]
         return [(str(i), str(c)) for i, c in (await s.execute(stmt)).all()]
 
 
-def _room(inc: Incident) -> str:
-    return f" (<#{inc.channel_id}>)" if inc.channel_id else ""
+def _room(inc: Incident) -> Line:
+    return Line(" (", Room(inc.channel_id), ")") if inc.channel_id else Line()
 
 
 def _drill(inc: Incident) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.db import Database
+from bot.event_text import people_in
 from bot.incident_facts import IncidentFacts, facts_of
 from bot.models import ActionItem, CheckSample, Incident, Page, TimelineEvent
 from bot.pir.alert_rows import AlertRow, load_alerts
@@ -139,7 +140,27 @@ def incident_info(inc: Incident, severity_label: str = "", team: str | None = No
 
 
 # Only these kinds' JSON is decoded: parsing 100,000 `data` blobs nobody renders is most of a big load.
+# Every other row brings only its stored line (bot.event_text), extracted by the database: `{"line": [...]}`,
+# or nothing for a row from before lines were stored.
 DATA_KINDS = ("pinned",)
+
+
+def _data(dialect: str) -> Any:
+    T = TimelineEvent
+    line: Any
+    if dialect == "sqlite":
+        line = func.json_extract(T.data, "$.line")
+        only_line = func.json_object("line", func.json(line))
+    elif dialect == "postgresql":
+        line = T.data["line"]
+        only_line = func.json_build_object("line", line)
+    else:
+        raise NotImplementedError(f"timeline reads support sqlite and postgresql, not {dialect}")
+    return case(
+        (T.kind.in_(DATA_KINDS), T.data),
+        (line.is_not(None), type_coerce(only_line, T.data.type)),
+        else_=null(),
+    )
 
 
 def _utc_text(dialect: str) -> Any:
@@ -164,7 +185,7 @@ async def event_pages(
     Removed rows (an un-pinned 📌, a retracted note) are history, not timeline: the PIR never shows them."""
     conn = await s.connection()
     T = TimelineEvent
-    data = case((T.kind.in_(DATA_KINDS), T.data), else_=null())
+    data = _data(conn.dialect.name)
     cols = (_utc_text(conn.dialect.name).label("utc"), T.kind, T.actor, T.text, data.label("data"), T.id)
     base = select(*cols).where(T.incident_id == incident_id, T.removed.is_(False))
     stmt = base
@@ -332,7 +353,8 @@ def user_ids(pir: PirData) -> set[str]:
     for e in pir.events:
         if e[2]:
             ids.add(e[2])
-        ids.update(_USER_ID.findall(e[3]))
+        ids.update(_USER_ID.findall(e[3]))  # old rows' mentions, and mentions people typed
+        ids.update(people_in(e[4]))
     return {u for u in ids if u[:1] in ("U", "W")}
 
 

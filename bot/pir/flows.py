@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.event_text import Line, Person
 from bot.models import ActionItem, CheckSample, Incident, Page, Timer
 from bot.outbox import deliver, enqueue
 from bot.pir import links
@@ -119,12 +120,15 @@ async def _add_action(
         s.add(item)
         await s.flush()
         due_text = due.isoformat() if due else "no due date"
-        owner_text = f"<@{owner}>" if owner else "none"
         await service.add_event(
             s,
             incident_id,
             "action_item",
-            f"Action item #{item.number} added: {text} (owner {owner_text}, due {due_text})",
+            Line(
+                f"Action item #{item.number} added: {text} (owner ",
+                Person(owner) if owner else "none",
+                f", due {due_text})",
+            ),
             at=now,
             actor=user,
             data={
@@ -232,7 +236,7 @@ async def share_pir(svc: Services, incident_id: str, user: str) -> PirSummary | 
             s,
             incident_id,
             "pir_shared",
-            f"PIR link shared by <@{user}> (expires {summary.expires_at:%Y-%m-%d %H:%M} UTC)",
+            Line("PIR link shared by ", Person(user), f" (expires {summary.expires_at:%Y-%m-%d %H:%M} UTC)"),
             at=svc.clock.now(),
             actor=user,
         )
@@ -274,12 +278,15 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
         commander = inc.commander or (inc.declared_by if inc.declared_by[:1] in ("U", "W") else None)
         resolved = fmt_duration(now - (inc.resolved_at or now))
         text = _reminder_text(inc.id, resolved, int(open_items), pir_url(svc, inc.id), inc.is_drill)
-        who = f"<@{commander}>" if commander else "no commander"
         fresh = await service.add_event(
             s,
             inc.id,
             "pir_reminder",
-            f"PIR reminder sent to {who} and the war room",
+            Line(
+                "PIR reminder sent to ",
+                Person(commander) if commander else "no commander",
+                " and the war room",
+            ),
             at=now,
             data={"commander": commander, "channel": inc.channel_id},
             dedupe_key=key,

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bot.bookkeeping import is_bookkeeping
-from bot.event_text import plain_text
+from bot.event_text import PlainText, render
 from bot.pir.data import EventRow, IncidentInfo, PirData
 from bot.pir.metrics import (
     DEFINITIONS,
@@ -123,6 +123,7 @@ class Timeline:
         """One finished table row per visible event: `esc` escapes text for the format, `link` renders a
         permalink. Kinds and people repeat, so their escaped forms are cached."""
         names, skip, to_plain = self.names, self.skip, Plain(self.names)
+        surface = PlainText(names, to_plain)
         clock = _LocalClock(self.zone) if self.zone else None
         kinds: dict[str, str] = {}
         people: dict[str | None, str] = {}
@@ -145,7 +146,7 @@ class Timeline:
             person = people.get(actor)
             if person is None:
                 person = people[actor] = esc(who(actor, names))
-            text = plain_text(kind, text or "", data, to_plain)
+            text = render(kind, text or "", data, surface)
             yield f"{start}{when}{sep}{k}{sep}{person}{sep}{esc(text)}{end}"
 
 

@@ -128,4 +128,4 @@ async def test_joining_the_war_room_is_recorded_once(bot: BotHarness) -> None:
     await bot.event(joined)  # a second join (left and came back) in the same cycle is not news
     await bot.event({"type": "member_joined_channel", "user": "UOTHER", "channel": "CELSEWHERE"})
     entries = [e for e in await bot.events(inc.id) if e.kind == "joined"]
-    assert [(e.actor, e.text) for e in entries] == [("UOTHER", "<@UOTHER> joined the war room")]
+    assert [(e.actor, e.text) for e in entries] == [("UOTHER", "@UOTHER joined the war room")]  # no mrkdwn
