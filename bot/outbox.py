@@ -69,19 +69,21 @@ async def enqueue(
     )
 
 
+_EARLIER = aliased(OutboxMessage)  # built once: an alias per claim was a measurable part of a page's CPU
+# Served by ix_outbox_channel_id (migration 0002): without it this is a scan per candidate row.
+_BLOCKED = exists().where(
+    and_(
+        _EARLIER.channel == OutboxMessage.channel,
+        _EARLIER.id < OutboxMessage.id,
+        _EARLIER.state.in_(UNSENT),
+    )
+)
+
+
 async def _claim(
     svc: Services, now: datetime, limit: int, incident_id: str | None, min_age: timedelta = timedelta(0)
 ) -> list[OutboxMessage]:
-    earlier = aliased(OutboxMessage)
-    # Served by ix_outbox_channel_id (migration 0002): without it this is a scan per candidate row.
-    blocked = exists().where(
-        and_(
-            earlier.channel == OutboxMessage.channel,
-            earlier.id < OutboxMessage.id,
-            earlier.state.in_(UNSENT),
-        )
-    )
-    where = [OutboxMessage.state.in_(UNSENT), OutboxMessage.next_attempt_at <= now, ~blocked]
+    where = [OutboxMessage.state.in_(UNSENT), OutboxMessage.next_attempt_at <= now, ~_BLOCKED]
     if incident_id is not None:
         where.append(OutboxMessage.incident_id == incident_id)
     if min_age:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import incident_store as service
 from bot.context import Services
 from bot.models import Incident, OutboxMessage, Page
 from bot.outbox import enqueue
@@ -112,10 +112,12 @@ def paged_users(page: Page) -> list[str]:
 
 
 async def _load(svc: Services, page_id: int) -> tuple[Incident | None, Page | None]:
-    async with svc.db.session() as s:
-        page = await s.get(Page, page_id)
-        inc = await service.get(s, page.incident_id) if page is not None else None
-    return inc, page
+    async with svc.db.session() as s:  # one statement: this runs once per DM
+        stmt = (
+            select(Page, Incident).join(Incident, Incident.id == Page.incident_id).where(Page.id == page_id)
+        )
+        row = (await s.execute(stmt)).first()
+    return (row[1], row[0]) if row is not None else (None, None)
 
 
 async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
