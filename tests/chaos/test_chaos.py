@@ -317,7 +317,9 @@ async def _run(seed: int, pg_url: str, slack: SlackStandin, tmp_path: Path) -> N
         due = [p for p in mine if p.due_at.timestamp() < checked_at - 3]
         assert all(p.state == "sent" for p in due), (inc.id, [(p.step, p.state) for p in mine])
         for p in mine:
-            want = {1} if p in due else {0, 1}
+            # A DM still queued (Slack throttling) when the incident was acknowledged is skipped, not sent.
+            skipped = [u for u, dm in p.dm.items() if isinstance(dm, dict) and dm.get("skipped")]
+            want = {0} if skipped else {1} if p in due else {0, 1}
             assert dm_posts[(inc.id, str(p.level))] in want, (
                 inc.id,
                 p.step,
