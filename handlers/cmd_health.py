@@ -6,7 +6,6 @@ import asyncio
 import secrets
 from typing import Any
 
-from bot import incident_store as service
 from bot.dr.drill import finish_drill_if_any
 from bot.health.flows import check_count, claim_recovery, recover, run_check
 from bot.health.probes import CheckReport, ProbeResult
@@ -70,7 +69,7 @@ def report_blocks(
 @command("check")
 async def check(ctx: Ctx, cmd: Command) -> Reply | None:
     svc = ctx.svc
-    inc = await service.load_by_channel(svc.db, ctx.channel)
+    inc = await ctx.war_room()
     total = check_count(svc)
     if inc is None:
         report = await run_check(svc, actor=ctx.user)
@@ -183,13 +182,12 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
     req = DeclareRequest(
         severity=sev, summary=summary[:480], user=ctx.user, area="api", request_key=request_key
     )
-    result = await IncidentFlows(ctx.svc).declare(req)
+    declared = await IncidentFlows(ctx.svc).declare_and_show(req)
+    result = declared.result
     if result.state == "duplicate" and result.incident_id and key:
         room = f" (war room <#{result.channel_id}>)" if result.channel_id else ""
         return Reply(
             f"That suggestion was already declared as {result.incident_id}{room}: nothing new was declared.",
             ok=False,
         )
-    if result.created and result.incident_id:
-        await ctx.svc.kick(result.incident_id)  # L1 now rather than at the worker's next poll
-    return await declared_reply(ctx, result)
+    return declared_reply(ctx, declared)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import incident_store as service
 from bot.incidents.flows import DeclareRequest
 from bot.incidents.lifecycle import (
     LifecycleFlows,
@@ -32,7 +31,7 @@ log = logging.getLogger("incident_bot.lifecycle")
 
 async def war_room_incident(ctx: Ctx, *, change: bool) -> Incident:
     """The incident of the channel the command came from; elsewhere, say which war rooms are open."""
-    inc = await service.load_by_channel(ctx.svc.db, ctx.channel)
+    inc = await ctx.war_room()
     if inc is None:
         raise UsageError(lb.where_to_run(await open_war_rooms(ctx.svc)))
     return await ctx.incident_to_change() if change else inc
@@ -40,7 +39,7 @@ async def war_room_incident(ctx: Ctx, *, change: bool) -> Incident:
 
 async def incident_by_id(ctx: Ctx, incident_id: str, *, change: bool) -> Incident:
     """For buttons and forms, which carry the incident id: the same checks, against its war room."""
-    inc = await service.load(ctx.svc.db, incident_id[:40])
+    inc = await ctx.incident_named(incident_id)
     if inc is None or not inc.channel_id:
         raise UsageError("That incident no longer exists.")
     ctx.channel = inc.channel_id

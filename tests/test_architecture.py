@@ -83,26 +83,16 @@ CONTEXT_METHODS = {"incident_here", "incident_to_change", "require", "war_room",
 PURE_BOT = ("bot.slack_text", "bot.timefmt", "bot.ports", "bot.errors", "bot.states", "bot.models")
 # Handlers that make more than one domain call on purpose, each with its reason. Keep it short.
 MULTI_CALL_ALLOWED: dict[str, str] = {
-    "alerts": "not yet one flow",
     "drill": "not yet one flow",
     "drill_check": "not yet one flow",
     "tabletop_answer": "not yet one flow",
-    "check": "not yet one flow",
-    "declare_from_check": "not yet one flow",
     "run_recovery_button": "not yet one flow",
-    "submit_declare": "not yet one flow",
     "timeline": "not yet one flow",
     "give": "not yet one flow",
     "show": "not yet one flow",
     "submit_override": "not yet one flow",
     "swap": "not yet one flow",
     "take": "not yet one flow",
-    "take_command": "not yet one flow",
-    "template_check": "not yet one flow",
-    "template_resolve": "not yet one flow",
-    "ack_button": "not yet one flow",
-    "declare": "not yet one flow",
-    "retry_provision": "not yet one flow",
 }
 
 NEG = float("-inf")
