@@ -12,6 +12,7 @@ from bot.incidents.lifecycle import (
     Outcome,
     Role,
     TemplateEdit,
+    TimelinePage,
     clean_field,
     open_war_rooms,
     status_options,
@@ -128,15 +129,20 @@ async def reopen(ctx: Ctx, cmd: Command) -> Reply | None:
 @command("timeline")
 async def timeline(ctx: Ctx, cmd: Command) -> Reply:
     inc = await war_room_incident(ctx, change=False)
-    flows = LifecycleFlows(ctx.svc)
-    await flows.record_command(inc.id, ctx.user, f"<@{ctx.user}> viewed the timeline", command="timeline")
-    return await _timeline_page(ctx, inc.id, None, all_kinds=bool(cmd.args.get("all")))
+    page = await LifecycleFlows(ctx.svc).view_timeline(
+        inc.id, ctx.user, page_size=lb.PAGE_SIZE, all_kinds=bool(cmd.args.get("all"))
+    )
+    return _timeline_reply(page)
 
 
 async def _timeline_page(ctx: Ctx, incident_id: str, before: int | None, *, all_kinds: bool = False) -> Reply:
     page = await LifecycleFlows(ctx.svc).timeline(
         incident_id, ctx.user, before=before, page_size=lb.PAGE_SIZE, all_kinds=all_kinds
     )
+    return _timeline_reply(page)
+
+
+def _timeline_reply(page: TimelinePage | None) -> Reply:
     if page is None:
         raise UsageError("That incident no longer exists.")
     text, blocks = lb.timeline_blocks(page)

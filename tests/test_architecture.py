@@ -87,12 +87,6 @@ MULTI_CALL_ALLOWED: dict[str, str] = {
     "drill_check": "not yet one flow",
     "tabletop_answer": "not yet one flow",
     "run_recovery_button": "not yet one flow",
-    "timeline": "not yet one flow",
-    "give": "not yet one flow",
-    "show": "not yet one flow",
-    "submit_override": "not yet one flow",
-    "swap": "not yet one flow",
-    "take": "not yet one flow",
 }
 
 NEG = float("-inf")

@@ -545,6 +545,13 @@ class LifecycleFlows:
         )
 
     # -- timeline ----------------------------------------------------------------------------------------
+    async def view_timeline(
+        self, incident_id: str, viewer: str, *, page_size: int = 20, all_kinds: bool = False
+    ) -> TimelinePage | None:
+        """`/incident timeline`: the viewing is recorded (a "command" event), then the newest page."""
+        await self.record_command(incident_id, viewer, f"<@{viewer}> viewed the timeline", command="timeline")
+        return await self.timeline(incident_id, viewer, page_size=page_size, all_kinds=all_kinds)
+
     async def timeline(
         self,
         incident_id: str,
