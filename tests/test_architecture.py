@@ -83,9 +83,6 @@ CONTEXT_METHODS = {"incident_here", "incident_to_change", "require", "war_room",
 PURE_BOT = ("bot.slack_text", "bot.timefmt", "bot.ports", "bot.errors", "bot.states", "bot.models")
 # Handlers that make more than one domain call on purpose, each with its reason. Keep it short.
 MULTI_CALL_ALLOWED: dict[str, str] = {
-    "drill": "not yet one flow",
-    "drill_check": "not yet one flow",
-    "tabletop_answer": "not yet one flow",
     "run_recovery_button": "not yet one flow",
 }
 

@@ -33,6 +33,7 @@ from bot.dr.report import DRILL_SEVERITY, FAILING, TABLETOP, DrillReport, build_
 from bot.dr.times import iso, parse_time
 from bot.health.flows import recover, run_check
 from bot.health.monitor import DRILL_PROBLEM, MONITOR_USER, PROBLEM
+from bot.health.probes import CheckReport
 from bot.health.scenarios import SCENARIOS
 from bot.incidents.flows import DeclareRequest, IncidentFlows
 from bot.incidents.lifecycle import LifecycleFlows
@@ -236,6 +237,20 @@ async def _post(
 
 async def _deliver(svc: Services, incident_id: str) -> None:
     await deliver(svc, incident_id=incident_id)
+
+
+@dataclass(frozen=True)
+class DrillCheck:
+    """The drill's "Check recovery now": the check's report, and the drill's report when it finished."""
+
+    report: CheckReport
+    finished: DrillReport | None
+
+
+async def check_drill(svc: Services, incident_id: str, user: str) -> DrillCheck:
+    """Check now, and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
+    report = await run_check(svc, incident_id=incident_id, kind="check", actor=user)
+    return DrillCheck(report, await finish_drill_if_any(svc, incident_id, user))
 
 
 async def finish_drill_if_any(svc: Services, incident_id: str, user: str | None = None) -> DrillReport | None:
