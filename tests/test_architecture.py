@@ -82,9 +82,7 @@ CONTEXT_METHODS = {"incident_here", "incident_to_change", "require", "war_room",
 # bot modules whose functions are pure helpers (rendering, text, types), never a flow.
 PURE_BOT = ("bot.slack_text", "bot.timefmt", "bot.ports", "bot.errors", "bot.states", "bot.models")
 # Handlers that make more than one domain call on purpose, each with its reason. Keep it short.
-MULTI_CALL_ALLOWED: dict[str, str] = {
-    "run_recovery_button": "not yet one flow",
-}
+MULTI_CALL_ALLOWED: dict[str, str] = {}
 
 NEG = float("-inf")
 
@@ -272,6 +270,13 @@ class _Counter:
                 n, reached = self.function(*helper)
                 total += n
                 sites.update(reached)
+            # A handler's function passed as a callback (a flow's `on_result`) runs too: count it once.
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                passed = self.helper(mod, arg) if isinstance(arg, ast.Name) else None
+                if passed is not None:
+                    n, reached = self.function(*passed)
+                    total += n
+                    sites.update(reached)
         return total
 
     def helper(self, mod: _Module, func: object) -> tuple[str, str] | None:

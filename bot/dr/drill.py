@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from bot.dr.fault import DrillRefused, Target, detect_target, inject, no_real_ch
 from bot.dr.plan import load_dr, plan_hash
 from bot.dr.report import DRILL_SEVERITY, FAILING, TABLETOP, DrillReport, build_report, measure, report_line
 from bot.dr.times import iso, parse_time
-from bot.health.flows import recover, run_check
+from bot.health.flows import RecoveryRun, claim_recovery, recover, run_check
 from bot.health.monitor import DRILL_PROBLEM, MONITOR_USER, PROBLEM
 from bot.health.probes import CheckReport
 from bot.health.scenarios import SCENARIOS
@@ -251,6 +252,48 @@ async def check_drill(svc: Services, incident_id: str, user: str) -> DrillCheck:
     """Check now, and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
     report = await run_check(svc, incident_id=incident_id, kind="check", actor=user)
     return DrillCheck(report, await finish_drill_if_any(svc, incident_id, user))
+
+
+@dataclass(frozen=True)
+class RecoveryOutcome:
+    """The "Run recovery" button: `claimed_by` when someone already ran the recovery from that report
+    (nothing was done again); else the run and, for a drill incident, the drill's report once finished."""
+
+    claimed_by: str | None = None
+    run: RecoveryRun | None = None
+    drill: DrillReport | None = None
+
+
+async def recover_from_report(
+    svc: Services,
+    incident_id: str,
+    user: str,
+    report_key: str,
+    *,
+    started: Callable[[], Awaitable[None]],
+    waiting: Callable[[float], Awaitable[None]],
+    ran: Callable[[RecoveryRun], Awaitable[None]],
+    every: float = 5.0,
+) -> RecoveryOutcome:
+    """Once per report (the claim is a row: a double click or another process runs it once), end the
+    Factory's chaos and check again, then finish the drill if this is a drill incident. The adapter's
+    messages are the callbacks: `started` before the recovery, `waiting(seconds)` every `every` seconds
+    while it runs (throttle hides its link for ~32 s), `ran` with its result before the drill's report."""
+    if report_key:
+        by = await claim_recovery(svc, incident_id, report_key, user)
+        if by is not None:
+            return RecoveryOutcome(claimed_by=by)
+    await started()
+    task = asyncio.ensure_future(recover(svc, incident_id, user))
+    waited = 0.0
+    while not task.done():
+        await asyncio.wait([task], timeout=every)
+        waited += every
+        if not task.done():
+            await waiting(waited)
+    run = task.result()
+    await ran(run)
+    return RecoveryOutcome(run=run, drill=await finish_drill_if_any(svc, incident_id, user))
 
 
 async def finish_drill_if_any(svc: Services, incident_id: str, user: str | None = None) -> DrillReport | None:
