@@ -41,6 +41,7 @@ from bot.incidents.lifecycle import LifecycleFlows
 from bot.models import CheckSample, Drill, ProcessedRequest
 from bot.outbox import deliver, enqueue
 from bot.permissions import real_factory_refusal
+from bot.slack_text import esc
 from bot.states import IncidentStatus
 
 log = logging.getLogger("incident_bot.drill")
@@ -80,7 +81,9 @@ async def start_drill(
     drill starts real chaos, so it also needs `allow_real_factory` (setting or CLI flag)."""
     sc = SCENARIOS.get(scenario)
     if sc is None:
-        raise DrillRefused(f"Unknown drill `{scenario[:30]}`: use one of {', '.join(SCENARIOS)} or tabletop.")
+        raise DrillRefused(
+            f"Unknown drill `{esc(scenario[:30])}`: use one of {', '.join(SCENARIOS)} or tabletop."
+        )
     async with svc.db.session() as s:
         if request_key and await s.get(ProcessedRequest, request_key) is not None:
             ref = await service.request_ref(s, request_key)

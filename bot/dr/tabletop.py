@@ -18,6 +18,7 @@ from bot.dr.report import TABLETOP
 from bot.dr.times import iso, parse_time, secs
 from bot.models import Drill
 from bot.playbook import PlaybookError
+from bot.slack_text import esc
 
 TABLETOP_IDLE = timedelta(hours=24)  # an unanswered tabletop older than this is abandoned by the next start
 
@@ -68,7 +69,7 @@ async def start_tabletop(svc: Services, channel: str, user: str) -> TabletopStep
     try:
         steps = tabletop_steps()
     except PlaybookError as exc:
-        raise DrillRefused(f"Cannot run a tabletop: {exc}") from exc
+        raise DrillRefused(f"Cannot run a tabletop: {esc(exc)}") from exc
     now = svc.clock.now()
     async with svc.db.session() as s:
         stmt = select(Drill).where(Drill.scenario == TABLETOP, Drill.finished_at.is_(None)).with_for_update()
