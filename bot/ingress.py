@@ -158,6 +158,15 @@ def _check_event(body: dict[str, Any]) -> Kind:
     return "event"
 
 
+def _check_command(fields: dict[str, Any], command_name: str) -> None:
+    """A slash command's fields, from a form or a Socket Mode payload: all text (a form's always are), and
+    our command; another app's is Refused(404)."""
+    if not all(isinstance(v, str) for v in fields.values()):
+        raise Refused(400, "command fields are malformed")
+    if fields["command"] != command_name:
+        raise Refused(404, "unknown command")
+
+
 def _form(raw: bytes) -> dict[str, str]:
     # Counted on the bytes before any parser runs: parse_qsl on a million `&` is seconds of CPU.
     if raw.count(b"&") + 1 > MAX_FIELDS:
@@ -197,8 +206,7 @@ def parse(raw: bytes, content_type: str, command_name: str) -> Inbound:
         if form.get("ssl_check") == "1":
             return Inbound("ssl_check", raw, {})
         if "command" in form:
-            if form["command"] != command_name:
-                raise Refused(404, "unknown command")
+            _check_command(form, command_name)
             return Inbound("command", raw, clean(form))
         raise Refused(400, "form is neither a command nor a payload")
     raise Refused(400, "unsupported content type")
@@ -215,10 +223,7 @@ def check_socket_payload(body: Any, command_name: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Refused(400, "payload is not an object")
     if "command" in body:
-        if not all(isinstance(v, str) for v in body.values()):
-            raise Refused(400, "command fields are malformed")
-        if body["command"] != command_name:
-            raise Refused(404, "unknown command")
+        _check_command(body, command_name)
     elif body.get("type") in INTERACTIVE:
         _check_interactive(body)
     else:

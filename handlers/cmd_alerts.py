@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from bot import incident_store as service
 from bot.alerts import flows
 from bot.ports import Reply
 from bot.states import AlertStatus
@@ -14,7 +13,7 @@ from handlers.registry import Ctx, command
 
 @command("alerts")
 async def alerts(ctx: Ctx, cmd: Command) -> Reply:
-    inc = await service.load_by_channel(ctx.svc.db, ctx.channel)
+    inc = await ctx.war_room()
     if inc is not None:
         rows = await flows.incident_alerts(ctx.svc, inc.id)
         if not rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.dr.drill import finish_drill_if_any, start_drill
+from bot.dr.drill import check_drill, start_drill
 from bot.dr.fault import REAL_CHAOS_NOTE, DrillRefused, target_name
 from bot.dr.plan import CriticalService, load_dr
 from bot.dr.report import TABLETOP, DrillReport, report_line
@@ -14,13 +14,10 @@ from bot.dr.signoff import DrStatus, SignoffError, SignoffView, dr_status, sign
 from bot.dr.tabletop import (
     TabletopAnswer,
     TabletopStep,
-    answer_tabletop,
-    start_tabletop,
-    tabletop_channel,
-    tabletop_posted,
+    answer_step,
+    run_tabletop,
 )
 from bot.dr.times import fmt_secs, parse_time
-from bot.health.flows import run_check
 from bot.permissions import Perm, signoff_perm
 from bot.playbook import format_duration
 from bot.ports import ChatError, Reply
@@ -34,7 +31,7 @@ from handlers.blocks import (
     header,
     section,
 )
-from handlers.guard import button_incident
+from handlers.guard import button_incident, button_tabletop
 from handlers.parse import Command, UsageError
 from handlers.registry import Ctx, action, command
 
@@ -179,9 +176,9 @@ async def drill_check(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     """Check now and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
     inc = await button_incident(ctx.svc, str(body["actions"][0].get("value", "")), ctx.channel)
     await ctx.require(Perm.CHANGE, inc)  # war-room members only
-    report = await run_check(ctx.svc, incident_id=inc.id, kind="check", actor=ctx.user)
-    finished = await finish_drill_if_any(ctx.svc, inc.id, ctx.user)
-    if finished is not None:
+    checked = await check_drill(ctx.svc, inc.id, ctx.user)
+    report = checked.report
+    if checked.finished is not None:
         return Reply(
             f"Checks are {report.verdict}: the drill is finished and its report is in <#{inc.channel_id}>."
         )
@@ -257,12 +254,9 @@ def tabletop_summary_message(drill_id: int, sm: dict[str, Any]) -> tuple[str, Bl
 
 
 async def _tabletop(ctx: Ctx) -> Reply:
-    try:
-        step = await start_tabletop(ctx.svc, ctx.channel, ctx.user)
-    except DrillRefused as exc:
-        raise UsageError(exc.message) from exc
     chat = ctx.svc.chat
-    try:
+
+    async def post(step: TabletopStep) -> str:
         if not step.resumed and step.index == 0:
             await chat.post(
                 step.channel,
@@ -270,13 +264,17 @@ async def _tabletop(ctx: Ctx) -> Reply:
                 "one at a time. Talk each one through, then press *Done* or *Blocked*.",
             )
         text, blocks = tabletop_step_message(step)
-        ts = await chat.post(step.channel, text, blocks)
+        return await chat.post(step.channel, text, blocks)
+
+    try:
+        step = await run_tabletop(ctx.svc, ctx.channel, ctx.user, post)
+    except DrillRefused as exc:
+        raise UsageError(exc.message) from exc
     except ChatError as exc:
         raise UsageError(
             f"Could not post in this channel ({exc.error}). Invite the bot (`/invite @incident-bot`) and run "
             "`/incident drill tabletop` again: it resumes where it stopped."
         ) from exc
-    await tabletop_posted(ctx.svc, step.drill_id, step.index, ts)
     if step.resumed:
         return Reply(f"Resumed the tabletop (drill #{step.drill_id}) at step {step.index + 1}/{step.total}.")
     return Reply(f"Tabletop started (drill #{step.drill_id}): {step.total} steps.")
@@ -289,39 +287,38 @@ async def tabletop_answer(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     drill_id, _, index = str(act.get("value", "")).partition(":")
     if not (drill_id.isdigit() and index.isdigit() and len(drill_id) < 16 and len(index) < 6):
         raise UsageError("That button is out of date; run `/incident drill tabletop` again.")
-    room = await tabletop_channel(ctx.svc, int(drill_id))
-    if not room:
-        return Reply("That tabletop no longer exists.", ok=False)
-    if ctx.channel != room:  # the button is bound to the channel its tabletop runs in
-        raise UsageError(f"That button belongs to the tabletop in <#{room}>; nothing was recorded.")
+    room = await button_tabletop(ctx.svc, int(drill_id), ctx.channel)
     await ctx.require(Perm.TABLETOP, channel=room)
-    ans = await answer_tabletop(ctx.svc, int(drill_id), int(index), outcome, ctx.user)
+    chat = ctx.svc.chat
+
+    async def show(ans: TabletopAnswer) -> str | None:
+        if ans.answered_ts:
+            text, blocks = tabletop_answered_message(ans)
+            try:
+                await chat.update(ans.channel, ans.answered_ts, text, blocks)
+            except ChatError:
+                pass  # cosmetic: the answer is recorded
+        if ans.next is not None:
+            text, blocks = tabletop_step_message(ans.next)
+            return await chat.post(ans.channel, text, blocks)
+        if ans.summary is not None:
+            text, blocks = tabletop_summary_message(ans.drill_id, ans.summary)
+            await chat.post(ans.channel, text, blocks)
+        return None
+
+    try:
+        ans = await answer_step(ctx.svc, int(drill_id), int(index), outcome, ctx.user, show)
+    except ChatError as exc:
+        return Reply(
+            f"Recorded, but the next message failed ({exc.error}). Run `/incident drill tabletop` to resume.",
+            ok=False,
+        )
     if ans.state == "missing":
         return Reply("That tabletop no longer exists.", ok=False)
     if ans.state == "stale":
         if ans.outcome:
             return Reply(f"Step {ans.index + 1} was already answered ({ans.outcome} by <@{ans.by}>).")
         return Reply("That step is not the current one; answer the latest step posted.")
-    chat = ctx.svc.chat
-    if ans.answered_ts:
-        text, blocks = tabletop_answered_message(ans)
-        try:
-            await chat.update(ans.channel, ans.answered_ts, text, blocks)
-        except ChatError:
-            pass  # cosmetic: the answer is recorded
-    try:
-        if ans.next is not None:
-            text, blocks = tabletop_step_message(ans.next)
-            ts = await chat.post(ans.channel, text, blocks)
-            await tabletop_posted(ctx.svc, ans.next.drill_id, ans.next.index, ts)
-        elif ans.summary is not None:
-            text, blocks = tabletop_summary_message(ans.drill_id, ans.summary)
-            await chat.post(ans.channel, text, blocks)
-    except ChatError as exc:
-        return Reply(
-            f"Recorded, but the next message failed ({exc.error}). Run `/incident drill tabletop` to resume.",
-            ok=False,
-        )
     return None
 
 

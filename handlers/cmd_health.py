@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Any
 
-from bot import incident_store as service
-from bot.dr.drill import finish_drill_if_any
-from bot.health.flows import check_count, claim_recovery, recover, run_check
+from bot.dr.drill import recover_from_report
+from bot.health.flows import RecoveryRun, check_count, run_check
 from bot.health.probes import CheckReport, ProbeResult
 from bot.health.report import render_progress, render_table
 from bot.incidents.flows import DeclareRequest, IncidentFlows
@@ -70,7 +68,7 @@ def report_blocks(
 @command("check")
 async def check(ctx: Ctx, cmd: Command) -> Reply | None:
     svc = ctx.svc
-    inc = await service.load_by_channel(svc.db, ctx.channel)
+    inc = await ctx.war_room()
     total = check_count(svc)
     if inc is None:
         report = await run_check(svc, actor=ctx.user)
@@ -117,51 +115,61 @@ def _pressed_gone(body: dict[str, Any], action_id: str, note: str) -> tuple[str,
 async def run_recovery_button(ctx: Ctx, body: dict[str, Any]) -> Reply | None:
     incident_id, _, key = str(body["actions"][0].get("value", "")).partition("|")
     inc = await button_incident(ctx.svc, incident_id, ctx.channel)
-    assert inc.channel_id is not None
+    room = inc.channel_id
+    assert room is not None
     await ctx.require(Perm.CHANGE, inc)  # war-room members only
     if inc.status == IncidentStatus.RESOLVED:
         return Reply(f"{inc.id} is already resolved: nothing was recovered.", ok=False)
-    if key:  # once per report: the claim is shared by every process, so a double click runs it once
-        by = await claim_recovery(ctx.svc, inc.id, key, ctx.user)
-        if by is not None:
-            return Reply(
-                f"<@{by}> already ran the recovery from that report: nothing was done again."
-                " Run `/incident check` for a fresh report (it offers recovery if chaos is still on).",
-                ok=False,
-            )
-    gone = _pressed_gone(body, "run_recovery", f"🛠️ Recovery run by <@{ctx.user}>")
-    if gone is not None:
-        try:
-            await ctx.svc.chat.update(*gone)
-        except ChatError:
-            pass  # the claim above is what keeps a second press from running it again
+    chat = ctx.svc.chat
     started = f"🛠️ <@{ctx.user}> started the recovery action (ending Factory chaos)…"
-    ts = await ctx.svc.chat.post(inc.channel_id, started)
-    task = asyncio.ensure_future(recover(ctx.svc, inc.id, ctx.user))
-    # Throttle hides its link for ~32 s: the recovery's long order runs in the background while the message
-    # shows that it is still waiting (edited every PROGRESS_EVERY seconds).
-    waited = 0.0
-    while not task.done():
-        await asyncio.wait([task], timeout=PROGRESS_EVERY)
-        waited += PROGRESS_EVERY
-        if not task.done():
-            text = (
-                f"{started} still waiting for the Factory ({waited:.0f} s; throttle answers after ~32 s,"
-                " the recovery order waits up to 40 s)"
-            )
+    ts = ""
+
+    async def on_started() -> None:
+        nonlocal ts
+        gone = _pressed_gone(body, "run_recovery", f"🛠️ Recovery run by <@{ctx.user}>")
+        if gone is not None:
             try:
-                await ctx.svc.chat.update(inc.channel_id, ts, text, [bk.section(text)])
+                await chat.update(*gone)
             except ChatError:
-                pass  # progress is cosmetic
-    run = task.result()
-    verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {esc(run.recovery.detail)}"
-    text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
-    after = report_blocks(
-        run.after, incident_id=inc.id, title="After recovery", offer_recovery=not run.recovery.resolved
+                pass  # the claim is what keeps a second press from running it again
+        ts = await chat.post(room, started)
+
+    async def on_waiting(waited: float) -> None:
+        # The recovery's long order runs in the background while the message shows it is still waiting.
+        text = (
+            f"{started} still waiting for the Factory ({waited:.0f} s; throttle answers after ~32 s,"
+            " the recovery order waits up to 40 s)"
+        )
+        try:
+            await chat.update(room, ts, text, [bk.section(text)])
+        except ChatError:
+            pass  # progress is cosmetic
+
+    async def on_ran(run: RecoveryRun) -> None:
+        verdict = "✅ chaos ended" if run.recovery.resolved else f"⚠️ not resolved: {esc(run.recovery.detail)}"
+        text = f"Recovery: {verdict}. Before: {run.before.verdict} → after: {run.after.verdict}"
+        after = report_blocks(
+            run.after, incident_id=inc.id, title="After recovery", offer_recovery=not run.recovery.resolved
+        )
+        await chat.post(room, text, [bk.section(f"*{text}*"), *after])
+
+    # A drill incident is measured, reported and closed after the recovery (finish_drill_if_any).
+    outcome = await recover_from_report(
+        ctx.svc,
+        inc.id,
+        ctx.user,
+        key,
+        started=on_started,
+        waiting=on_waiting,
+        ran=on_ran,
+        every=PROGRESS_EVERY,
     )
-    blocks = [bk.section(f"*{text}*"), *after]
-    await ctx.svc.chat.post(inc.channel_id, text, blocks)
-    await finish_drill_if_any(ctx.svc, inc.id, ctx.user)  # a DRILL incident: measure, report, close
+    if outcome.claimed_by is not None:
+        return Reply(
+            f"<@{outcome.claimed_by}> already ran the recovery from that report: nothing was done again."
+            " Run `/incident check` for a fresh report (it offers recovery if chaos is still on).",
+            ok=False,
+        )
     return None
 
 
@@ -183,13 +191,12 @@ async def declare_from_check(ctx: Ctx, body: dict[str, Any]) -> Reply:
     req = DeclareRequest(
         severity=sev, summary=summary[:480], user=ctx.user, area="api", request_key=request_key
     )
-    result = await IncidentFlows(ctx.svc).declare(req)
+    declared = await IncidentFlows(ctx.svc).declare_and_show(req)
+    result = declared.result
     if result.state == "duplicate" and result.incident_id and key:
         room = f" (war room <#{result.channel_id}>)" if result.channel_id else ""
         return Reply(
             f"That suggestion was already declared as {result.incident_id}{room}: nothing new was declared.",
             ok=False,
         )
-    if result.created and result.incident_id:
-        await ctx.svc.kick(result.incident_id)  # L1 now rather than at the worker's next poll
-    return await declared_reply(ctx, result)
+    return declared_reply(ctx, declared)

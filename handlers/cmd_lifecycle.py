@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import incident_store as service
-from bot.event_text import Line, Person
 from bot.incidents.flows import DeclareRequest
 from bot.incidents.lifecycle import (
     LifecycleFlows,
     Outcome,
     Role,
     TemplateEdit,
+    TimelinePage,
     clean_field,
     open_war_rooms,
     status_options,
@@ -33,7 +32,7 @@ log = logging.getLogger("incident_bot.lifecycle")
 
 async def war_room_incident(ctx: Ctx, *, change: bool) -> Incident:
     """The incident of the channel the command came from; elsewhere, say which war rooms are open."""
-    inc = await service.load_by_channel(ctx.svc.db, ctx.channel)
+    inc = await ctx.war_room()
     if inc is None:
         raise UsageError(lb.where_to_run(await open_war_rooms(ctx.svc)))
     return await ctx.incident_to_change() if change else inc
@@ -41,7 +40,7 @@ async def war_room_incident(ctx: Ctx, *, change: bool) -> Incident:
 
 async def incident_by_id(ctx: Ctx, incident_id: str, *, change: bool) -> Incident:
     """For buttons and forms, which carry the incident id: the same checks, against its war room."""
-    inc = await service.load(ctx.svc.db, incident_id[:40])
+    inc = await ctx.incident_named(incident_id)
     if inc is None or not inc.channel_id:
         raise UsageError("That incident no longer exists.")
     ctx.channel = inc.channel_id
@@ -130,16 +129,20 @@ async def reopen(ctx: Ctx, cmd: Command) -> Reply | None:
 @command("timeline")
 async def timeline(ctx: Ctx, cmd: Command) -> Reply:
     inc = await war_room_incident(ctx, change=False)
-    flows = LifecycleFlows(ctx.svc)
-    said = Line(Person(ctx.user), " viewed the timeline")
-    await flows.record_command(inc.id, ctx.user, said, command="timeline")
-    return await _timeline_page(ctx, inc.id, None, all_kinds=bool(cmd.args.get("all")))
+    page = await LifecycleFlows(ctx.svc).view_timeline(
+        inc.id, ctx.user, page_size=lb.PAGE_SIZE, all_kinds=bool(cmd.args.get("all"))
+    )
+    return _timeline_reply(page)
 
 
 async def _timeline_page(ctx: Ctx, incident_id: str, before: int | None, *, all_kinds: bool = False) -> Reply:
     page = await LifecycleFlows(ctx.svc).timeline(
         incident_id, ctx.user, before=before, page_size=lb.PAGE_SIZE, all_kinds=all_kinds
     )
+    return _timeline_reply(page)
+
+
+def _timeline_reply(page: TimelinePage | None) -> Reply:
     if page is None:
         raise UsageError("That incident no longer exists.")
     text, blocks = lb.timeline_blocks(page)

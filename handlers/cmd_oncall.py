@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.incident_store import claim_request_once
+from bot.oncall import flows as oncall_flows
 from bot.oncall import service
 from bot.oncall.schedule import Schedule, gaps, handoffs, shifts_of
 from bot.oncall.web import schedule_url
@@ -51,8 +51,7 @@ def _label(s: Schedule) -> str:
     return f"{s.team or s.name}"
 
 
-async def _describe(ctx: Ctx, sched: Schedule, now: datetime, *, detail: bool) -> list[str]:
-    r = await service.resolve_once(ctx.svc, sched, now)
+def _describe(sched: Schedule, r: service.Resolved, now: datetime, *, detail: bool) -> list[str]:
     oc = r.at(now)
     via = f" via {oc.reason}" if oc.users else f" ({oc.reason})"
     lines = [f"*{_label(sched)}*: {who(oc.users)}{via}, until {when(oc.until)}"]
@@ -71,7 +70,8 @@ async def show(ctx: Ctx, cmd: Command) -> Reply:
     blocks: Blocks = []
     if ref:
         sched = _schedule(ctx, ref)
-        lines = await _describe(ctx, sched, now, detail=True)
+        [resolved] = await oncall_flows.resolve_all(ctx.svc, [sched], now)
+        lines = _describe(sched, resolved, now, detail=True)
         link = schedule_url(ctx.svc, sched.name, now)
         blocks = [
             header(f"On call: {_label(sched)}"),
@@ -79,12 +79,17 @@ async def show(ctx: Ctx, cmd: Command) -> Reply:
             context(f"<{link}|📅 Subscribe (iCalendar)> · overrides: `/incident oncall overrides {ref}`"),
         ]
         return Reply("\n".join(lines), blocks)
+    book = list(service.config_of(ctx.svc).book.schedules.values())
+    by_name = {
+        sched.name: r
+        for sched, r in zip(book, await oncall_flows.resolve_all(ctx.svc, book, now), strict=True)
+    }
     lines = []
     for sched in service.level_schedules(ctx.svc):
-        lines.extend(await _describe(ctx, sched, now, detail=False))
+        lines.extend(_describe(sched, by_name[sched.name], now, detail=False))
     mine = []
-    for sched in service.config_of(ctx.svc).book.schedules.values():
-        r = await service.resolve_once(ctx.svc, sched, now)
+    for sched in book:
+        r = by_name[sched.name]
         for start, end, _oc in shifts_of(r.schedule, ctx.user, now, now + timedelta(days=14), r.overrides)[
             :3
         ]:
@@ -105,6 +110,12 @@ async def _zone_time(ctx: Ctx, sched: Schedule, value: object, now: datetime) ->
 
 @command("oncall_override")
 async def override(ctx: Ctx, cmd: Command) -> Reply:
+    reply = await _override(ctx, cmd, request_key=None)
+    assert reply is not None  # only a form's repeat is answered with nothing
+    return reply
+
+
+async def _override(ctx: Ctx, cmd: Command, *, request_key: str | None) -> Reply | None:
     now = ctx.svc.clock.now()
     sched = _schedule(ctx, cmd.args["ref"])
     start = await _zone_time(ctx, sched, cmd.args["start"], now)
@@ -112,9 +123,13 @@ async def override(ctx: Ctx, cmd: Command) -> Reply:
     end = start + raw_end if isinstance(raw_end, timedelta) else await _zone_time(ctx, sched, raw_end, now)
     user = str(cmd.args["user"])
     try:
-        row = await service.add_override(ctx.svc, sched, user, max(start, now), end, ctx.user)
+        row = await oncall_flows.override_once(
+            ctx.svc, sched, user, max(start, now), end, ctx.user, request_key=request_key
+        )
     except service.OncallError as exc:
         return Reply(str(exc), ok=False)
+    if row is None:
+        return None  # a double submit (or Slack's retry) of the same form overrides once
     return Reply(
         f"Override #{row.id}: <@{user}> covers {_label(sched)} from {when(row.start_at)} to {when(row.end_at)}."
     )
@@ -154,15 +169,15 @@ async def take(ctx: Ctx, cmd: Command) -> Reply:
     """I take the shift running now, until it would have ended."""
     now = ctx.svc.clock.now()
     sched = _schedule(ctx, cmd.args["ref"])
-    oc = (await service.resolve_once(ctx.svc, sched, now)).at(now)
-    if ctx.user in oc.users:
-        return Reply(f"You are already on call for {_label(sched)}.", ok=False)
-    end = oc.until or now + timedelta(days=7)
     try:
-        row = await service.add_override(ctx.svc, sched, ctx.user, now, end, ctx.user, kind="take")
+        taken = await oncall_flows.take_shift(ctx.svc, sched, ctx.user, now)
     except service.OncallError as exc:
         return Reply(str(exc), ok=False)
-    return Reply(f"Override #{row.id}: you cover {_label(sched)} (for {who(oc.users)}) until {when(end)}.")
+    if taken.row is None:
+        return Reply(f"You are already on call for {_label(sched)}.", ok=False)
+    return Reply(
+        f"Override #{taken.row.id}: you cover {_label(sched)} (for {who(taken.was.users)}) until {when(taken.end)}."
+    )
 
 
 @command("oncall_give")
@@ -172,12 +187,12 @@ async def give(ctx: Ctx, cmd: Command) -> Reply:
     sched = _schedule(ctx, cmd.args["ref"])
     user = str(cmd.args["user"])
     try:
-        start, end = await service.current_shift(ctx.svc, sched, ctx.user, now)
-        row = await service.add_override(ctx.svc, sched, user, max(start, now), end, ctx.user, kind="take")
+        given = await oncall_flows.give_shift(ctx.svc, sched, ctx.user, user, now)
     except service.OncallError as exc:
         return Reply(str(exc), ok=False)
+    row = given.row
     return Reply(
-        f"Override #{row.id}: <@{user}> takes your {_label(sched)} shift {when(row.start_at)} → {when(end)}."
+        f"Override #{row.id}: <@{user}> takes your {_label(sched)} shift {when(row.start_at)} → {when(given.end)}."
     )
 
 
@@ -190,17 +205,10 @@ async def swap(ctx: Ctx, cmd: Command) -> Reply:
     if other == ctx.user:
         return Reply("Swap with someone else.", ok=False)
     try:
-        mine = await service.current_shift(ctx.svc, sched, ctx.user, now)
-        theirs = await service.current_shift(ctx.svc, sched, other, now)
-        a, b = await service.add_overrides(
-            ctx.svc,
-            sched,
-            [(other, max(mine[0], now), mine[1]), (ctx.user, max(theirs[0], now), theirs[1])],
-            ctx.user,
-            kind="swap",
-        )
+        sw = await oncall_flows.swap_shifts(ctx.svc, sched, ctx.user, other, now)
     except service.OncallError as exc:
         return Reply(str(exc), ok=False)
+    mine, theirs, a, b = sw.mine, sw.theirs, sw.covers_mine, sw.covers_theirs
     return Reply(
         f"Swapped on {_label(sched)}: <@{other}> covers {when(mine[0])} → {when(mine[1])} (#{a.id}); "
         f"you cover {when(theirs[0])} → {when(theirs[1])} (#{b.id})."
@@ -270,16 +278,14 @@ def validate_override(values: dict[str, Any]) -> dict[str, str]:
 
 async def submit_override(ctx: Ctx, view: dict[str, Any], values: dict[str, Any]) -> None:
     ctx.channel = str(view.get("private_metadata") or "")
-    if view.get("id"):
-        if not await claim_request_once(ctx.svc.db, f"view:{view['id']}", ctx.svc.clock.now()):
-            return  # a double submit (or Slack's retry) of the same form overrides once
     try:
         start, end = oncall_window(str(values.get("start")), str(values.get("end")))
         cmd = Command(
             "oncall_override",
             {"user": str(values["user"]), "ref": str(values["schedule"]), "start": start, "end": end},
         )
-        reply = await override(ctx, cmd)
+        # A double submit (or Slack's retry) of the same form overrides once, and is answered once.
+        reply = await _override(ctx, cmd, request_key=f"view:{view['id']}" if view.get("id") else None)
     except UsageError as exc:
         reply = Reply(exc.message, ok=False)
     if reply is not None:

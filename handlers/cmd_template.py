@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import incident_store as service
 from bot.incidents.lifecycle import LifecycleFlows
 from bot.ports import ChatError, Reply
 from bot.states import IncidentStatus
@@ -24,7 +23,7 @@ async def _bound(ctx: Ctx, body: dict[str, Any], *, change: bool) -> str:
     """The incident named by the button, with ctx.channel set to its war room; a resolved one is refused
     before anything else (the buttons of an open incident are stale once it is resolved)."""
     incident_id = str(body["actions"][0].get("value", "")).partition("|")[0]
-    inc = await service.load(ctx.svc.db, incident_id[:40])
+    inc = await ctx.incident_named(incident_id)
     if inc is not None and inc.status == IncidentStatus.RESOLVED:
         room = f" in <#{inc.channel_id}>" if inc.channel_id else ""
         raise UsageError(

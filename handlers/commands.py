@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import incident_store as service
-from bot.db import DatabaseUnavailable
 from bot.escalation import flows as esc
-from bot.incidents.card import IncidentCard
-from bot.incidents.flows import DeclareRequest, DeclareResult, IncidentFlows
+from bot.incidents.flows import Declared, DeclareRequest, IncidentFlows
 from bot.permissions import Perm
 from bot.ports import Reply
 from bot.slack_text import from_slack
@@ -22,19 +19,17 @@ async def help_(ctx: Ctx, cmd: Command) -> Reply:
     return Reply(table.help_text(table.build()))
 
 
-async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
+def declared_reply(ctx: Ctx, declared: Declared) -> Reply:
+    result, card = declared.result, declared.card
     if result.state == "rate_limited":
         return Reply(f"🛑 Slow down: {result.error}. Try again in a minute.", ok=False)
     if result.state == "open_for_problem":
         return Reply(f"{result.incident_id} is already open for this problem: <#{result.channel_id}>")
     if result.incident_id is None:
         return Reply("That request was already handled.")
-    try:
-        inc = await service.load(ctx.svc.db, result.incident_id)
-    except DatabaseUnavailable:
+    if declared.unavailable:
         return Reply(f"{result.incident_id} declared; its war room follows as soon as the database is back.")
-    assert inc is not None
-    card = IncidentCard.of(inc, ctx.svc.playbook)
+    assert card is not None
     text, blocks = ctx.svc.render.declared_reply(card, result.channel_id, result.error)
     public = None
     if result.created and result.error is None and result.channel_id and ctx.channel != result.channel_id:
@@ -44,12 +39,7 @@ async def declared_reply(ctx: Ctx, result: DeclareResult) -> Reply:
 
 
 async def run_declare(ctx: Ctx, req: DeclareRequest) -> Reply:
-    flows = IncidentFlows(ctx.svc)
-    result = await flows.declare(req)
-    if result.created and result.incident_id:
-        # Fire the steps due at declare (L1) here rather than waiting for the worker's next poll.
-        await ctx.svc.kick(result.incident_id)
-    return await declared_reply(ctx, result)
+    return declared_reply(ctx, await IncidentFlows(ctx.svc).declare_and_show(req))
 
 
 @command("declare")
@@ -94,8 +84,7 @@ async def escalate(ctx: Ctx, cmd: Command) -> Reply:
 
 @action("ack_incident")
 async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
-    incident_id = str(body["actions"][0].get("value", ""))[:40]
-    inc = await service.load(ctx.svc.db, incident_id)
+    inc = await ctx.incident_named(str(body["actions"][0].get("value", "")))
     if inc is None:
         return Reply("That incident no longer exists.", ok=False)
     # The value names the incident; whoever presses must be allowed to acknowledge *that* one.
@@ -106,7 +95,4 @@ async def ack_button(ctx: Ctx, body: dict[str, Any]) -> Reply:
 @action("retry_provision")
 async def retry_provision(ctx: Ctx, body: dict[str, Any]) -> Reply:
     incident_id = str(body["actions"][0].get("value", ""))
-    # Through the outbox claim, never `provision` directly: a double click or a setup still running must
-    # not build a second war room.
-    result = await IncidentFlows(ctx.svc).request_provision(incident_id)
-    return await declared_reply(ctx, result)
+    return declared_reply(ctx, await IncidentFlows(ctx.svc).retry_provision(incident_id))

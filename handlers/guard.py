@@ -10,6 +10,7 @@ import logging
 
 from bot import incident_store as service
 from bot.context import Services
+from bot.dr.tabletop import tabletop_channel
 from bot.event_text import Line, Person
 from bot.models import Incident
 from bot.permissions import RULES, Actor, Decision, Perm, decide
@@ -122,3 +123,13 @@ async def button_incident(svc: Services, incident_id: str, pressed_in: str) -> I
             f"That button belongs to {inc.id}'s war room (<#{inc.channel_id}>); nothing was changed."
         )
     return inc
+
+
+async def button_tabletop(svc: Services, drill_id: int, pressed_in: str) -> str:
+    """The room of the tabletop a step's button answers: bound to the channel the tabletop runs in."""
+    room = await tabletop_channel(svc, drill_id)
+    if not room:
+        raise UsageError("That tabletop no longer exists.")
+    if pressed_in != room:
+        raise UsageError(f"That button belongs to the tabletop in <#{room}>; nothing was recorded.")
+    return room

@@ -18,7 +18,6 @@ from bot.incidents.lifecycle import (
     ResolveCheck,
     TimelineEntry,
     TimelinePage,
-    minutes,
 )
 from bot.models import Incident
 from bot.playbook import AREAS, SEVERITIES, Playbook
@@ -234,7 +233,7 @@ def validate_declare(values: dict[str, Any]) -> dict[str, str]:
 
 def resolve_checklist(check: ResolveCheck) -> tuple[str, Blocks]:
     """Why `/incident resolve` did not resolve, what is left, and the override."""
-    need = minutes(check.required)
+    need = timefmt.fmt_elapsed(check.required)
 
     def box(ok: bool) -> str:
         return "✅" if ok else "⬜"
@@ -244,9 +243,9 @@ def resolve_checklist(check: ResolveCheck) -> tuple[str, Blocks]:
         if check.in_monitoring
         else f" (now {check.status}: `/incident status MONITORING` once the fix is in)"
     )
-    so_far = minutes(check.monitoring_for) if check.in_monitoring else "not started"
+    so_far = timefmt.fmt_elapsed(check.monitoring_for) if check.in_monitoring else "not started"
     time_line = f"{box(check.time_met)} Monitored for {need}+ with no issues ({so_far}"
-    time_line += f"; {minutes(check.remaining)} to go)" if not check.time_met else ")"
+    time_line += f"; {timefmt.fmt_elapsed(check.remaining)} to go)" if not check.time_met else ")"
     if check.health:  # the health gate: a fresh check and the monitor's clean window
         time_line += f"\n{box(False)} Healthy: {esc(check.health)}"  # alert names, Factory text
     text = f"{check.incident_id} is not ready to resolve: {esc(check.summary())}."

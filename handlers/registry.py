@@ -26,9 +26,17 @@ class Ctx:
     response_url: str | None = None
     text: str = ""
 
+    async def war_room(self) -> Incident | None:
+        """The incident whose war room this channel is, if it is one (the request's context, not a flow)."""
+        return await service.load_by_channel(self.svc.db, self.channel)
+
+    async def incident_named(self, incident_id: str) -> Incident | None:
+        """The incident a button or form names (its value, clipped as ids are), if it exists."""
+        return await service.load(self.svc.db, incident_id[:40])
+
     async def incident_here(self) -> Incident:
         """The incident whose war room this is, or a clear answer saying where to run the command."""
-        inc = await service.load_by_channel(self.svc.db, self.channel)
+        inc = await self.war_room()
         if inc is None:
             raise UsageError("Run this in an incident's war room channel (`#incident-…`).")
         return inc

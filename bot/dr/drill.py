@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -31,14 +32,16 @@ from bot.dr.fault import DrillRefused, Target, detect_target, inject, no_real_ch
 from bot.dr.plan import load_dr, plan_hash
 from bot.dr.report import DRILL_SEVERITY, FAILING, TABLETOP, DrillReport, build_report, measure, report_line
 from bot.dr.times import iso, parse_time
-from bot.health.flows import recover, run_check
+from bot.health.flows import RecoveryRun, claim_recovery, recover, run_check
 from bot.health.monitor import DRILL_PROBLEM, MONITOR_USER, PROBLEM
+from bot.health.probes import CheckReport
 from bot.health.scenarios import SCENARIOS
 from bot.incidents.flows import DeclareRequest, IncidentFlows
 from bot.incidents.lifecycle import LifecycleFlows
 from bot.models import CheckSample, Drill, ProcessedRequest
 from bot.outbox import deliver, enqueue
 from bot.permissions import real_factory_refusal
+from bot.slack_text import esc
 from bot.states import IncidentStatus
 
 log = logging.getLogger("incident_bot.drill")
@@ -78,7 +81,9 @@ async def start_drill(
     drill starts real chaos, so it also needs `allow_real_factory` (setting or CLI flag)."""
     sc = SCENARIOS.get(scenario)
     if sc is None:
-        raise DrillRefused(f"Unknown drill `{scenario[:30]}`: use one of {', '.join(SCENARIOS)} or tabletop.")
+        raise DrillRefused(
+            f"Unknown drill `{esc(scenario[:30])}`: use one of {', '.join(SCENARIOS)} or tabletop."
+        )
     async with svc.db.session() as s:
         if request_key and await s.get(ProcessedRequest, request_key) is not None:
             ref = await service.request_ref(s, request_key)
@@ -236,6 +241,62 @@ async def _post(
 
 async def _deliver(svc: Services, incident_id: str) -> None:
     await deliver(svc, incident_id=incident_id)
+
+
+@dataclass(frozen=True)
+class DrillCheck:
+    """The drill's "Check recovery now": the check's report, and the drill's report when it finished."""
+
+    report: CheckReport
+    finished: DrillReport | None
+
+
+async def check_drill(svc: Services, incident_id: str, user: str) -> DrillCheck:
+    """Check now, and finish the drill if the checks are green (e.g. service-down, once the Factory is back)."""
+    report = await run_check(svc, incident_id=incident_id, kind="check", actor=user)
+    return DrillCheck(report, await finish_drill_if_any(svc, incident_id, user))
+
+
+@dataclass(frozen=True)
+class RecoveryOutcome:
+    """The "Run recovery" button: `claimed_by` when someone already ran the recovery from that report
+    (nothing was done again); else the run and, for a drill incident, the drill's report once finished."""
+
+    claimed_by: str | None = None
+    run: RecoveryRun | None = None
+    drill: DrillReport | None = None
+
+
+async def recover_from_report(
+    svc: Services,
+    incident_id: str,
+    user: str,
+    report_key: str,
+    *,
+    started: Callable[[], Awaitable[None]],
+    waiting: Callable[[float], Awaitable[None]],
+    ran: Callable[[RecoveryRun], Awaitable[None]],
+    every: float = 5.0,
+) -> RecoveryOutcome:
+    """Once per report (the claim is a row: a double click or another process runs it once), end the
+    Factory's chaos and check again, then finish the drill if this is a drill incident. The adapter's
+    messages are the callbacks: `started` before the recovery, `waiting(seconds)` every `every` seconds
+    while it runs (throttle hides its link for ~32 s), `ran` with its result before the drill's report."""
+    if report_key:
+        by = await claim_recovery(svc, incident_id, report_key, user)
+        if by is not None:
+            return RecoveryOutcome(claimed_by=by)
+    await started()
+    task = asyncio.ensure_future(recover(svc, incident_id, user))
+    waited = 0.0
+    while not task.done():
+        await asyncio.wait([task], timeout=every)
+        waited += every
+        if not task.done():
+            await waiting(waited)
+    run = task.result()
+    await ran(run)
+    return RecoveryOutcome(run=run, drill=await finish_drill_if_any(svc, incident_id, user))
 
 
 async def finish_drill_if_any(svc: Services, incident_id: str, user: str | None = None) -> DrillReport | None:

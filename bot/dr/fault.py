@@ -15,6 +15,7 @@ from bot.dr.times import parse_time
 from bot.errors import UserFacingError
 from bot.health.probes import describe_error
 from bot.health.scenarios import Scenario
+from bot.slack_text import esc
 
 Target = Literal["simulator", "factory"]
 REAL_CHAOS_NOTE = (
@@ -24,7 +25,8 @@ REAL_CHAOS_NOTE = (
 
 
 class DrillRefused(UserFacingError):
-    """The drill cannot start (or go on); `message` says why, for the person who asked."""
+    """The drill cannot start (or go on); `message` says why, for the person who asked, in Slack mrkdwn:
+    text from outside (the Factory's reply, an error) is escaped where it is put in (bot.slack_text.esc)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class Injection:
 
 
 def message(r: httpx.Response) -> str:
+    """What the Factory said about a refused request, escaped for mrkdwn: its words are shown, never a mention."""
+    return esc(_said(r))
+
+
+def _said(r: httpx.Response) -> str:
     try:
         body = r.json()
     except ValueError:
@@ -63,7 +70,7 @@ async def detect_target(factory_url: str, *, timeout: float = 5.0) -> Target:
             r = await http.get(f"{url}/_sim/state")
     except httpx.HTTPError as exc:
         raise DrillRefused(
-            f"The Factory at {url} does not answer ({describe_error(exc)}): a drill starts from a healthy Factory."
+            f"The Factory at {url} does not answer ({esc(describe_error(exc))}): a drill starts from a healthy Factory."
         ) from exc
     try:
         body = r.json()
@@ -115,7 +122,7 @@ async def inject(svc: Services, sc: Scenario, target: Target) -> Injection:
                 target, sc.chaos, at, start, f"Chaos `{sc.chaos}` requested.{when} {REAL_CHAOS_NOTE}"
             )
     except httpx.HTTPError as exc:
-        raise DrillRefused(f"Could not reach the Factory at {url}: {describe_error(exc)}") from exc
+        raise DrillRefused(f"Could not reach the Factory at {url}: {esc(describe_error(exc))}") from exc
 
 
 CLOSE = {"Connection": "close"}  # no kept-alive connection to hold a closing server open

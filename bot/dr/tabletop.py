@@ -4,6 +4,7 @@ each timed from its posting; the summary lists what blocked."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from bot.dr.report import TABLETOP
 from bot.dr.times import iso, parse_time, secs
 from bot.models import Drill
 from bot.playbook import PlaybookError
+from bot.slack_text import esc
 
 TABLETOP_IDLE = timedelta(hours=24)  # an unanswered tabletop older than this is abandoned by the next start
 
@@ -67,7 +69,7 @@ async def start_tabletop(svc: Services, channel: str, user: str) -> TabletopStep
     try:
         steps = tabletop_steps()
     except PlaybookError as exc:
-        raise DrillRefused(f"Cannot run a tabletop: {exc}") from exc
+        raise DrillRefused(f"Cannot run a tabletop: {esc(exc)}") from exc
     now = svc.clock.now()
     async with svc.db.session() as s:
         stmt = select(Drill).where(Drill.scenario == TABLETOP, Drill.finished_at.is_(None)).with_for_update()
@@ -188,3 +190,34 @@ def tabletop_summary(report: dict[str, Any], now: datetime, started_at: datetime
         if slowest
         else None,
     }
+
+
+# -- from Slack: one call per press, the adapter's messages as callbacks -------------------------------------
+
+# Posts a step (the adapter's message) and returns its ts: a step's timing starts with its posting.
+PostStep = Callable[[TabletopStep], Awaitable[str]]
+# Shows an answer (the answered step edited, then the next step or the summary posted): the next step's ts.
+ShowAnswer = Callable[[TabletopAnswer], Awaitable[str | None]]
+
+
+async def run_tabletop(svc: Services, channel: str, user: str, post: PostStep) -> TabletopStep:
+    """`/incident drill tabletop`: start (or resume) the tabletop here, post its current step, record the
+    posting. A failed post (ChatError from `post`) records nothing: running it again resumes."""
+    step = await start_tabletop(svc, channel, user)
+    ts = await post(step)
+    await tabletop_posted(svc, step.drill_id, step.index, ts)
+    return step
+
+
+async def answer_step(
+    svc: Services, drill_id: int, index: int, outcome: str, user: str, show: ShowAnswer
+) -> TabletopAnswer:
+    """Done or Blocked pressed: record it, `show` it (a ChatError from `show` leaves the answer recorded),
+    and record the posting of the next step."""
+    ans = await answer_tabletop(svc, drill_id, index, outcome, user)
+    if ans.state != "recorded":
+        return ans
+    ts = await show(ans)
+    if ans.next is not None and ts:
+        await tabletop_posted(svc, ans.next.drill_id, ans.next.index, ts)
+    return ans

@@ -101,10 +101,6 @@ class LadderState:
     initial_reason: str | None = None  # why the initial levels are paged, when it is not the declaration
 
 
-def _ago(td: timedelta) -> str:
-    return fmt_elapsed(td)  # scaled ladders (sandbox --fast) run in seconds
-
-
 def _initial_reason(st: LadderState) -> str:
     """A page says what actually triggered it: the declaration, a reopen, or a severity change."""
     if st.initial_reason:
@@ -141,7 +137,7 @@ def plan(policy: Policy, st: LadderState) -> list[PlannedStep]:
             when = base + lv.after
             cond = "not acknowledged" if lv.until == "acknowledged" else "still unresolved"
             anchor = "declare" if lv.base == "declare" else lv.base
-            reason = f"{cond} {_ago(lv.after)} after {anchor}"
+            reason = f"{cond} {fmt_elapsed(lv.after)} after {anchor}"
         if forced and st.now is not None:
             when, reason = st.now, "escalated by hand"
         due[lv.step] = st.sent.get(lv.step, when)

@@ -65,9 +65,43 @@ class DeclareResult:
         return self.state in ("ready", "failed")
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What the person who declared (or retried the war room) is shown: the result and, when it names an
+    incident, its card; `unavailable` when the card could not be read (the database went away after)."""
+
+    result: DeclareResult
+    card: IncidentCard | None = None
+    unavailable: bool = False
+
+
 class IncidentFlows:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
+
+    # -- from Slack: one call per intention, with what the answer shows ------------------------------------
+    async def declare_and_show(self, req: DeclareRequest) -> Declared:
+        """Declare; when an incident was created, fire the steps due now (L1) rather than waiting for the
+        worker's next poll; and the card the declarer's answer shows."""
+        result = await self.declare(req)
+        if result.created and result.incident_id:
+            await self.svc.kick(result.incident_id)
+        return await self.shown(result)
+
+    async def retry_provision(self, incident: str) -> Declared:
+        """The "Retry" button of a war room that failed: through the outbox claim (request_provision), never
+        `provision` directly, so a double click or a setup still running builds no second war room."""
+        return await self.shown(await self.request_provision(incident))
+
+    async def shown(self, result: DeclareResult) -> Declared:
+        if result.state in ("rate_limited", "open_for_problem") or result.incident_id is None:
+            return Declared(result)
+        try:
+            inc = await service.load(self.svc.db, result.incident_id)
+        except DatabaseUnavailable:
+            return Declared(result, unavailable=True)
+        assert inc is not None
+        return Declared(result, IncidentCard.of(inc, self.svc.playbook))
 
     # -- declare ------------------------------------------------------------------------------------------
     async def declare(self, req: DeclareRequest) -> DeclareResult:

@@ -114,16 +114,12 @@ class ResolveCheck:
         health = f"; not healthy: {self.health}" if self.health else ""
         if not self.in_monitoring:
             return f"status is {self.status}, not MONITORING{health}"
-        return f"MONITORING for {minutes(self.monitoring_for)} of {minutes(self.required)}{health}"
+        return f"MONITORING for {fmt_elapsed(self.monitoring_for)} of {fmt_elapsed(self.required)}{health}"
 
 
 def resolve_check(inc: Incident, now: datetime, required: timedelta, health: str = "") -> ResolveCheck:
     since = inc.monitoring_at if inc.status == IncidentStatus.MONITORING else None
     return ResolveCheck(inc.id, inc.status, (now - since) if since else None, required, health)
-
-
-def minutes(td: timedelta | None) -> str:
-    return fmt_elapsed(td)
 
 
 def post_resolution_text(
@@ -138,7 +134,7 @@ def post_resolution_text(
     """The seed's post-resolution actions as a checklist, with the dates filled in."""
     lo, hi = ENHANCED_MONITORING_HOURS
     p_lo, p_hi = PIR_WINDOW_DAYS
-    took = minutes(now - (inc.cycle_started_at or inc.declared_at))
+    took = fmt_elapsed(now - (inc.cycle_started_at or inc.declared_at))
     drill = "[DRILL] " if inc.is_drill else ""
     lines = [f"{drill}✅ *{inc.id} resolved* by <@{by}> after {took} ({label})."]
     if forced is not None:
@@ -311,7 +307,9 @@ class LifecycleFlows:
                 await self._announce(s, inc.id, Line(f"{note}: ", inc.summary, _room(inc)), now)
             if status == IncidentStatus.MONITORING:
                 wait = self.monitoring_minimum()
-                line += f". `/incident resolve` after {minutes(wait)} with no issues ({now + wait:%H:%M} UTC)"
+                line += (
+                    f". `/incident resolve` after {fmt_elapsed(wait)} with no issues ({now + wait:%H:%M} UTC)"
+                )
             await self._template_and_line(s, inc, line, now)
         await self._deliver(incident_id)
         return Outcome(True, f"{incident_id}: status → {status}.", incident_id, changed=True)
@@ -442,7 +440,7 @@ class LifecycleFlows:
             forced = check if not check.met else None
             inc.status, inc.resolved_at, inc.updated_at = IncidentStatus.RESOLVED, now, now
             took = now - (inc.cycle_started_at or inc.declared_at)
-            said = Line("Resolved by ", Person(user), f" after {minutes(took)}")
+            said = Line("Resolved by ", Person(user), f" after {fmt_elapsed(took)}")
             if forced is not None:
                 said += f" without meeting the resolution criteria ({forced.summary()})"
                 if reason:
@@ -467,7 +465,7 @@ class LifecycleFlows:
             )
             await self._template_and_line(s, inc, checklist, now)
             announcement = Line(
-                f"{_drill(inc)}✅ {inc.id} resolved after {minutes(took)}: ", inc.summary, _room(inc)
+                f"{_drill(inc)}✅ {inc.id} resolved after {fmt_elapsed(took)}: ", inc.summary, _room(inc)
             )
             await self._announce(
                 s, inc.id, announcement, now, dedupe_key=f"{inc.id}:announce:resolved:{inc.cycle}"
@@ -549,6 +547,14 @@ class LifecycleFlows:
         )
 
     # -- timeline ----------------------------------------------------------------------------------------
+    async def view_timeline(
+        self, incident_id: str, viewer: str, *, page_size: int = 20, all_kinds: bool = False
+    ) -> TimelinePage | None:
+        """`/incident timeline`: the viewing is recorded (a "command" event), then the newest page."""
+        said = Line(Person(viewer), " viewed the timeline")
+        await self.record_command(incident_id, viewer, said, command="timeline")
+        return await self.timeline(incident_id, viewer, page_size=page_size, all_kinds=all_kinds)
+
     async def timeline(
         self,
         incident_id: str,
