@@ -146,7 +146,7 @@ async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
     """Send one escalation step: in one transaction, the page row (the exactly-once guard), a `page_dm`
     outbox row per person, the war-room line and the invite, the timeline event and the timer's completion.
     The outbox delivers them right after commit (here) or from any worker after a crash; nothing is sent
-    from inside the transaction and nothing outside it needs recording."""
+    while the transaction is open, and nothing outside it needs recording."""
     now = svc.clock.now()
     async with svc.db.session() as s:
         # Locks in the ack's order (incident, then pages and timers), so the two never deadlock.
