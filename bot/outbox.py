@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
@@ -182,11 +182,7 @@ async def _mark_sent_once(svc: Services, row: OutboxMessage, result: dict[str, A
         # Fenced by the claim's token (`attempts`): one statement, no read first.
         marked = await s.execute(
             update(OutboxMessage)
-            .where(
-                OutboxMessage.id == row.id,
-                OutboxMessage.state == OutboxState.SENDING,
-                OutboxMessage.attempts == row.attempts,
-            )
+            .where(*_held(row))
             .values(state=OutboxState.SENT, sent_at=svc.clock.now(), result=result, last_error=None)
             .execution_options(synchronize_session=False)
         )
@@ -203,6 +199,15 @@ async def _mark_sent_once(svc: Services, row: OutboxMessage, result: dict[str, A
     return "sent"
 
 
+def _held(claimed: OutboxMessage) -> tuple[ColumnElement[bool], ...]:
+    """The row as we claimed it, in SQL: every claim increments `attempts`, so it is the fencing token."""
+    return (
+        OutboxMessage.id == claimed.id,
+        OutboxMessage.state == OutboxState.SENDING,
+        OutboxMessage.attempts == claimed.attempts,
+    )
+
+
 def _ours(current: OutboxMessage, claimed: OutboxMessage) -> bool:
     """Still our claim: every claim increments `attempts`, so it is the fencing token."""
     return current.state == OutboxState.SENDING and current.attempts == claimed.attempts
@@ -215,11 +220,7 @@ def _keep_lease(svc: Services, row: OutboxMessage, stop: asyncio.Event) -> Corou
         async with svc.db.session() as s:
             renewed = await s.execute(
                 update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == row.id,
-                    OutboxMessage.state == OutboxState.SENDING,
-                    OutboxMessage.attempts == row.attempts,
-                )
+                .where(*_held(row))
                 .values(next_attempt_at=svc.clock.now() + LEASE)
                 .execution_options(synchronize_session=False)
             )
