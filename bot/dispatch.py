@@ -45,6 +45,7 @@ class Dispatch:
     timers: dict[str, TimerHandler] = field(default_factory=dict)
     effects: dict[str, EffectHandler] = field(default_factory=dict)
     recorders: dict[str, EffectRecorder] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # effect kind -> words for "could not <label>"
     ticks: list[Tick] = field(default_factory=list)  # run by the worker on each pass, in this order
     recovery_hooks: list[RecoveryHook] = field(default_factory=list)
     resolve_gates: list[ResolveGate] = field(default_factory=list)
@@ -55,12 +56,21 @@ class Dispatch:
             raise ValueError(f"timer kind {kind!r} registered twice")
         self.timers[kind] = handler
 
-    def effect(self, kind: str, handler: EffectHandler, *, on_sent: EffectRecorder | None = None) -> None:
+    def effect(
+        self,
+        kind: str,
+        handler: EffectHandler,
+        *,
+        on_sent: EffectRecorder | None = None,
+        label: str | None = None,
+    ) -> None:
         if kind in self.effects:
             raise ValueError(f"outbox effect {kind!r} registered twice")
         self.effects[kind] = handler
         if on_sent is not None:
             self.recorders[kind] = on_sent
+        if label is not None:
+            self.labels[kind] = label
 
     def tick(self, fn: Tick) -> None:
         self.ticks.append(fn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from bot import incident_store as service
 from bot.claim import claim_rows, keep_claim
 from bot.context import Services
 from bot.db import DatabaseUnavailable
+from bot.event_text import Line, Person
 from bot.models import OutboxMessage
 from bot.ports import ChatError
 from bot.priority import NORMAL, with_priority
@@ -350,7 +351,7 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
                 s,
                 row.incident_id,
                 "slack_failed",
-                f"Gave up on {row.method}{_where(row)}: {exc.error}",
+                _gave_up(svc, row, exc),
                 at=now,
                 data={
                     "outbox_id": row.id,
@@ -367,12 +368,32 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     if commander:
         try:
             dm = await svc.chat.open_dm(commander)
+            what = "".join(map(str, _label(svc, row, _mention)))
             await svc.chat.post(
-                dm, f"⚠️ {row.incident_id}: could not {row.method}{_where(row, 'in')} ({exc.error})."
+                dm, f"⚠️ {row.incident_id}: could not {what}{_where(row, 'in')} ({exc.error})."
             )
         except ChatError:
             pass
     return "failed"
+
+
+def _label(svc: Services, row: OutboxMessage, person: Callable[[str], Any]) -> list[Any]:
+    """The effect in words ("send the page DM to" someone); the kind itself where none was registered."""
+    label = svc.dispatch.labels.get(row.method)
+    user = row.payload.get("user") or row.payload.get("dm")
+    if label is None:
+        return [row.method]
+    return [label, " to ", person(str(user))] if user else [label]
+
+
+def _gave_up(svc: Services, row: OutboxMessage, exc: ChatError) -> Line:
+    if row.method in svc.dispatch.labels:
+        return Line("Could not ", _label(svc, row, Person), f"{_where(row, 'in')}: {exc.error}")
+    return Line(f"Gave up on {row.method}{_where(row)}: {exc.error}")
+
+
+def _mention(user: str) -> str:
+    return f"<@{user}>"
 
 
 def _where(row: OutboxMessage, preposition: str = "to") -> str:

@@ -11,7 +11,7 @@ from bot import outbox
 from bot.clock import ManualClock
 from bot.context import Services
 from bot.escalation.flows import acknowledge, queue_war_room_ready
-from bot.models import Incident, OutboxMessage, Page
+from bot.models import Incident, OutboxMessage, Page, TimelineEvent
 from bot.worker import Worker
 from sandbox.slack_standin import SlackStandin
 from tests.once.test_page_lease import DM, _dms, _seed
@@ -83,3 +83,28 @@ async def test_a_dm_sent_before_the_war_room_existed_is_edited_once_to_name_it(
     assert (await _page(a)).dm["U02SECOND"]["room"] is True
     invites = [c for c in slack.calls_to("conversations.invite") if c.args.get("channel") == room]
     assert invites and all(c.args["users"] == "U02SECOND" for c in invites), "the paged person is invited"
+
+
+async def test_a_page_dm_slack_refuses_for_good_is_told_on_the_timeline_and_to_the_commander(
+    two: tuple[Services, Services], slack: SlackStandin, clock: ManualClock
+) -> None:
+    a, _ = two
+    await _seed(a)
+    async with a.db.session() as s:
+        inc = await s.get(Incident, INC)
+        assert inc is not None
+        inc.commander = "U01PRIMARY"
+    slack.fail_next("conversations.open", status=200, error="user_not_found", retry_after=None)  # the L2's
+    await Worker(a, worker_id="wa", extra_ticks=[]).tick()
+
+    [row] = await _rows(a, "page_dm")
+    assert row.state == "failed" and row.last_error == "user_not_found"
+    async with a.db.session() as s:
+        [event] = (
+            await s.execute(select(TimelineEvent).where(TimelineEvent.kind == "slack_failed"))
+        ).scalars()
+    assert event.text == "Could not send the page DM to @U02SECOND in Slack: user_not_found"
+    told = [c for c in slack.calls_to("chat.postMessage", ok=True) if c.args.get("channel") == "DU01PRIMARY"]
+    assert [c.args["text"] for c in told] == [
+        f"⚠️ {INC}: could not send the page DM to <@U02SECOND> in Slack (user_not_found)."
+    ]
