@@ -50,6 +50,20 @@ async def _open_dm(page: Any, user: str) -> None:
     await expect(page.locator("#viewer")).to_have_value(user)
 
 
+async def _hover_click(message: Any, button: str) -> None:
+    """Click a message's hover-only button. Retried: the channel re-renders as the bot's lines arrive (the
+    outbox posts them a moment later), and a re-rendered message loses the hover (seen under load in CI)."""
+    for _ in range(5):
+        await message.hover()
+        try:
+            await message.locator(button).click(timeout=3_000)
+            return
+        except Exception:  # playwright's TimeoutError: hover again on the re-rendered message
+            continue
+    await message.hover()
+    await message.locator(button).click()
+
+
 def _missing() -> str | None:
     if not CHROMIUM.exists():
         return f"{CHROMIUM} not found (Debian's chromium; `make test` installs it with apt when it can)"
@@ -175,8 +189,7 @@ async def test_shortcuts_and_app_home_in_the_browser(browser_page: tuple[Sandbox
     await page.fill("#composer", "Oven 3 reports 900 degrees")
     await page.press("#composer", "Enter")
     said = page.locator(".message", has_text="Oven 3 reports 900 degrees")
-    await said.hover()
-    await said.locator('[data-shortcut="add_to_timeline"]').click()
+    await _hover_click(said, '[data-shortcut="add_to_timeline"]')
     await expect(page.locator(".message.ephemeral")).to_contain_text("Added to the INC-")
     async with box.svc.db.session() as s:
         inc = (await s.execute(select(Incident))).scalar_one()
