@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from bot import incident_store as service
 from bot.claim import claim_rows, keep_claim
 from bot.context import Services
 from bot.db import DatabaseUnavailable
-from bot.event_text import Line, Person
+from bot.event_text import SLACK, Line, Person, render_line
 from bot.models import OutboxMessage
 from bot.ports import ChatError
 from bot.priority import NORMAL, with_priority
@@ -67,6 +67,28 @@ async def enqueue(
             created_at=at,
             dedupe_key=dedupe_key,
         )
+    )
+
+
+async def enqueue_dm(
+    s: Any,
+    user: str,
+    payload: dict[str, Any],
+    *,
+    at: datetime,
+    incident_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> None:
+    """A `post` to a person's DM, opened when it is sent (a Slack hiccup there is retried like the post);
+    one person's DMs go out in order."""
+    await enqueue(
+        s,
+        "post",
+        channel=f"dm:{user}",
+        at=at,
+        incident_id=incident_id,
+        payload={**payload, "dm": user},
+        dedupe_key=dedupe_key,
     )
 
 
@@ -368,7 +390,7 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     if commander:
         try:
             dm = await svc.chat.open_dm(commander)
-            what = "".join(map(str, _label(svc, row, _mention)))
+            what = render_line(_what(svc, row), SLACK)
             await svc.chat.post(
                 dm, f"⚠️ {row.incident_id}: could not {what}{_where(row, 'in')} ({exc.error})."
             )
@@ -377,23 +399,19 @@ async def _failed(svc: Services, row: OutboxMessage, exc: ChatError) -> str:
     return "failed"
 
 
-def _label(svc: Services, row: OutboxMessage, person: Callable[[str], Any]) -> list[Any]:
+def _what(svc: Services, row: OutboxMessage) -> Line:
     """The effect in words ("send the page DM to" someone); the kind itself where none was registered."""
     label = svc.dispatch.labels.get(row.method)
     user = row.payload.get("user") or row.payload.get("dm")
     if label is None:
-        return [row.method]
-    return [label, " to ", person(str(user))] if user else [label]
+        return Line(row.method)
+    return Line(label, " to ", Person(str(user))) if user else Line(label)
 
 
 def _gave_up(svc: Services, row: OutboxMessage, exc: ChatError) -> Line:
     if row.method in svc.dispatch.labels:
-        return Line("Could not ", _label(svc, row, Person), f"{_where(row, 'in')}: {exc.error}")
+        return Line("Could not ", _what(svc, row), f"{_where(row, 'in')}: {exc.error}")
     return Line(f"Gave up on {row.method}{_where(row)}: {exc.error}")
-
-
-def _mention(user: str) -> str:
-    return f"<@{user}>"
 
 
 def _where(row: OutboxMessage, preposition: str = "to") -> str:

@@ -105,12 +105,6 @@ async def queue_page_edit(
     )
 
 
-def paged_users(page: Page) -> list[str]:
-    """Everyone a page went (or is going) to: `_war_room`/`_invited` are markers of older rows, not people."""
-    ids = [str(u) for u in page.users.get("ids", [])]
-    return ids or [u for u in page.dm if not u.startswith("_")]
-
-
 async def _load(svc: Services, page_id: int) -> tuple[Incident | None, Page | None]:
     async with svc.db.session() as s:  # one statement: this runs once per DM
         stmt = (
@@ -126,8 +120,10 @@ async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | 
     inc, page = await _load(svc, int(row.payload["page"]))
     if inc is None or page is None:
         return {"skipped": "gone"}
-    if inc.status == IncidentStatus.RESOLVED or inc.cycle != page.cycle:
+    if inc.status == IncidentStatus.RESOLVED:
         return {"skipped": "resolved"}
+    if inc.cycle != page.cycle:
+        return {"skipped": "reopened since"}  # a page of the cycle before a reopen
     if page.acked_at is not None:
         # Answered while its DM waited in the queue (the ack marks every page of the cycle sent so far).
         # Steps paged after an ack ("until resolved" levels, a forced escalation) have none and do go out.

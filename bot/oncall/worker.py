@@ -120,31 +120,16 @@ async def fire_handoff(svc: Services, timer: Timer, worker: str) -> None:
         t = await s.get(Timer, timer.id)
         if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
             return
-        # Each DM is opened when it is sent (`dm`): a Slack hiccup there is the outbox's to retry.
-        notes = [
-            *(
-                (
-                    u,
-                    "in",
-                    f"📟 You are now on call for {label} (via {after.reason}) until {_when(after.until)}. "
-                    f"Taking over from {mention(outgoing)}. `/incident oncall {sched.level or sched.team or name}`",
-                )
-                for u in incoming
-            ),
-            *(
-                (u, "out", f"👋 Your on-call shift for {label} has ended; {mention(incoming)} took over.")
-                for u in outgoing
-            ),
-        ]
-        for u, way, text in notes:
-            await outbox.enqueue(
-                s,
-                "post",
-                channel=f"dm:{u}",
-                at=now,
-                payload={"dm": u, "text": text},
-                dedupe_key=f"{key}:{way}:{u}",
+        team = sched.level or sched.team or name
+        for u in incoming:
+            text = (
+                f"📟 You are now on call for {label} (via {after.reason}) until {_when(after.until)}. "
+                f"Taking over from {mention(outgoing)}. `/incident oncall {team}`"
             )
+            await outbox.enqueue_dm(s, u, {"text": text}, at=now, dedupe_key=f"{key}:in:{u}")
+        for u in outgoing:
+            text = f"👋 Your on-call shift for {label} has ended; {mention(incoming)} took over."
+            await outbox.enqueue_dm(s, u, {"text": text}, at=now, dedupe_key=f"{key}:out:{u}")
         if svc.settings.oncall_channel:
             await outbox.enqueue(
                 s,

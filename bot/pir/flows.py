@@ -17,7 +17,7 @@ from bot import incident_store as service
 from bot.context import Services
 from bot.event_text import Line, Person
 from bot.models import ActionItem, CheckSample, Incident, Page, Timer
-from bot.outbox import deliver, enqueue
+from bot.outbox import deliver, enqueue, enqueue_dm
 from bot.pir import links
 from bot.pir.data import PirData, ReadDeps, load_for
 from bot.pir.metrics import Measure, Stats, Times, compute_stats, fmt_duration, measures
@@ -297,8 +297,7 @@ async def fire_pir_reminder(svc: Services, timer: Timer, worker: str) -> None:
         if inc.channel_id:
             await enqueue(s, "post", channel=inc.channel_id, incident_id=inc.id, at=now, payload=payload)
         if commander:
-            dm = {**payload, "dm": commander}
-            await enqueue(s, "post", channel=f"dm:{commander}", incident_id=inc.id, at=now, payload=dm)
+            await enqueue_dm(s, commander, payload, at=now, incident_id=inc.id)
         inc_id = inc.id
     await deliver(svc, incident_id=inc_id)
     svc.metrics.timer_lateness.observe(max((now - timer.due_at).total_seconds(), 0))
