@@ -23,7 +23,7 @@ from bot.context import Services
 from bot.db import DatabaseUnavailable
 from bot.event_text import SLACK, Line, Person, render_line
 from bot.models import OutboxMessage
-from bot.ports import ChatError
+from bot.ports import ChatError, Mark
 from bot.priority import NORMAL, with_priority
 from bot.states import OutboxState
 
@@ -140,34 +140,63 @@ async def deliver(
             return sent
         progressed = False
         done: set[int] = set()
+        current: int | None = None
         try:
             for row in rows:
+                current = row.id
                 outcome = await _send(svc, row)
                 done.add(row.id)
                 sent += outcome == "sent"
                 progressed |= outcome != "retry"  # a row given up on unblocks its channel too
         finally:
-            if len(done) < len(rows):  # stopped or failed midway: hand the untouched rows back at once
-                await _release(svc, [r.id for r in rows if r.id not in done])
+            if len(done) < len(rows):  # stopped or failed midway: hand the rows back at once
+                untouched = [r.id for r in rows if r.id not in done and r.id != current]
+                await _release(svc, untouched, interrupted=current if current not in done else None)
         if not progressed:
             return sent
 
 
-async def _release(svc: Services, ids: list[int]) -> None:
+async def _release(svc: Services, ids: list[int], *, interrupted: int | None = None) -> None:
+    """Hand claimed rows back. The untouched ones get their claim's count back; the one whose effect was
+    under way keeps it, so its next holder knows it may have been carried out (`may_be_done`)."""
     try:
         async with svc.db.session() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.SENDING)
-                .values(
-                    state=OutboxState.PENDING,
-                    next_attempt_at=svc.clock.now(),
-                    attempts=OutboxMessage.attempts - 1,
+            for these, undo in ((ids, 1), ([interrupted] if interrupted is not None else [], 0)):
+                if not these:
+                    continue
+                await s.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(these), OutboxMessage.state == OutboxState.SENDING)
+                    .values(
+                        state=OutboxState.PENDING,
+                        next_attempt_at=svc.clock.now(),
+                        attempts=OutboxMessage.attempts - undo,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            )
     except Exception as exc:  # the lease hands them back anyway
-        log.warning("could not release %d outbox rows: %s", len(ids), exc)
+        log.warning("could not release %d outbox rows: %s", len(ids) + (interrupted is not None), exc)
+
+
+def may_be_done(row: OutboxMessage) -> bool:
+    """Claimed before: a try whose outcome we never learnt (a timeout, a lost answer, a holder killed or
+    stopped after Slack took the effect) may have been carried out."""
+    return row.attempts > 1
+
+
+async def post_once(
+    svc: Services, row: OutboxMessage, channel: str, text: str, blocks: Any, /, **data: Any
+) -> dict[str, Any]:
+    """chat.postMessage for an outbox row, at most once per row where Slack lets us tell: the post carries
+    the row's mark, and a row that may have been posted already is looked for before it is posted again.
+    Returns {"ts", **data} (`data` as it was when first posted, for a post found again)."""
+    mark = Mark(f"outbox:{row.id}", data)
+    if may_be_done(row):
+        found = await svc.chat.find_marked(channel, mark.key)
+        if found is not None:
+            log.info("outbox row %s: found its earlier post %s in %s", row.id, found["ts"], channel)
+            return {**data, **{k: v for k, v in found.items() if k != "key"}, "found": True}
+    return {**data, "ts": await svc.chat.post(channel, text, blocks, mark=mark)}
 
 
 async def _send(svc: Services, row: OutboxMessage) -> str:
@@ -273,8 +302,7 @@ async def post_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | Non
         channel = (inc.channel_id if inc else None) or ""
         if not channel:
             raise ChatError("chat.postMessage", "war_room_not_ready")
-    ts = await svc.chat.post(channel, str(p.get("text", "")), p.get("blocks"))
-    return {"ts": ts}
+    return await post_once(svc, row, channel, str(p.get("text", "")), p.get("blocks"))
 
 
 async def bookmark_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
@@ -329,7 +357,7 @@ async def reminder_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] |
         except ChatError as exc:
             if exc.error not in ("message_not_found", "cant_update_message"):
                 raise
-    return {"ts": await svc.chat.post(row.channel, text, blocks)}
+    return await post_once(svc, row, row.channel, text, blocks)
 
 
 async def requeue(s: Any, dedupe_key: str, now: datetime) -> bool:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # type-only: the report's module builds on Services, which holds a Renderer
     from bot.dr.report import DrillReport
 
 Blocks = list[dict[str, Any]]
+
+# The message metadata type our own once-only posts carry (chat.postMessage `metadata`).
+MARK_EVENT = "incident_bot_effect"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What makes a post findable again: Slack's chat.postMessage takes no idempotency key, so a post whose
+    outcome is unknown (an answer lost to a 5xx or a timeout, a process killed after Slack took it) carries
+    this in its metadata and is looked up in the channel's history before it is sent again. `data` rides
+    along and comes back when the post is found (e.g. whether a page DM named the war room)."""
+
+    key: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class ChatError(Exception):
@@ -48,8 +62,23 @@ class ChatPort(Protocol):
     async def invite(self, channel: str, users: Sequence[str]) -> None: ...
     async def set_topic(self, channel: str, topic: str) -> None: ...
     async def post(
-        self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None
-    ) -> str: ...
+        self,
+        channel: str,
+        text: str,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        *,
+        mark: Mark | None = None,
+    ) -> str:
+        """Post a message; returns its ts. With `mark`, a 5xx is not blindly retried: the message is looked
+        for first, and the one found is the answer."""
+        ...
+
+    async def find_marked(self, channel: str, key: str) -> dict[str, Any] | None:
+        """A recent message of ours in `channel` posted with Mark(key): {"ts", **mark.data}, or None. Only the
+        newest messages are searched (a marked post is looked for soon after its first try)."""
+        ...
+
     async def post_to_name(self, name: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
         """Post to a channel by its name; returns (channel id, ts)."""
         ...

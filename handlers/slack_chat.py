@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import response_url_allowed
 from bot.metrics import Metrics
-from bot.ports import Blocks, ChatError
+from bot.ports import MARK_EVENT, Blocks, ChatError, Mark
 from handlers.rate_gate import RateGate
 
 log = logging.getLogger("incident_bot.slack")
@@ -40,6 +41,8 @@ RATE_LIMIT_RETRIES = 3
 # outcome is unknown, and the callers (outbox, page timer, provisioning's name claim) own that decision.
 SERVER_RETRIES = 2
 SERVER_BACKOFF = 0.5
+# How far back a once-only post is looked for (newest first): it was tried moments or minutes ago.
+FIND_MARKED_DEPTH = 200
 
 
 class SlackChat:
@@ -59,7 +62,15 @@ class SlackChat:
         self._users: dict[str, dict[str, Any]] = {}
         self._dm: dict[str, str] = {}  # a user's IM channel never changes: one conversations.open per user
 
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(
+        self,
+        method: str,
+        *,
+        _found: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """`_found`: asked before a 5xx is retried (the failed call may have been carried out); what it
+        returns is taken as the call's answer."""
         channel = kwargs.get("channel")
         limited_n = transient_n = 0
         while True:
@@ -76,6 +87,8 @@ class SlackChat:
                 if transient_n > SERVER_RETRIES:
                     raise transient.error from None
                 await asyncio.sleep(SERVER_BACKOFF * transient_n)
+                if _found is not None and (answer := await _found()) is not None:
+                    return answer
 
     async def _call_once(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -124,15 +137,54 @@ class SlackChat:
         await self._call("conversations.setTopic", channel=channel, topic=topic[:250])
 
     async def post(
-        self, channel: str, text: str, blocks: Blocks | None = None, thread_ts: str | None = None
+        self,
+        channel: str,
+        text: str,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        *,
+        mark: Mark | None = None,
     ) -> str:
         args: dict[str, Any] = {"channel": channel, "text": text}
         if blocks:
             args["blocks"] = blocks
         if thread_ts:
             args["thread_ts"] = thread_ts
-        data = await self._call("chat.postMessage", **args)
+        found: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
+        if mark is not None:
+            payload = {"key": mark.key, **mark.data}
+            args["metadata"] = {"event_type": MARK_EVENT, "event_payload": payload}
+            found = functools.partial(self.find_marked, channel, mark.key)
+        data = await self._call("chat.postMessage", _found=found, **args)
         return str(data["ts"])
+
+    async def find_marked(self, channel: str, key: str) -> dict[str, Any] | None:
+        """Search the newest FIND_MARKED_DEPTH messages. A channel we may not read (a missing history scope)
+        finds nothing: the caller then sends again, at least once rather than never."""
+        cursor = ""
+        seen = 0
+        while seen < FIND_MARKED_DEPTH:
+            args: dict[str, Any] = {"channel": channel, "limit": 100, "include_all_metadata": True}
+            if cursor:
+                args["cursor"] = cursor
+            try:
+                data = await self._call("conversations.history", **args)
+            except ChatError as exc:
+                if exc.transient:
+                    raise
+                log.warning("cannot look for marked posts in %s: %s", channel, exc.error)
+                return None
+            messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
+            for m in messages:
+                meta = m.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == MARK_EVENT and payload.get("key") == key and m.get("ts"):
+                    return {**payload, "ts": str(m["ts"])}
+            seen += len(messages)
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor or not messages:
+                return None
+        return None
 
     async def post_to_name(self, name: str, text: str, blocks: Blocks | None = None) -> tuple[str, str]:
         """chat.postMessage takes a channel name (`#name`) where the other methods want an id, and its answer

@@ -76,6 +76,25 @@ class Message:
     reactions: dict[str, set[str]] = field(default_factory=dict)
     ephemeral_to: str | None = None
     attachments: list[Any] | None = None
+    metadata: dict[str, Any] | None = None  # chat.postMessage `metadata`: {event_type, event_payload}
+
+
+def _metadata(a: _Args) -> dict[str, Any] | None:
+    """chat.postMessage `metadata`: a JSON object (a URL-encoded string in a form) with a string event_type
+    and an object event_payload (the method's reference: invalid_metadata_format / _schema)."""
+    raw = a.get("metadata")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    if not isinstance(raw, dict):
+        raise SlackError("invalid_metadata_format")
+    if not isinstance(raw.get("event_type"), str) or not isinstance(raw.get("event_payload"), dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": raw["event_type"], "event_payload": raw["event_payload"]}
 
 
 class SlackError(Exception):
@@ -852,8 +871,12 @@ class SlackStandin:
                 obj[key] |= {"creator": ch.creator, "last_set": int(ch.created)}
         return obj
 
-    def _msg_obj(self, m: Message, channel: str) -> dict[str, Any]:
+    def _msg_obj(self, m: Message, channel: str, *, all_metadata: bool = True) -> dict[str, Any]:
+        """`all_metadata`: conversations.history returns a message's metadata payload only when asked
+        (include_all_metadata); its event_type always."""
         d: dict[str, Any] = {"type": "message", "user": m.user, "text": m.text, "ts": m.ts}
+        if m.metadata is not None:
+            d["metadata"] = m.metadata if all_metadata else {"event_type": m.metadata["event_type"]}
         d["team"] = self.team_id
         if m.user == self.bot_user_id:
             d |= {"bot_id": self.bot_id, "app_id": "A0STANDIN"}
@@ -1097,7 +1120,7 @@ class SlackStandin:
         pinned = sum(m.pinned for m in self._messages.get(ch.id, []))
         nxt = _b64(f"next_ts:{rest[0].ts}") if rest else ""
         out = {
-            "messages": [self._msg_obj(m, ch.id) for m in page],
+            "messages": [self._msg_obj(m, ch.id, all_metadata=a.flag("include_all_metadata")) for m in page],
             "has_more": bool(rest),
             "pin_count": pinned,
         }
@@ -1145,7 +1168,7 @@ class SlackStandin:
         "chat.postMessage",
         "channel",
         "channel_not_found is_archived not_in_channel no_text markdown_text_conflict invalid_blocks "
-        "invalid_blocks_format too_many_attachments",
+        "invalid_blocks_format too_many_attachments invalid_metadata_format invalid_metadata_schema",
     )
     def _chat_post_message(self, a: _Args) -> dict[str, Any]:
         ch = self._post_target(a.s("channel"))
@@ -1155,6 +1178,7 @@ class SlackStandin:
         text, blocks, attachments, extra = self._content(a)
         thread_ts = a.s("thread_ts") or None
         msg = Message(self._next_ts(), self.bot_user_id, text, blocks, thread_ts, attachments=attachments)
+        msg.metadata = _metadata(a)
         self._messages[ch.id].append(msg)
         self._emit("message", channel=ch.id, ts=msg.ts)
         return {"channel": ch.id, "ts": msg.ts, "message": self._msg_obj(msg, ch.id)} | extra

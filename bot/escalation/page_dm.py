@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
 from bot.models import Incident, OutboxMessage, Page
-from bot.outbox import enqueue
+from bot.outbox import enqueue, post_once
 from bot.priority import PAGE
 from bot.states import IncidentStatus
 from bot.timefmt import fmt_elapsed
@@ -131,9 +131,9 @@ async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | 
     view = page_view(svc, inc, page, svc.clock.now())
     text, blocks = svc.render.page_dm(view)
     channel = await svc.chat.open_dm(user)
-    ts = await svc.chat.post(channel, text, blocks)
-    # `room`: whether the DM could name the war room; one that could not is edited once it exists.
-    return {"channel": channel, "ts": ts, "room": bool(view.channel_id)}
+    # `room`: whether the DM could name the war room; one that could not is edited once it exists. A DM
+    # found again (posted by a try whose answer was lost) says how it was rendered then.
+    return await post_once(svc, row, channel, text, blocks, channel=channel, room=bool(view.channel_id))
 
 
 async def record_page_dm(s: AsyncSession, row: OutboxMessage, result: dict[str, Any]) -> None:

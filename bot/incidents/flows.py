@@ -24,7 +24,7 @@ from bot.models import Incident, OutboxMessage
 from bot.oncall.service import war_room_oncall
 from bot.outbox import deliver, enqueue, requeue, state_of
 from bot.pir import links
-from bot.ports import ChatError
+from bot.ports import ChatError, Mark
 from bot.states import IncidentStatus, OutboxState, ProvisionState
 from bot.statuspage.publish import on_declared
 
@@ -252,6 +252,7 @@ class IncidentFlows:
                 if inc.provision_state == ProvisionState.READY:
                     return DeclareResult("ready", inc.id, inc.channel_id)
             step = "conversations.create"
+            resumed = inc.channel_id is not None  # an earlier try got this far, and maybe further
             if inc.channel_id is None:
                 inc = await self._create_channel(inc)
             assert inc.channel_id is not None
@@ -263,7 +264,7 @@ class IncidentFlows:
             await self._once(inc, "topic", lambda: self.svc.chat.set_topic(channel, card.topic()))
             step = "chat.postMessage"
             if inc.template_ts is None:
-                inc = await self._post_template(inc)
+                inc = await self._post_template(inc, resumed=resumed)
             assert inc.template_ts is not None
             ts = inc.template_ts
             step = "pins.add"
@@ -447,10 +448,17 @@ class IncidentFlows:
             if exc.error != "already_pinned":
                 raise
 
-    async def _post_template(self, inc: Incident) -> Incident:
+    async def _post_template(self, inc: Incident, *, resumed: bool) -> Incident:
+        """Posted once: a resumed set-up (an earlier try may have posted it and died before recording it)
+        looks for the template's mark in the new room first."""
         assert inc.channel_id is not None
-        text, blocks = self.svc.render.template(IncidentCard.of(inc, self.svc.playbook))
-        ts = await self.svc.chat.post(inc.channel_id, text, blocks)
+        mark = Mark(f"template:{inc.id}")
+        found = await self.svc.chat.find_marked(inc.channel_id, mark.key) if resumed else None
+        if found is not None:
+            ts = str(found["ts"])
+        else:
+            text, blocks = self.svc.render.template(IncidentCard.of(inc, self.svc.playbook))
+            ts = await self.svc.chat.post(inc.channel_id, text, blocks, mark=mark)
         async with self.svc.db.session() as s:
             row = await service.get(s, inc.id)
             assert row is not None

@@ -279,6 +279,29 @@ def test_post_update_pin_flow(slack: SlackStandin, api: Api) -> None:
     assert _error(api("conversations.setTopic", channel=cid, topic="x")) == "is_archived"
 
 
+def test_message_metadata(slack: SlackStandin, api: Api) -> None:
+    """chat.postMessage `metadata` (a JSON object; a string in a form) comes back from conversations.history:
+    its event_type always, its event_payload only with include_all_metadata (the methods' reference)."""
+    cid = _channel(api)
+    meta = {"event_type": "incident_bot_effect", "event_payload": {"key": "outbox:7", "room": True}}
+    form = api("chat.postMessage", channel=cid, text="one", metadata=json.dumps(meta))
+    assert form["ok"] and form["message"]["metadata"] == meta
+    assert api(
+        "chat.postMessage", json={"channel": cid, "text": "two", "metadata": meta | {"event_payload": {}}}
+    )["ok"]
+    plain = api("conversations.history", channel=cid)["messages"]
+    assert [m.get("metadata") for m in plain] == [{"event_type": "incident_bot_effect"}] * 2
+    full = api("conversations.history", channel=cid, include_all_metadata="true")["messages"]
+    assert [m["metadata"]["event_payload"] for m in full] == [{}, {"key": "outbox:7", "room": True}]
+    assert _error(api("chat.postMessage", channel=cid, text="x", metadata="{not json")) == (
+        "invalid_metadata_format"
+    )
+    assert _error(api("chat.postMessage", channel=cid, text="x", metadata='{"event_type": 3}')) == (
+        "invalid_metadata_schema"
+    )
+    assert len(api("conversations.history", channel=cid)["messages"]) == 2, "a refused post leaves nothing"
+
+
 def test_ephemeral(slack: SlackStandin, api: Api) -> None:
     cid = _channel(api)
     api("conversations.invite", channel=cid, users="U1")
