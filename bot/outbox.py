@@ -184,19 +184,41 @@ def may_be_done(row: OutboxMessage) -> bool:
     return row.attempts > 1
 
 
+async def find_posted(svc: Services, row: OutboxMessage, channel: str) -> dict[str, Any] | None:
+    """The post an earlier try of `row` made in `channel`, if one may have been made and Slack has it:
+    {"ts", "found": True, **the data it was posted with}."""
+    if not may_be_done(row):
+        return None
+    found = await svc.chat.find_marked(channel, _mark_key(row))
+    if found is None:
+        return None
+    log.info("outbox row %s: found its earlier post %s in %s", row.id, found["ts"], channel)
+    return {**{k: v for k, v in found.items() if k != "key"}, "found": True}
+
+
 async def post_once(
-    svc: Services, row: OutboxMessage, channel: str, text: str, blocks: Any, /, **data: Any
+    svc: Services,
+    row: OutboxMessage,
+    channel: str,
+    text: str,
+    blocks: Any,
+    /,
+    *,
+    looked: bool = False,
+    **data: Any,
 ) -> dict[str, Any]:
     """chat.postMessage for an outbox row, at most once per row where Slack lets us tell: the post carries
-    the row's mark, and a row that may have been posted already is looked for before it is posted again.
-    Returns {"ts", **data} (`data` as it was when first posted, for a post found again)."""
-    mark = Mark(f"outbox:{row.id}", data)
-    if may_be_done(row):
-        found = await svc.chat.find_marked(channel, mark.key)
-        if found is not None:
-            log.info("outbox row %s: found its earlier post %s in %s", row.id, found["ts"], channel)
-            return {**data, **{k: v for k, v in found.items() if k != "key"}, "found": True}
-    return {**data, "ts": await svc.chat.post(channel, text, blocks, mark=mark)}
+    the row's mark, and a row that may have been posted already is looked for before it is posted again
+    (`looked`: the caller did that already). Returns {"ts", **data} (`data` as it was when first posted,
+    for a post found again)."""
+    found = None if looked else await find_posted(svc, row, channel)
+    if found is not None:
+        return {**data, **found}
+    return {**data, "ts": await svc.chat.post(channel, text, blocks, mark=Mark(_mark_key(row), data))}
+
+
+def _mark_key(row: OutboxMessage) -> str:
+    return f"outbox:{row.id}"
 
 
 async def _send(svc: Services, row: OutboxMessage) -> str:

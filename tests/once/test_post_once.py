@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot import outbox
 from bot.clock import ManualClock
 from bot.context import Services
+from bot.escalation.flows import acknowledge
 from bot.models import OutboxMessage, Page
 from bot.ports import ChatError
 from bot.states import OutboxState
@@ -159,3 +160,26 @@ async def test_a_war_room_line_whose_answer_timed_out_is_found_on_the_next_try(
     async with a.db.session() as s:
         row = (await s.execute(select(OutboxMessage).where(OutboxMessage.method == "post"))).scalar_one()
     assert row.state == OutboxState.SENT and row.result["ts"] == posted[0].ts
+
+
+async def test_a_dm_posted_with_its_answer_lost_before_the_ack_is_edited_by_the_ack(
+    two: tuple[Services, Services], slack: SlackStandin, clock: ManualClock
+) -> None:
+    """The DM reached the person but its answer timed out; the page is answered before the retry. The retry
+    must find and record that DM (so the ack's edit updates it), not skip it as 'acknowledged' and leave a
+    live page with an Acknowledge button in the person's DMs (chaos seed 7357843, L3 of -184035-36)."""
+    a, _ = two
+    await _seed(a)
+    a.chat = TimesOutAfterPosting(a.chat)
+    await Worker(a, worker_id="wa", extra_ticks=[]).tick()
+    assert (await _dm_row(a)).last_error == "timeout" and len(_dm_ts(slack)) == 1
+    assert (await acknowledge(a, "INC-20261201-000001", "U01PRIMARY", "test")).state == "acked"
+    clock.advance(minutes=1)
+    await outbox.deliver(a)
+
+    assert len(_dm_ts(slack)) == 1
+    dm = (await _page(a)).dm["U02SECOND"]
+    assert dm.get("ts") == _dm_ts(slack)[0] and "skipped" not in dm, dm
+    edits = [c for c in slack.calls_to("chat.update", ok=True) if c.args.get("channel") == DM]
+    assert [c.args["ts"] for c in edits] == [dm["ts"]], "the ack's edit reached the DM"
+    assert "acknowledged" in str(slack.messages[DM][0].blocks or slack.messages[DM][0].text).lower()
