@@ -41,8 +41,11 @@ RATE_LIMIT_RETRIES = 3
 # outcome is unknown, and the callers (outbox, page timer, provisioning's name claim) own that decision.
 SERVER_RETRIES = 2
 SERVER_BACKOFF = 0.5
-# How far back a once-only post is looked for (newest first): it was tried moments or minutes ago.
-FIND_MARKED_DEPTH = 200
+# How far back a once-only post is looked for (newest first): it was tried moments or minutes ago, but one
+# person's DM can take hundreds of page DMs in that time (a burst of incidents all paging the same L1;
+# chaos seed 1015590005 outran a 200-message search). 999 is conversations.history's largest page.
+FIND_MARKED_DEPTH = 2000
+FIND_MARKED_PAGE = 999
 
 
 class SlackChat:
@@ -164,7 +167,11 @@ class SlackChat:
         cursor = ""
         seen = 0
         while seen < FIND_MARKED_DEPTH:
-            args: dict[str, Any] = {"channel": channel, "limit": 100, "include_all_metadata": True}
+            args: dict[str, Any] = {
+                "channel": channel,
+                "limit": FIND_MARKED_PAGE,
+                "include_all_metadata": True,
+            }
             if cursor:
                 args["cursor"] = cursor
             try:
