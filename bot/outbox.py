@@ -159,21 +159,25 @@ async def deliver(
 async def _release(svc: Services, ids: list[int], *, interrupted: int | None = None) -> None:
     """Hand claimed rows back. The untouched ones get their claim's count back; the one whose effect was
     under way keeps it, so its next holder knows it may have been carried out (`may_be_done`)."""
+
+    def hand_back(these: list[int], undo: int) -> Any:
+        return (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(these), OutboxMessage.state == OutboxState.SENDING)
+            .values(
+                state=OutboxState.PENDING,
+                next_attempt_at=svc.clock.now(),
+                attempts=OutboxMessage.attempts - undo,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
     try:
         async with svc.db.session() as s:
-            for these, undo in ((ids, 1), ([interrupted] if interrupted is not None else [], 0)):
-                if not these:
-                    continue
-                await s.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(these), OutboxMessage.state == OutboxState.SENDING)
-                    .values(
-                        state=OutboxState.PENDING,
-                        next_attempt_at=svc.clock.now(),
-                        attempts=OutboxMessage.attempts - undo,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+            if ids:
+                await s.execute(hand_back(ids, 1))
+            if interrupted is not None:
+                await s.execute(hand_back([interrupted], 0))
     except Exception as exc:  # the lease hands them back anyway
         log.warning("could not release %d outbox rows: %s", len(ids) + (interrupted is not None), exc)
 
@@ -197,23 +201,21 @@ async def find_posted(svc: Services, row: OutboxMessage, channel: str) -> dict[s
 
 
 async def post_once(
-    svc: Services,
-    row: OutboxMessage,
-    channel: str,
-    text: str,
-    blocks: Any,
-    /,
-    *,
-    looked: bool = False,
-    **data: Any,
+    svc: Services, row: OutboxMessage, channel: str, text: str, blocks: Any, /, **data: Any
 ) -> dict[str, Any]:
-    """chat.postMessage for an outbox row, at most once per row where Slack lets us tell: the post carries
-    the row's mark, and a row that may have been posted already is looked for before it is posted again
-    (`looked`: the caller did that already). Returns {"ts", **data} (`data` as it was when first posted,
-    for a post found again)."""
-    found = None if looked else await find_posted(svc, row, channel)
+    """chat.postMessage for an outbox row, at most once per row where Slack lets us tell: a row that may have
+    been posted already is looked for before it is posted again. Returns {"ts", **data} (`data` as it was
+    when first posted, for a post found again)."""
+    found = await find_posted(svc, row, channel)
     if found is not None:
         return {**data, **found}
+    return await post_marked(svc, row, channel, text, blocks, **data)
+
+
+async def post_marked(
+    svc: Services, row: OutboxMessage, channel: str, text: str, blocks: Any, /, **data: Any
+) -> dict[str, Any]:
+    """Post with the row's mark (for a caller that looked with `find_posted` already): {"ts", **data}."""
     return {**data, "ts": await svc.chat.post(channel, text, blocks, mark=Mark(_mark_key(row), data))}
 
 

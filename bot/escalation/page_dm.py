@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
 from bot.models import Incident, OutboxMessage, Page
-from bot.outbox import enqueue, find_posted, may_be_done, post_once
+from bot.outbox import enqueue, find_posted, may_be_done, post_marked
 from bot.priority import PAGE
 from bot.states import IncidentStatus
 from bot.timefmt import fmt_elapsed
@@ -117,7 +117,6 @@ async def _load(svc: Services, page_id: int) -> tuple[Incident | None, Page | No
 async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
     """Send one page DM, rendered now; skipped once nobody needs it any more."""
     user = str(row.payload["user"])
-    channel = None
     if may_be_done(row):
         # An earlier try may have reached the person (its answer lost) before the page was answered: that
         # DM is recorded, so the ack's edit queued behind this row updates it, rather than skipped and left
@@ -138,11 +137,10 @@ async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | 
         return {"skipped": "acknowledged"}
     view = page_view(svc, inc, page, svc.clock.now())
     text, blocks = svc.render.page_dm(view)
-    looked, channel = channel is not None, channel or await svc.chat.open_dm(user)
+    channel = await svc.chat.open_dm(user)  # known to the ChatPort already if it was looked in above
     # `room`: whether the DM could name the war room; one that could not is edited once it exists. A DM
     # found again (posted by a try whose answer was lost) says how it was rendered then.
-    room = bool(view.channel_id)
-    return await post_once(svc, row, channel, text, blocks, looked=looked, channel=channel, room=room)
+    return await post_marked(svc, row, channel, text, blocks, channel=channel, room=bool(view.channel_id))
 
 
 async def record_page_dm(s: AsyncSession, row: OutboxMessage, result: dict[str, Any]) -> None:
