@@ -101,8 +101,27 @@ async def add_event(
 
     `text` is plain (a `str`) or a `Line` naming people and channels by id, never Slack mrkdwn: it is kept
     in `data["line"]` and the column gets its neutral text (bot.event_text)."""
+    values = event_values(incident_id, kind, text, at=at, actor=actor, data=data, dedupe_key=dedupe_key)
+    if dedupe_key is None:
+        session.add(TimelineEvent(**values))
+        await session.flush()
+        return True
+    return bool(await add_events(session, [values]))
+
+
+def event_values(
+    incident_id: str,
+    kind: str,
+    text: str | Line,
+    *,
+    at: datetime,
+    actor: str | None = None,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> dict[str, Any]:
+    """One timeline row's columns, as `add_event` stores them (for `add_events`)."""
     column, stored_data = stored(kind, text, data)
-    values = dict(
+    return dict(
         incident_id=incident_id,
         at=at,
         kind=kind,
@@ -111,13 +130,21 @@ async def add_event(
         data=stored_data,
         dedupe_key=dedupe_key,
     )
-    if dedupe_key is None:
-        session.add(TimelineEvent(**values))
-        await session.flush()
-        return True
-    stmt = _insert(session, TimelineEvent).values(**values).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Several timeline rows (`event_values`, each with a dedupe key) in one statement; those whose key is
+    taken already are left out. Returns how many were added (one row: its count; several, an executemany,
+    says nothing of them: -1)."""
+    if not rows:
+        return 0
+    stmt = _insert(session, TimelineEvent).on_conflict_do_nothing()
+    if len(rows) == 1:
+        result = await session.execute(stmt.values(**rows[0]))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # An executemany: one compiled statement whatever the number of rows (a VALUES list per size was not).
+    await session.execute(stmt, rows)
+    return -1
 
 
 async def has_event(session: AsyncSession, dedupe_key: str) -> bool:

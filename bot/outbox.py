@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
@@ -41,6 +52,30 @@ GIVE_UP_AFTER = timedelta(hours=24)
 # outage before the deliverer gives up on the record.
 RECORD_RETRIES = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+
+
+def effect_row(
+    kind: str,
+    *,
+    channel: str,
+    at: datetime,
+    incident_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> dict[str, Any]:
+    """An effect's outbox columns. `channel` orders delivery (an incident id before the war room exists)."""
+    return dict(
+        incident_id=incident_id,
+        channel=channel,
+        method=kind,
+        payload=payload or {},
+        state=OutboxState.PENDING,
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+        dedupe_key=dedupe_key,
+    )
 
 
 async def enqueue(
@@ -53,21 +88,21 @@ async def enqueue(
     payload: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
 ) -> None:
-    """Add an effect to the caller's transaction. `channel` orders delivery (an incident id before the
-    war room exists)."""
+    """Add an effect to the caller's transaction (`effect_row` says what the arguments are)."""
     s.add(
         OutboxMessage(
-            incident_id=incident_id,
-            channel=channel,
-            method=kind,
-            payload=payload or {},
-            state=OutboxState.PENDING,
-            attempts=0,
-            next_attempt_at=at,
-            created_at=at,
-            dedupe_key=dedupe_key,
+            **effect_row(
+                kind, channel=channel, at=at, incident_id=incident_id, payload=payload, dedupe_key=dedupe_key
+            )
         )
     )
+
+
+async def enqueue_rows(s: Any, rows: list[dict[str, Any]]) -> None:
+    """Several effects (`effect_row`s) in the caller's transaction in one statement, in the order given (a
+    burst of pages: ORM objects for thousands of rows were a large part of a page's CPU)."""
+    if rows:  # Core, not the ORM's bulk insert: that sent one INSERT per row here
+        await s.execute(insert(_OUTBOX), rows)
 
 
 async def enqueue_dm(
@@ -104,11 +139,15 @@ _BLOCKED = exists().where(
 
 
 async def _claim(
-    svc: Services, now: datetime, limit: int, incident_id: str | None, min_age: timedelta = timedelta(0)
+    svc: Services,
+    now: datetime,
+    limit: int,
+    incident_ids: Sequence[str] | None,
+    min_age: timedelta = timedelta(0),
 ) -> list[OutboxMessage]:
     where = [OutboxMessage.state.in_(UNSENT), OutboxMessage.next_attempt_at <= now, ~_BLOCKED]
-    if incident_id is not None:
-        where.append(OutboxMessage.incident_id == incident_id)
+    if incident_ids is not None:
+        where.append(OutboxMessage.incident_id.in_(incident_ids))
     if min_age:
         where.append((OutboxMessage.attempts > 0) | (OutboxMessage.created_at <= now - min_age))
     # 'sending' rows whose lease ran out belong to a process that died: they are taken over here.
@@ -127,40 +166,106 @@ async def _claim(
 
 
 async def deliver(
-    svc: Services, *, incident_id: str | None = None, limit: int = 10, min_age: timedelta = timedelta(0)
+    svc: Services,
+    *,
+    incident_id: str | None = None,
+    incident_ids: Sequence[str] | None = None,
+    limit: int = 10,
+    min_age: timedelta = timedelta(0),
 ) -> int:
     """Send what is due, oldest first per channel. Returns how many rows went out.
 
-    Small batches: every claimed row is held until its turn, so a slow Slack call must not hold many rows
-    hostage from the other processes for a whole lease."""
+    A claim takes at most one row per channel (a row waits while an earlier row of its channel is unsent),
+    so the rows of one claim go out concurrently, and are marked sent together in one transaction; then the
+    next claim takes the rows they unblocked. Small claims by default: every claimed row is held until it is
+    sent, so a slow Slack must not hold many rows from the other processes (the lease is renewed meanwhile)."""
+    ids = [incident_id] if incident_id is not None else incident_ids
     sent = 0
     while True:
-        rows = await _claim(svc, svc.clock.now(), limit, incident_id, min_age)
+        rows = await _claim(svc, svc.clock.now(), limit, ids, min_age)
         if not rows:
             return sent
-        progressed = False
-        done: set[int] = set()
-        current: int | None = None
-        try:
-            for row in rows:
-                current = row.id
-                outcome = await _send(svc, row)
-                done.add(row.id)
-                sent += outcome == "sent"
-                progressed |= outcome != "retry"  # a row given up on unblocks its channel too
-        finally:
-            if len(done) < len(rows):  # stopped or failed midway: hand the rows back at once
-                untouched = [r.id for r in rows if r.id not in done and r.id != current]
-                await _release(svc, untouched, interrupted=current if current not in done else None)
-        if not progressed:
+        outcomes = await _send_round(svc, rows)
+        sent += sum(o == "sent" for o in outcomes.values())
+        if all(o == "retry" for o in outcomes.values()):  # a row given up on unblocks its channel too
             return sent
 
 
-async def _release(svc: Services, ids: list[int], *, interrupted: int | None = None) -> None:
-    """Hand claimed rows back. The untouched ones get their claim's count back; the one whose effect was
-    under way keeps it, so its next holder knows it may have been carried out (`may_be_done`)."""
+async def _send_round(svc: Services, rows: list[OutboxMessage]) -> dict[int, str]:
+    """Carry out one claim's rows (one per channel) concurrently; row id -> sent | failed (given up) | retry |
+    lost (another process holds the row now). Whatever ends the round (all done, an error, the task being
+    cancelled), every row is settled before this returns: what Slack took is marked sent, a row whose effect
+    was under way is handed back keeping its try count (`may_be_done`), an untouched one gets its count back."""
+    outcomes: dict[int, str] = {}
+    performed: dict[int, dict[str, Any]] = {}  # Slack took it: marked sent at the end of the round
+    started: set[int] = set()
+    errors: list[Exception] = []
+    held = {r.id: r for r in rows}  # whose lease the beat renews: until marked or settled otherwise
+    prepared = await _prepare(svc, rows)
+    gate = asyncio.Semaphore(CONCURRENCY)
 
-    def hand_back(these: list[int], undo: int) -> Any:
+    async def one(row: OutboxMessage) -> None:
+        async with gate:
+            started.add(row.id)
+            try:
+                # Reminders and announcements yield to pages when Slack's limits are tight.
+                with with_priority(int(row.payload.get("priority", NORMAL))):
+                    result = await _perform(svc, row, prepared)
+            except ChatError as exc:
+                outcomes[row.id] = await _failed(svc, row, exc)
+                held.pop(row.id, None)
+                return
+            except Exception as exc:  # not Slack's answer: the row is handed back below, the error raised
+                errors.append(exc)
+                return
+            performed[row.id] = result or {}
+
+    stop = asyncio.Event()
+    beat = asyncio.create_task(_keep_leases(svc, held, stop))
+    try:
+        # A task group, not gather: cancelled (the process stopping), it waits for every row's task to end
+        # before the rows are settled below.
+        async with asyncio.TaskGroup() as tg:
+            for row in rows:
+                tg.create_task(one(row))
+    finally:
+        stop.set()  # stopped, not cancelled (bot.claim.keep_claim says why)
+        await beat
+        try:
+            if performed:
+                outcomes.update(await _mark_sent(svc, [(held[i], r) for i, r in performed.items()]))
+        finally:
+            untouched = [r.id for r in rows if r.id not in started]
+            interrupted = [i for i in started if i not in performed and i not in outcomes]
+            if untouched or interrupted:
+                await _release(svc, untouched, interrupted=interrupted)
+    if errors:
+        raise errors[0]
+    return outcomes
+
+
+# Rows of one round in flight at once (distinct channels, so their order is not at stake): as many as the
+# worker's concurrent timers, so a burst of pages is not serialised behind Slack's round trips.
+CONCURRENCY = 16
+
+
+async def _prepare(svc: Services, rows: list[OutboxMessage]) -> dict[int, Any]:
+    """What the round's rows of each kind with a preparer need, loaded in one statement per kind."""
+    prepared: dict[int, Any] = {}
+    by_kind: dict[str, list[OutboxMessage]] = {}
+    for row in rows:
+        if row.method in svc.dispatch.preparers:
+            by_kind.setdefault(row.method, []).append(row)
+    for kind, these in by_kind.items():
+        prepared.update(await svc.dispatch.preparers[kind](svc, these))
+    return prepared
+
+
+async def _release(svc: Services, ids: list[int], *, interrupted: Sequence[int] = ()) -> None:
+    """Hand claimed rows back. The untouched ones get their claim's count back; the ones whose effect was
+    under way keep it, so their next holder knows they may have been carried out (`may_be_done`)."""
+
+    def hand_back(these: Sequence[int], undo: int) -> Any:
         return (
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(these), OutboxMessage.state == OutboxState.SENDING)
@@ -176,10 +281,10 @@ async def _release(svc: Services, ids: list[int], *, interrupted: int | None = N
         async with svc.db.session() as s:
             if ids:
                 await s.execute(hand_back(ids, 1))
-            if interrupted is not None:
-                await s.execute(hand_back([interrupted], 0))
+            if interrupted:
+                await s.execute(hand_back(interrupted, 0))
     except Exception as exc:  # the lease hands them back anyway
-        log.warning("could not release %d outbox rows: %s", len(ids) + (interrupted is not None), exc)
+        log.warning("could not release %d outbox rows: %s", len(ids) + len(interrupted), exc)
 
 
 def may_be_done(row: OutboxMessage) -> bool:
@@ -223,64 +328,68 @@ def _mark_key(row: OutboxMessage) -> str:
     return f"outbox:{row.id}"
 
 
-async def _send(svc: Services, row: OutboxMessage) -> str:
-    """sent | failed (given up) | retry | lost (another process holds the row now)."""
-    stop = asyncio.Event()
-    beat = asyncio.create_task(_keep_lease(svc, row, stop))
-    try:
-        # Reminders and announcements yield to pages when Slack's limits are tight.
-        with with_priority(int(row.payload.get("priority", NORMAL))):
-            result = await _perform(svc, row)
-    except ChatError as exc:
-        return await _failed(svc, row, exc)
-    finally:
-        stop.set()  # stopped, not cancelled (bot.claim.keep_claim says why)
-        await beat
-    return await _mark_sent(svc, row, result or {})
-
-
-async def _mark_sent(svc: Services, row: OutboxMessage, result: dict[str, Any]) -> str:
-    """Record that Slack took the effect, retrying through a short database outage: unrecorded, the row's
-    lease would run out and the effect would be sent a second time (a page DM twice)."""
+async def _mark_sent(svc: Services, done: list[tuple[OutboxMessage, dict[str, Any]]]) -> dict[int, str]:
+    """Record that Slack took the effects, retrying through a short database outage: unrecorded, a row's
+    lease would run out and its effect would be sent a second time (a page DM twice)."""
     for pause in (*RECORD_RETRIES, None):
         try:
-            return await _mark_sent_once(svc, row, result)
+            return await _mark_sent_once(svc, done)
         except (DatabaseUnavailable, DBAPIError) as exc:
             if pause is None:
                 raise
-            log.warning("outbox row %s: recording it sent failed (%s); retrying", row.id, exc)
+            log.warning("recording %d outbox rows sent failed (%s); retrying", len(done), exc)
             await asyncio.sleep(pause)
     raise AssertionError("unreachable")
 
 
-async def _mark_sent_once(svc: Services, row: OutboxMessage, result: dict[str, Any]) -> str:
+# Fenced by the claim's token (`attempts`), one executemany for the round, no read first.
+_MARK = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == bindparam("b_id"),
+        _OUTBOX.c.state == OutboxState.SENDING,
+        _OUTBOX.c.attempts == bindparam("b_attempts"),
+    )
+    .values(state=OutboxState.SENT, sent_at=bindparam("b_at"), result=bindparam("b_result"), last_error=None)
+)
+
+
+async def _mark_sent_once(svc: Services, done: list[tuple[OutboxMessage, dict[str, Any]]]) -> dict[int, str]:
+    now = svc.clock.now()
     async with svc.db.session() as s:
-        # Fenced by the claim's token (`attempts`): one statement, no read first.
-        marked = await s.execute(
-            update(OutboxMessage)
-            .where(*_held(row))
-            .values(state=OutboxState.SENT, sent_at=svc.clock.now(), result=result, last_error=None)
-            .execution_options(synchronize_session=False)
+        conn = await s.connection()
+        params = [{"b_id": r.id, "b_attempts": r.attempts, "b_at": now, "b_result": res} for r, res in done]
+        await conn.execute(_MARK, params)
+        # Which of them our marks took (an executemany has no row counts to tell).
+        stmt = select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.attempts).where(
+            OutboxMessage.id.in_([r.id for r, _ in done])
         )
-        if not marked.rowcount:  # type: ignore[attr-defined]
-            if await s.get(OutboxMessage, row.id) is None:
-                return "sent"  # deleted meanwhile (retention, a test): nothing left to mark
-            # Our lease ran out and another process took the row over: what we sent is Slack's now, but the
-            # row is theirs to finish (the effects are idempotent where Slack allows, see reliability.md).
-            log.warning("outbox row %s was taken over while it was being sent", row.id)
-            return "lost"
-        record = svc.dispatch.recorders.get(row.method)
-        if record is not None:
-            await record(s, row, result)
-    return "sent"
+        now_in_db = {i: (state, attempts) for i, state, attempts in (await s.execute(stmt)).all()}
+        outcomes: dict[int, str] = {}
+        ours: dict[str, list[tuple[OutboxMessage, dict[str, Any]]]] = {}
+        for row, result in done:
+            if row.id not in now_in_db:
+                outcomes[row.id] = "sent"  # deleted meanwhile (retention, a test): nothing left to mark
+            elif now_in_db[row.id] == (OutboxState.SENT, row.attempts):
+                outcomes[row.id] = "sent"
+                ours.setdefault(row.method, []).append((row, result))
+            else:
+                # Our lease ran out and another process took the row over: what we sent is Slack's now, but
+                # the row is theirs to finish (the effects are idempotent where Slack allows, reliability.md).
+                log.warning("outbox row %s was taken over while it was being sent", row.id)
+                outcomes[row.id] = "lost"
+        for kind, items in ours.items():
+            record = svc.dispatch.recorders.get(kind)
+            if record is not None:
+                await record(s, items)
+    return outcomes
 
 
-def _held(claimed: OutboxMessage) -> tuple[ColumnElement[bool], ...]:
-    """The row as we claimed it, in SQL: every claim increments `attempts`, so it is the fencing token."""
+def _held(claimed: Sequence[OutboxMessage]) -> tuple[ColumnElement[bool], ...]:
+    """The rows as we claimed them, in SQL: every claim increments `attempts`, so it is the fencing token."""
     return (
-        OutboxMessage.id == claimed.id,
         OutboxMessage.state == OutboxState.SENDING,
-        OutboxMessage.attempts == claimed.attempts,
+        tuple_(OutboxMessage.id, OutboxMessage.attempts).in_([(r.id, r.attempts) for r in claimed]),
     )
 
 
@@ -289,26 +398,34 @@ def _ours(current: OutboxMessage, claimed: OutboxMessage) -> bool:
     return current.state == OutboxState.SENDING and current.attempts == claimed.attempts
 
 
-def _keep_lease(svc: Services, row: OutboxMessage, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
-    """Push the row's lease forward while its effect runs; stop once the row is not ours any more."""
+def _keep_leases(
+    svc: Services, held: dict[int, OutboxMessage], stop: asyncio.Event
+) -> Coroutine[Any, Any, None]:
+    """Push the leases of a round's rows forward while their effects run, in one statement; stop once none
+    of them is ours any more."""
 
     async def renew() -> bool:
+        rows = list(held.values())
+        if not rows:
+            return False
         async with svc.db.session() as s:
             renewed = await s.execute(
                 update(OutboxMessage)
-                .where(*_held(row))
+                .where(*_held(rows))
                 .values(next_attempt_at=svc.clock.now() + LEASE)
                 .execution_options(synchronize_session=False)
             )
         return bool(renewed.rowcount)  # type: ignore[attr-defined]
 
-    return keep_claim(stop, RENEW_EVERY, renew, f"outbox row {row.id}")
+    return keep_claim(stop, RENEW_EVERY, renew, f"{len(held)} outbox rows")
 
 
-async def _perform(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
+async def _perform(svc: Services, row: OutboxMessage, prepared: dict[int, Any]) -> dict[str, Any] | None:
     effect = svc.dispatch.effects.get(row.method)
     if effect is None:
         raise ChatError(row.method, "unknown_outbox_kind")
+    if row.method in svc.dispatch.preparers:
+        return await effect(svc, row, prepared.get(row.id))
     return await effect(svc, row)
 
 

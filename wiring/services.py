@@ -18,10 +18,11 @@ from bot.context import Services
 from bot.db import Database
 from bot.dispatch import Dispatch
 from bot.dr.drill import finish_drill_if_any
-from bot.escalation.flows import fire_page, fire_reminder
+from bot.escalation.flows import fire_page, fire_pages, fire_reminder
 from bot.escalation.page_dm import (
     PAGE_DM,
     PAGE_EDIT,
+    load_page_dms,
     page_dm_effect,
     page_edit_effect,
     record_page_dm,
@@ -46,7 +47,7 @@ from handlers.slack_chat import SlackChat, make_client, make_session
 
 def register_kinds(d: Dispatch) -> Dispatch:
     """Everything the worker and the outbox can run. A new timer kind or effect is one line here."""
-    d.timer("page", fire_page)
+    d.timer("page", fire_page, batch=fire_pages)
     d.timer("reminder", fire_reminder)
     d.timer("pir_reminder", fire_pir_reminder)
     d.timer("status_reminder", fire_status_reminder)
@@ -62,7 +63,7 @@ def register_kinds(d: Dispatch) -> Dispatch:
     d.effect("update", outbox.update_effect)
     d.effect("reminder", outbox.reminder_effect)
     d.effect("invite", invite_effect)
-    d.effect(PAGE_DM, page_dm_effect, on_sent=record_page_dm, label="send the page DM")
+    d.effect(PAGE_DM, page_dm_effect, on_sent=record_page_dm, label="send the page DM", prepare=load_page_dms)
     d.effect(PAGE_EDIT, page_edit_effect, on_sent=record_page_edit, label="edit the page DM")
     d.effect(USERGROUP_KIND, usergroup_effect)  # schedules.yaml `usergroup:` (bot/oncall/worker.py)
     d.tick(monitor_tick)

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
 from bot.context import Services
-from bot.escalation.page_dm import PageView, page_view, queue_page_dm, queue_page_edit
+from bot.escalation.page_dm import PageView, page_dm_row, page_view, queue_page_edit
 from bot.escalation.policy import LadderState, Policy, load_policy, plan
 from bot.event_text import Line, Person, people
 from bot.models import Incident, Page, Timer
-from bot.oncall.service import oncall_text, page_target
-from bot.outbox import deliver, enqueue
+from bot.oncall.service import PageTarget, oncall_text, page_target
+from bot.outbox import deliver, effect_row, enqueue, enqueue_rows
 from bot.playbook import format_duration
 from bot.priority import BACKGROUND, PAGE, with_priority
 from bot.states import IncidentStatus, PageState, TimerState
@@ -143,94 +143,159 @@ async def replan(
 
 
 async def fire_page(svc: Services, timer: Timer, worker: str) -> None:
-    """Send one escalation step: in one transaction, the page row (the exactly-once guard), a `page_dm`
-    outbox row per person, the war-room line and the invite, the timeline event and the timer's completion.
-    The outbox delivers them right after commit (here) or from any worker after a crash; nothing is sent
-    while the transaction is open, and nothing outside it needs recording."""
+    """Send one escalation step (`fire_pages` with one timer: the fallback when a batch fails)."""
+    await fire_pages(svc, [timer], worker)
+
+
+async def fire_pages(svc: Services, timers: list[Timer], worker: str) -> None:
+    """Send the escalation steps of one claim: in one transaction, per step the page row (the exactly-once
+    guard), a `page_dm` outbox row per person, the war-room line and the invite, the timeline event and the
+    timer's completion. The outbox delivers them right after commit (here) or from any worker after a crash;
+    nothing is sent while the transaction is open, and nothing outside it needs recording. One incident's
+    steps are taken in due order (an L2 and an L3 due together page both, in order). A statement per kind
+    of row for the whole claim, not per page: a burst of pages is what this path exists for."""
     now = svc.clock.now()
     async with svc.db.session() as s:
-        # Locks in the ack's order (incident, then pages and timers), so the two never deadlock.
-        inc = await service.get(s, timer.incident_id or "", for_update=True)
-        t = await s.get(Timer, timer.id)
-        if t is None or t.state != TimerState.CLAIMED or t.claimed_by != worker:
-            return  # our claim ran out and another worker holds the timer: it pages
-        if inc is None or t.plan_version != inc.plan_version or inc.status == IncidentStatus.RESOLVED:
-            t.state, t.last_error = TimerState.DROPPED, "stale plan"
-            return
-        level = int(t.data.get("level", t.step.removeprefix("L")))
-        existing = (
-            await s.execute(
-                select(Page.id).where(
-                    Page.incident_id == inc.id, Page.cycle == inc.cycle, Page.step == t.step
-                )
+        # Locks in the ack's order (incidents, then pages and timers), so the two never deadlock; the
+        # incidents in id order, so two workers' batches never do either.
+        ids = sorted({t.incident_id for t in timers if t.incident_id})
+        stmt = select(Incident).where(Incident.id.in_(ids)).order_by(Incident.id).with_for_update()
+        incidents = {i.id: i for i in (await s.execute(stmt)).scalars()}
+        claims = select(Timer.id, Timer.state, Timer.claimed_by).where(Timer.id.in_([t.id for t in timers]))
+        held = {i: (state, by) for i, state, by in (await s.execute(claims)).all()}
+        stmt_pages = select(Page.incident_id, Page.cycle, Page.step).where(Page.incident_id.in_(ids))
+        paged = {(i, c, st) for i, c, st in (await s.execute(stmt_pages)).all()}
+        targets: dict[int, PageTarget] = {}  # per level: whoever holds the shift at this moment (bot.oncall)
+        done: list[int] = []
+        dropped: list[int] = []
+        new: list[tuple[Incident, Timer, Page]] = []
+        for t in sorted(timers, key=lambda t: (t.due_at, t.id)):  # plan_version and data never change
+            if held.get(t.id) != (TimerState.CLAIMED, worker):
+                continue  # our claim ran out and another worker holds the timer: it pages
+            inc = incidents.get(t.incident_id or "")
+            if inc is None or t.plan_version != inc.plan_version or inc.status == IncidentStatus.RESOLVED:
+                dropped.append(t.id)
+                continue
+            done.append(t.id)
+            if (inc.id, inc.cycle, t.step) in paged:
+                continue  # paged by an earlier claim: never twice
+            paged.add((inc.id, inc.cycle, t.step))
+            level = int(t.data.get("level", t.step.removeprefix("L")))
+            if level not in targets:
+                targets[level] = await page_target(svc, level, now, s)
+            new.append((inc, t, _page_row(inc, t, targets[level], now)))
+        if new:
+            # The pages' ids name their DM rows.
+            added = insert(Page).returning(Page.id, sort_by_parameter_order=True)
+            page_ids = (await s.execute(added, [_columns(p) for _, _, p in new])).scalars().all()
+            for (_, _, page), page_id in zip(new, page_ids, strict=True):
+                page.id = page_id
+            rows: list[dict[str, Any]] = []
+            events = [_page_effects(svc, inc, t, page, now, rows) for inc, t, page in new]
+            await enqueue_rows(s, rows)
+            await service.add_events(s, events)
+        if done:
+            finished = update(Timer).where(Timer.id.in_(done)).values(state=TimerState.DONE, fired_at=now)
+            await s.execute(finished.execution_options(synchronize_session=False))
+        if dropped:
+            stale = (
+                update(Timer)
+                .where(Timer.id.in_(dropped))
+                .values(state=TimerState.DROPPED, last_error="stale plan")
+                .execution_options(synchronize_session=False)
             )
-        ).scalar_one_or_none()
-        t.state, t.fired_at = TimerState.DONE, now
-        if existing is not None:
-            return  # paged by an earlier claim: never twice
-        # Resolved now, as the page goes out: whoever holds the shift at this moment (bot.oncall).
-        target = await page_target(svc, level, now, s)
-        users = list(target.oncall.users)
-        mode = str(t.data.get("mode", "dm"))
-        due = datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at
-        page = Page(
-            incident_id=inc.id,
-            cycle=inc.cycle,
-            step=t.step,
-            level=level,
-            users={"ids": users, "oncall": target.record()},
-            reason=str(t.data.get("reason", "")),
-            due_at=due,
-            sent_at=now,
-            state=PageState.SENT,  # handed to the outbox in this transaction
-            dm={u: {"queued": True} for u in users} if mode == "dm" else {},
-        )
-        s.add(page)
-        await s.flush()  # the page's id names its DM rows
-        if mode == "dm":
-            for user in users:
-                await queue_page_dm(s, page, user, now)
-        view = page_view(svc, inc, page, now)
-        if view.channel_id:
-            # In the war room's order, ahead of background posts.
-            payload: dict[str, Any] = {"text": _war_room_line(view, users, mode), "priority": PAGE}
-            await enqueue(s, "post", channel=view.channel_id, incident_id=inc.id, at=now, payload=payload)
-            if users:  # everyone paged can join the war room at once
-                payload = {"users": users, "priority": PAGE}
-                await enqueue(
-                    s, "invite", channel=view.channel_id, incident_id=inc.id, at=now, payload=payload
-                )
-        lateness = (now - due).total_seconds()
-        oncall = page.users.get("oncall") or {}
-        why = f" ({oncall_text(oncall)})" if oncall else ""
-        await service.add_event(
-            s,
-            inc.id,
-            "page",
-            Line(
-                f"Paged L{level} ({view.level_name}) ",
-                people(users) or ["nobody (no one at this level in the roster)"],
-                f": {page.reason}{why}",
-            ),
-            at=now,
-            data={
-                "level": level,
-                "step": t.step,
-                "users": users,
-                "reason": page.reason,
-                "due_at": due.isoformat(),
-                "sent_at": now.isoformat(),
-                "lateness_s": round(lateness, 3),
-                "mode": mode,
-                "oncall": oncall,
-            },
-            dedupe_key=f"{inc.id}:page:{page.cycle}:{t.step}",
-        )
-        incident_id = inc.id
-    with with_priority(PAGE):  # pages go first through the Slack rate gate
-        await deliver(svc, incident_id=incident_id)
-    svc.metrics.pages_sent.labels(level=str(level)).inc()
-    svc.metrics.timer_lateness.observe(max(lateness, 0))
+            await s.execute(stale)
+    paged_incidents = sorted({inc.id for inc, _, _ in new})
+    if paged_incidents:
+        with with_priority(PAGE):  # pages go first through the Slack rate gate
+            await deliver(svc, incident_ids=paged_incidents, limit=DELIVER_BATCH)
+    for _, _, page in new:
+        svc.metrics.pages_sent.labels(level=str(page.level)).inc()
+        svc.metrics.timer_lateness.observe(max((now - page.due_at).total_seconds(), 0))
+
+
+# Rows one claim of a batch's delivery takes: a burst of pages goes out in a few rounds, not one per page.
+DELIVER_BATCH = 100
+_PAGE_COLUMNS = (
+    "incident_id",
+    "cycle",
+    "step",
+    "level",
+    "users",
+    "reason",
+    "due_at",
+    "sent_at",
+    "state",
+    "dm",
+)
+
+
+def _columns(page: Page) -> dict[str, Any]:
+    return {c: getattr(page, c) for c in _PAGE_COLUMNS}
+
+
+def _page_row(inc: Incident, t: Timer, target: PageTarget, now: datetime) -> Page:
+    """The page as it is written (a transient object: inserted with its siblings in one statement)."""
+    users = list(target.oncall.users)
+    mode = str(t.data.get("mode", "dm"))
+    return Page(
+        incident_id=inc.id,
+        cycle=inc.cycle,
+        step=t.step,
+        level=int(t.data.get("level", t.step.removeprefix("L"))),
+        users={"ids": users, "oncall": target.record()},
+        reason=str(t.data.get("reason", "")),
+        due_at=datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at,
+        sent_at=now,
+        state=PageState.SENT,  # handed to the outbox in this transaction
+        dm={u: {"queued": True} for u in users} if mode == "dm" else {},
+    )
+
+
+def _page_effects(
+    svc: Services, inc: Incident, t: Timer, page: Page, now: datetime, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A new page's outbox rows (its DMs, the war-room line, the invite), added to `rows`; returns its
+    timeline event."""
+    users = list(page.users["ids"])
+    mode = str(t.data.get("mode", "dm"))
+    if mode == "dm":
+        rows.extend(page_dm_row(page, user, now) for user in users)
+    view = page_view(svc, inc, page, now)
+    if view.channel_id:
+        # In the war room's order, ahead of background posts.
+        payload: dict[str, Any] = {"text": _war_room_line(view, users, mode), "priority": PAGE}
+        rows.append(effect_row("post", channel=view.channel_id, incident_id=inc.id, at=now, payload=payload))
+        if users:  # everyone paged can join the war room at once
+            # Ordered on its own key: an invite need not wait for the war-room line, so a page's three
+            # rows go out in one delivery round.
+            payload = {"users": users, "priority": PAGE, "to": view.channel_id}
+            key = f"invite:{view.channel_id}"
+            rows.append(effect_row("invite", channel=key, incident_id=inc.id, at=now, payload=payload))
+    oncall = page.users.get("oncall") or {}
+    why = f" ({oncall_text(oncall)})" if oncall else ""
+    return service.event_values(
+        inc.id,
+        "page",
+        Line(
+            f"Paged L{page.level} ({view.level_name}) ",
+            people(users) or ["nobody (no one at this level in the roster)"],
+            f": {page.reason}{why}",
+        ),
+        at=now,
+        data={
+            "level": page.level,
+            "step": t.step,
+            "users": users,
+            "reason": page.reason,
+            "due_at": page.due_at.isoformat(),
+            "sent_at": now.isoformat(),
+            "lateness_s": round((now - page.due_at).total_seconds(), 3),
+            "mode": mode,
+            "oncall": oncall,
+        },
+        dedupe_key=f"{inc.id}:page:{page.cycle}:{t.step}",
+    )
 
 
 def _war_room_line(view: PageView, users: list[str], mode: str) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Services
 from bot.models import Incident, OutboxMessage, Page
-from bot.outbox import enqueue, find_posted, may_be_done, post_marked
+from bot.outbox import effect_row, enqueue, find_posted, may_be_done, post_marked
 from bot.priority import PAGE
 from bot.states import IncidentStatus
 from bot.timefmt import fmt_elapsed
@@ -74,10 +74,10 @@ def order_key(page: Page, user: str) -> str:
     return f"page:{page.id}:{user}"
 
 
-async def queue_page_dm(s: AsyncSession, page: Page, user: str, now: datetime) -> None:
-    """In the page's transaction: the DM to `user`. The dedupe key makes a second queueing impossible."""
-    await enqueue(
-        s,
+def page_dm_row(page: Page, user: str, now: datetime) -> dict[str, Any]:
+    """The outbox row of `page`'s DM to `user`, for the page's transaction (bot.outbox.enqueue_rows). The
+    dedupe key makes a second queueing impossible."""
+    return effect_row(
         PAGE_DM,
         channel=order_key(page, user),
         incident_id=page.incident_id,
@@ -105,17 +105,23 @@ async def queue_page_edit(
     )
 
 
-async def _load(svc: Services, page_id: int) -> tuple[Incident | None, Page | None]:
-    async with svc.db.session() as s:  # one statement: this runs once per DM
-        stmt = (
-            select(Page, Incident).join(Incident, Incident.id == Page.incident_id).where(Page.id == page_id)
-        )
-        row = (await s.execute(stmt)).first()
-    return (row[1], row[0]) if row is not None else (None, None)
+_PAGE_AND_INCIDENT = select(Page, Incident).join(Incident, Incident.id == Page.incident_id)
 
 
-async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
-    """Send one page DM, rendered now; skipped once nobody needs it any more."""
+async def load_page_dms(svc: Services, rows: list[OutboxMessage]) -> dict[int, tuple[Incident, Page]]:
+    """The `page_dm` rows' preparer: every row's page and incident, in one statement for a delivery round."""
+    wanted = {int(r.payload["page"]) for r in rows}
+    async with svc.db.session() as s:
+        stmt = _PAGE_AND_INCIDENT.where(Page.id.in_(wanted))
+        found = {page.id: (inc, page) for page, inc in (await s.execute(stmt)).tuples()}
+    return {r.id: found[int(r.payload["page"])] for r in rows if int(r.payload["page"]) in found}
+
+
+async def page_dm_effect(
+    svc: Services, row: OutboxMessage, loaded: tuple[Incident, Page] | None
+) -> dict[str, Any] | None:
+    """Send one page DM, rendered now; skipped once nobody needs it any more. `loaded`: the row's incident
+    and page, read at the start of the delivery round (`load_page_dms`), None when the page is gone."""
     user = str(row.payload["user"])
     if may_be_done(row):
         # An earlier try may have reached the person (its answer lost) before the page was answered: that
@@ -124,9 +130,9 @@ async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | 
         channel = await svc.chat.open_dm(user)
         if (found := await find_posted(svc, row, channel)) is not None:
             return {"channel": channel, **found}
-    inc, page = await _load(svc, int(row.payload["page"]))
-    if inc is None or page is None:
+    if loaded is None:
         return {"skipped": "gone"}
+    inc, page = loaded
     if inc.status == IncidentStatus.RESOLVED:
         return {"skipped": "resolved"}
     if inc.cycle != page.cycle:
@@ -143,11 +149,21 @@ async def page_dm_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | 
     return await post_marked(svc, row, channel, text, blocks, channel=channel, room=bool(view.channel_id))
 
 
-async def record_page_dm(s: AsyncSession, row: OutboxMessage, result: dict[str, Any]) -> None:
-    """In the transaction that marks the `page_dm` row sent: where the DM went, on the page row."""
-    page = await s.get(Page, int(row.payload["page"]), with_for_update=True)
-    if page is not None:
-        page.dm = {**page.dm, str(row.payload["user"]): result}
+async def _pages_locked(
+    s: AsyncSession, items: list[tuple[OutboxMessage, dict[str, Any]]]
+) -> dict[int, Page]:
+    ids = {int(row.payload["page"]) for row, _ in items}
+    stmt = select(Page).where(Page.id.in_(ids)).order_by(Page.id).with_for_update()
+    return {p.id: p for p in (await s.execute(stmt)).scalars()}
+
+
+async def record_page_dm(s: AsyncSession, items: list[tuple[OutboxMessage, dict[str, Any]]]) -> None:
+    """In the transaction that marks `page_dm` rows sent: where each DM went, on its page row."""
+    pages = await _pages_locked(s, items)
+    for row, result in items:
+        page = pages.get(int(row.payload["page"]))
+        if page is not None:
+            page.dm = {**page.dm, str(row.payload["user"]): result}
 
 
 async def page_edit_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] | None:
@@ -164,11 +180,14 @@ async def page_edit_effect(svc: Services, row: OutboxMessage) -> dict[str, Any] 
     return {"channel": dm["channel"], "ts": dm["ts"]}
 
 
-async def record_page_edit(s: AsyncSession, row: OutboxMessage, result: dict[str, Any]) -> None:
+async def record_page_edit(s: AsyncSession, items: list[tuple[OutboxMessage, dict[str, Any]]]) -> None:
     """A DM edited with the war room now names it: a later war-room edit leaves it alone."""
-    if not row.payload.get("unless_room") or not result.get("ts"):
+    items = [(row, result) for row, result in items if row.payload.get("unless_room") and result.get("ts")]
+    if not items:
         return
-    page = await s.get(Page, int(row.payload["page"]), with_for_update=True)
-    user = str(row.payload["user"])
-    if page is not None and isinstance(page.dm.get(user), dict):
-        page.dm = {**page.dm, user: {**page.dm[user], "room": True}}
+    pages = await _pages_locked(s, items)
+    for row, _ in items:
+        page = pages.get(int(row.payload["page"]))
+        user = str(row.payload["user"])
+        if page is not None and isinstance(page.dm.get(user), dict):
+            page.dm = {**page.dm, user: {**page.dm[user], "room": True}}

@@ -751,16 +751,17 @@ async def invite_effect(svc: Services, row: OutboxMessage) -> dict[str, Any]:
 
     One by one: Slack refuses a whole invite with already_in_channel when any one user is a member."""
     users = [str(u) for u in row.payload.get("users", [])]
+    channel = str(row.payload.get("to") or row.channel)  # `to`: a page's invite is ordered on its own key
     invited = []
     for user in users:
         try:
-            await svc.chat.invite(row.channel, [user])
+            await svc.chat.invite(channel, [user])
             invited.append(user)
         except ChatError as exc:
             if exc.transient:
                 raise
             if exc.error not in ("already_in_channel", "cant_invite_self"):
-                log.warning("could not invite %s to %s: %s", user, row.channel, exc.error)
+                log.warning("could not invite %s to %s: %s", user, channel, exc.error)
     return {"users": users, "invited": invited}
 
 
