@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import incident_store as service
@@ -185,11 +185,13 @@ async def fire_pages(svc: Services, timers: list[Timer], worker: str) -> None:
                 targets[level] = await page_target(svc, level, now, s)
             new.append((inc, t, _page_row(inc, t, targets[level], now)))
         if new:
-            # The pages' ids name their DM rows.
-            added = insert(Page).returning(Page.id, sort_by_parameter_order=True)
-            page_ids = (await s.execute(added, [_columns(p) for _, _, p in new])).scalars().all()
-            for (_, _, page), page_id in zip(new, page_ids, strict=True):
-                page.id = page_id
+            # The pages' ids name their DM rows: read back by their unique step (an INSERT … RETURNING in
+            # parameter order is one row per statement on SQLite).
+            await s.execute(insert(_PAGES), [_columns(p) for _, _, p in new])
+            ids_of = select(Page.id, Page.incident_id, Page.cycle, Page.step).where(Page.incident_id.in_(ids))
+            page_ids = {(i, c, st): pid for pid, i, c, st in (await s.execute(ids_of)).all()}
+            for _, _, page in new:
+                page.id = page_ids[(page.incident_id, page.cycle, page.step)]
             rows: list[dict[str, Any]] = []
             events = [_page_effects(svc, inc, t, page, now, rows) for inc, t, page in new]
             await enqueue_rows(s, rows)
@@ -216,6 +218,7 @@ async def fire_pages(svc: Services, timers: list[Timer], worker: str) -> None:
 
 # Rows one claim of a batch's delivery takes: a burst of pages goes out in a few rounds, not one per page.
 DELIVER_BATCH = 100
+_PAGES = cast(Table, Page.__table__)
 _PAGE_COLUMNS = (
     "incident_id",
     "cycle",
