@@ -6,6 +6,7 @@ things later, never earlier."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -65,6 +66,10 @@ async def test_one_channel_about_one_a_second_in_order(
 ) -> None:
     a, _ = procs
     [room] = _rooms(slack, 1)
+    # Measured from before the burst, not from the first call's arrival: the gate admits the first three at
+    # once, and a first call slowed on its way (a connection set up under load) arrived late and made the
+    # fourth look early (0.62 s in one CI run) although the gate had held it its second.
+    start = time.time()
     tasks = []
     for i in range(6):
         tasks.append(asyncio.create_task(a.chat.post(room, f"line {i}")))
@@ -72,10 +77,9 @@ async def test_one_channel_about_one_a_second_in_order(
     await asyncio.gather(*tasks)
     calls = slack.calls_to("chat.postMessage", ok=True)
     assert [c.args["text"] for c in calls] == [f"line {i}" for i in range(6)]
-    # A burst of 3, then about one a second: message k (k >= 3) not before (k - 2) seconds after the first.
-    t0 = calls[0].at
+    # A burst of 3, then about one a second: message k (k >= 3) not before (k - 2) seconds after the start.
     for k, c in enumerate(calls[3:], start=3):
-        assert c.at - t0 >= (k - 2) * 0.95, (k, c.at - t0)
+        assert c.at - start >= (k - 2) * 0.95, (k, c.at - start)
 
 
 async def test_pages_go_before_background_posts_when_tight(db_url: str, slack: SlackStandin) -> None:

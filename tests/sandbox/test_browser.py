@@ -50,6 +50,25 @@ async def _open_dm(page: Any, user: str) -> None:
     await expect(page.locator("#viewer")).to_have_value(user)
 
 
+async def _as_in(page: Any, user: str, name: str, channel: str) -> None:
+    """Become `user` (the "You are" menu) and open #`channel`. Retried like `_open_dm`: a click on the
+    channel that lands as the sidebar shifts (a page DM arriving) opens a neighbouring DM instead, which
+    makes you that DM's person (seen once under load in CI: the label never said `name`)."""
+    from playwright.async_api import expect
+
+    label = page.locator("#as")
+    for _ in range(5):
+        await page.locator("#viewer").select_option(user)
+        await page.locator(".channel", has_text=channel).click()
+        try:
+            await expect(label).to_contain_text(name, timeout=3_000)
+            await expect(label).to_contain_text(f"#{channel}", timeout=3_000)
+            return
+        except AssertionError:
+            continue
+    await expect(label).to_contain_text(f"{name} in #{channel}")
+
+
 async def _hover_click(message: Any, button: str) -> None:
     """Click a message's hover-only button. Retried: the channel re-renders as the bot's lines arrive (the
     outbox posts them a moment later), and a re-rendered message loses the hover (seen under load in CI)."""
@@ -238,9 +257,7 @@ async def test_a_responders_whole_path_with_clicks_only(browser_page: tuple[Sand
     await expect(page.locator(".channel.incident")).to_have_count(1)
 
     # A stakeholder (the CEO is never paged for a P1) joins from the announcement.
-    await page.locator("#viewer").select_option("U05CEO")
-    await page.locator(".channel", has_text="announcements").click()
-    await expect(page.locator("#as")).to_contain_text("Cass CEO")  # the page acts as the CEO now
+    await _as_in(page, "U05CEO", "Cass CEO", "announcements")  # the page acts as the CEO now
     join = page.get_by_role("button", name="Join war room").last
     await join.click()
     await expect(page.locator(".message.ephemeral")).to_contain_text("You are in")
