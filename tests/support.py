@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +20,27 @@ from sandbox.page import sign as slack_sign
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-token-123456"
+
+
+def live_incident(incident_id: str, now: datetime, **columns: Any) -> Incident:
+    """A P1 declared ten minutes before `now`, its war room provisioned, nothing paged yet: what the
+    escalation tests seed their timers on (`columns` override)."""
+    values: dict[str, Any] = dict(
+        id=incident_id,
+        severity="P1",
+        status="NEW",
+        summary="orders failing",
+        impact="",
+        root_cause="",
+        next_steps="",
+        declared_by="UDECLARER",
+        declared_at=now - timedelta(minutes=10),
+        updated_at=now,
+        plan_version=1,
+        cycle=1,
+        provision_state="ready",
+    )
+    return Incident(**(values | columns))
 
 
 def sign(body: bytes, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
-from bot.models import Incident, Page, Timer
+from bot.models import Page, Timer
 from bot.worker import Worker
 from tests.conftest import PG_SKIP, make_settings
+from tests.support import live_incident
 from wiring.services import build_services
 
 N = 200
@@ -31,23 +32,7 @@ async def test_two_workers_page_each_step_exactly_once(
         async with a.db.session() as s:
             for i in range(N):
                 inc_id = f"INC-20261123-{i:06d}"
-                s.add(
-                    Incident(
-                        id=inc_id,
-                        severity="P1",
-                        status="NEW",
-                        summary=f"load {i}",
-                        impact="",
-                        root_cause="",
-                        next_steps="",
-                        declared_by="UDECLARER",
-                        declared_at=now - timedelta(minutes=10),
-                        updated_at=now,
-                        plan_version=1,
-                        cycle=1,
-                        provision_state="ready",
-                    )
-                )
+                s.add(live_incident(inc_id, now, summary=f"load {i}"))
                 s.add(
                     Timer(
                         incident_id=inc_id,

@@ -22,27 +22,15 @@ from bot.models import Incident, OutboxMessage, Page, TimelineEvent, Timer
 from bot.states import OutboxState, TimerState
 from bot.worker import Worker
 from sandbox.slack_standin import SlackStandin
+from tests.support import live_incident
 
 L2_DM = "DU02SECOND"  # the stand-in's DM channels of the L2 and L3 on-calls
 L3_DM = "DU03LEAD"
 
 
 def _incident(i: int, now: Any, channel: str | None, *, status: str = "NEW") -> Incident:
-    return Incident(
-        id=f"INC-20261201-0000{i:02d}",
-        severity="P1",
-        status=status,
-        summary=f"orders failing {i}",
-        impact="",
-        root_cause="",
-        next_steps="",
-        declared_by="UDECLARER",
-        declared_at=now - timedelta(minutes=10),
-        updated_at=now,
-        plan_version=1,
-        cycle=1,
-        provision_state="ready",
-        channel_id=channel,
+    return live_incident(
+        f"INC-20261201-0000{i:02d}", now, summary=f"orders failing {i}", status=status, channel_id=channel
     )
 
 

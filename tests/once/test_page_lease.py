@@ -11,7 +11,6 @@ process (the in-flight DM, of unknown fate, is sent again: a page is never lost)
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,11 +19,11 @@ from sqlalchemy import select
 from bot import outbox
 from bot.clock import ManualClock
 from bot.context import Services
-from bot.models import Incident, OutboxMessage, Page, Timer
+from bot.models import OutboxMessage, Page, Timer
 from bot.states import OutboxState, PageState, TimerState
 from bot.worker import Worker
 from sandbox.slack_standin import SlackStandin
-from tests.support import HeldPosts
+from tests.support import HeldPosts, live_incident
 
 DM = "DU02SECOND"  # the stand-in's DM channel of U02SECOND, the L2 on-call
 
@@ -32,23 +31,7 @@ DM = "DU02SECOND"  # the stand-in's DM channel of U02SECOND, the L2 on-call
 async def _seed(svc: Services) -> int:
     now = svc.clock.now()
     async with svc.db.session() as s:
-        s.add(
-            Incident(
-                id="INC-20261201-000001",
-                severity="P1",
-                status="NEW",
-                summary="orders failing",
-                impact="",
-                root_cause="",
-                next_steps="",
-                declared_by="UDECLARER",
-                declared_at=now - timedelta(minutes=10),
-                updated_at=now,
-                plan_version=1,
-                cycle=1,
-                provision_state="ready",
-            )
-        )
+        s.add(live_incident("INC-20261201-000001", now))
         timer = Timer(
             incident_id="INC-20261201-000001",
             kind="page",
