@@ -144,7 +144,7 @@ async def _fire(svc: Services, t: Timer, worker: str) -> None:
         await timers.finish(svc.db, t.id, timers.TimerState.FAILED, error=f"no handler for {t.kind}")
         return
     stop = asyncio.Event()
-    beat = asyncio.create_task(_keep_claim(svc, t.id, worker, stop))
+    beat = asyncio.create_task(_keep_claims(svc, [t.id], worker, stop))
     try:
         await handler(svc, t, worker)
     except Exception as exc:
@@ -155,21 +155,13 @@ async def _fire(svc: Services, t: Timer, worker: str) -> None:
         await beat
 
 
-def _keep_claim(svc: Services, timer_id: int, worker: str, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
-    """Renew the claim while the handler runs; stop once it is not ours any more."""
-
-    async def renew() -> bool:
-        return await timers.renew(svc.db, timer_id, worker, svc.clock.now())
-
-    return keep_claim(stop, RENEW_EVERY, renew, f"timer {timer_id}")
-
-
 def _keep_claims(
     svc: Services, timer_ids: list[int], worker: str, stop: asyncio.Event
 ) -> Coroutine[Any, Any, None]:
-    """The same for a batch: one statement renews them all."""
+    """Renew the claims while their handler runs (one statement for a batch); stop once none is ours."""
 
     async def renew() -> bool:
-        return await timers.renew_many(svc.db, timer_ids, worker, svc.clock.now())
+        return await timers.renew(svc.db, timer_ids, worker, svc.clock.now())
 
-    return keep_claim(stop, RENEW_EVERY, renew, f"{len(timer_ids)} timers")
+    what = f"timer {timer_ids[0]}" if len(timer_ids) == 1 else f"{len(timer_ids)} timers"
+    return keep_claim(stop, RENEW_EVERY, renew, what)

@@ -106,7 +106,9 @@ async def add_event(
         session.add(TimelineEvent(**values))
         await session.flush()
         return True
-    return bool(await add_events(session, [values]))
+    stmt = _insert(session, TimelineEvent).values(**values).on_conflict_do_nothing()
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def event_values(
@@ -132,19 +134,12 @@ def event_values(
     )
 
 
-async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Several timeline rows (`event_values`, each with a dedupe key) in one statement; those whose key is
-    taken already are left out. Returns how many were added (one row: its count; several, an executemany,
-    says nothing of them: -1)."""
-    if not rows:
-        return 0
-    stmt = _insert(session, TimelineEvent).on_conflict_do_nothing()
-    if len(rows) == 1:
-        result = await session.execute(stmt.values(**rows[0]))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-    # An executemany: one compiled statement whatever the number of rows (a VALUES list per size was not).
-    await session.execute(stmt, rows)
-    return -1
+    taken already are left out. An executemany: one compiled statement whatever the number of rows (a
+    VALUES list per size was not)."""
+    if rows:
+        await session.execute(_insert(session, TimelineEvent).on_conflict_do_nothing(), rows)
 
 
 async def has_event(session: AsyncSession, dedupe_key: str) -> bool:

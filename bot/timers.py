@@ -15,7 +15,7 @@ from bot.states import TimerState
 
 log = logging.getLogger("incident_bot.timers")
 
-__all__ = ["TimerState", "claim", "finish", "recover_stale", "renew", "renew_many", "retry_later"]
+__all__ = ["TimerState", "claim", "finish", "recover_stale", "renew", "retry_later"]
 
 
 async def claim(
@@ -39,14 +39,10 @@ async def claim(
     )
 
 
-async def renew(db: Database, timer_id: int, worker: str, now: datetime) -> bool:
-    """Extend `worker`'s claim on a timer (its lease counts from `now`). False when the claim is no longer
-    `worker`'s: its lease ran out and another worker took the timer, or it was finished or put back."""
-    return await renew_many(db, [timer_id], worker, now)
-
-
-async def renew_many(db: Database, timer_ids: list[int], worker: str, now: datetime) -> bool:
-    """`renew` for several timers in one statement: False when none of them is `worker`'s any more."""
+async def renew(db: Database, timer_ids: list[int], worker: str, now: datetime) -> bool:
+    """Extend `worker`'s claims on these timers (their lease counts from `now`), in one statement. False when
+    none of them is `worker`'s any more: the lease ran out and another worker took them, or they were finished
+    or put back."""
     stmt = (
         update(Timer)
         .where(Timer.id.in_(timer_ids), Timer.state == TimerState.CLAIMED, Timer.claimed_by == worker)

@@ -183,7 +183,7 @@ async def fire_pages(svc: Services, timers: list[Timer], worker: str) -> None:
             level = int(t.data.get("level", t.step.removeprefix("L")))
             if level not in targets:
                 targets[level] = await page_target(svc, level, now, s)
-            new.append((inc, t, _page_row(inc, t, targets[level], now)))
+            new.append((inc, t, _page_row(inc, t, level, targets[level], now)))
         if new:
             # The pages' ids name their DM rows: read back by their unique step (an INSERT … RETURNING in
             # parameter order is one row per statement on SQLite).
@@ -237,7 +237,7 @@ def _columns(page: Page) -> dict[str, Any]:
     return {c: getattr(page, c) for c in _PAGE_COLUMNS}
 
 
-def _page_row(inc: Incident, t: Timer, target: PageTarget, now: datetime) -> Page:
+def _page_row(inc: Incident, t: Timer, level: int, target: PageTarget, now: datetime) -> Page:
     """The page as it is written (a transient object: inserted with its siblings in one statement)."""
     users = list(target.oncall.users)
     mode = str(t.data.get("mode", "dm"))
@@ -245,7 +245,7 @@ def _page_row(inc: Incident, t: Timer, target: PageTarget, now: datetime) -> Pag
         incident_id=inc.id,
         cycle=inc.cycle,
         step=t.step,
-        level=int(t.data.get("level", t.step.removeprefix("L"))),
+        level=level,
         users={"ids": users, "oncall": target.record()},
         reason=str(t.data.get("reason", "")),
         due_at=datetime.fromisoformat(t.data["due"]) if "due" in t.data else t.due_at,
